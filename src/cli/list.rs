@@ -1,0 +1,55 @@
+//! `phasebench list`: the engine catalog, rendered from the declarations.
+
+use std::fmt::Write as _;
+
+use phasebench::engines::catalog::{MetricDecl, OptionDecl, HARNESS_METRICS};
+use phasebench::engines::{registry, MetricKind};
+
+/// The catalog as text.
+pub fn render() -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Every workload records:");
+    metrics(&mut out, HARNESS_METRICS.iter(), "  ");
+    for kind in registry() {
+        let decl = kind.decl();
+        let _ = writeln!(out, "\nengine `{}`: {}", decl.kind, decl.doc);
+        if !decl.options.is_empty() {
+            let _ = writeln!(out, "  options:");
+            options(&mut out, decl.options, "    ");
+        }
+        let _ = writeln!(out, "  operations:");
+        for op in decl.ops {
+            let _ = writeln!(out, "    {}: {}", op.name, op.doc);
+            if !op.params.is_empty() {
+                let _ = writeln!(out, "      with:");
+                options(&mut out, op.params, "        ");
+            }
+            if !op.metrics.is_empty() {
+                let _ = writeln!(out, "      records: {}", op.metrics.join(", "));
+            }
+        }
+        if !decl.metrics.is_empty() {
+            let _ = writeln!(out, "  metrics:");
+            metrics(&mut out, decl.metrics.iter(), "    ");
+        }
+    }
+    out
+}
+
+fn options(out: &mut String, decls: &[OptionDecl], indent: &str) {
+    for option in decls {
+        let default = option.default.map_or_else(|| "required".to_owned(), |d| format!("default {d}"));
+        let _ =
+            writeln!(out, "{indent}{:<14} {:<28} {:<16} {}", option.name, option.ty.describe(), default, option.doc);
+    }
+}
+
+fn metrics<'a>(out: &mut String, decls: impl Iterator<Item = &'a MetricDecl>, indent: &str) {
+    for metric in decls {
+        let kind = match metric.kind {
+            MetricKind::Distribution => "per operation",
+            MetricKind::Scalar => "per run",
+        };
+        let _ = writeln!(out, "{indent}{:<14} {:<22} {:<14} {}", metric.name, metric.dim.describe(), kind, metric.doc);
+    }
+}

@@ -1,0 +1,73 @@
+//! Command-line arguments and the small commands; `run` has its own file.
+
+pub mod list;
+pub mod run;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use phasebench::{dsl, plan};
+
+/// Exit statuses, as documented in the README.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Every target held.
+    Success = 0,
+    /// A target missed, or the run was cut short.
+    TargetMissed = 1,
+    /// The input was invalid; nothing ran or was written.
+    InvalidInput = 2,
+}
+
+/// Declarative performance campaigns.
+#[derive(Debug, Parser)]
+#[command(name = "phasebench", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario and write its run folder.
+    Run(run::RunArgs),
+    /// Parse and check a scenario; run nothing.
+    Validate {
+        /// The scenario file.
+        file: PathBuf,
+    },
+    /// List engines, operations, options and metrics with their units.
+    List,
+}
+
+/// `phasebench validate FILE`.
+pub fn validate(file: &Path) -> Status {
+    let checked = dsl::load(file).and_then(|doc| plan::build(&doc, &plan::PlanOptions::default()));
+    match checked {
+        Ok(plan) => {
+            let experiments = plan.experiments.len();
+            println!(
+                "{}: ok — scenario `{}`, {} runs, {} experiment{}",
+                file.display(),
+                plan.scenario.name,
+                plan.runs.len(),
+                experiments,
+                if experiments == 1 { "" } else { "s" }
+            );
+            Status::Success
+        }
+        Err(diagnostics) => {
+            eprint!("{diagnostics}");
+            Status::InvalidInput
+        }
+    }
+}
+
+/// `phasebench list`.
+pub fn list() -> Status {
+    print!("{}", list::render());
+    Status::Success
+}

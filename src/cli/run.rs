@@ -1,0 +1,210 @@
+//! `phasebench run`: check, create the run folder, measure, save, summarize.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::Status;
+use phasebench::analysis::targets;
+use phasebench::plan::{Plan, PlanOptions, RunSpec};
+use phasebench::quantity::{format_value, Dim};
+use phasebench::report::summary;
+use phasebench::results::store::{self, StoreError};
+use phasebench::results::{Results, RunRecord};
+use phasebench::run::{execute_plan, Control, Observer, RunProgress};
+use phasebench::{dsl, plan};
+
+/// Arguments of `phasebench run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// Run folder to create (default: runs/<scenario>-<time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Shrink every workload to a few iterations.
+    #[arg(long)]
+    pub smoke: bool,
+    /// Run only this phase, workload or experiment.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print only the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs the command.
+pub fn execute(args: RunArgs) -> Status {
+    let options = PlanOptions { smoke: args.smoke, only: args.only.clone(), seed: args.seed };
+    let document = match dsl::load(&args.file) {
+        Ok(document) => document,
+        Err(diagnostics) => return invalid(&diagnostics),
+    };
+    let plan = match plan::build(&document, &options) {
+        Ok(plan) => plan,
+        Err(diagnostics) => return invalid(&diagnostics),
+    };
+    let folder = match &args.out {
+        Some(out) => store::create_run_folder(out).map(|()| out.clone()),
+        None => store::default_run_folder(Path::new("runs"), &plan.scenario.name, chrono::Utc::now()),
+    };
+    let folder = match folder {
+        Ok(folder) => folder,
+        Err(error @ StoreError::Exists(_)) => {
+            eprintln!("error: {error}\n  = hint: choose another --out folder");
+            return Status::InvalidInput;
+        }
+        Err(error) => {
+            eprintln!("error: cannot create the run folder: {error}");
+            return Status::TargetMissed;
+        }
+    };
+    if let Err(error) = store::write_atomic(&folder.join("scenario.yaml"), document.source.as_bytes()) {
+        eprintln!("error: {error}");
+        return Status::TargetMissed;
+    }
+
+    let results = match measure(&plan, &folder, args.quiet) {
+        Ok(results) => results,
+        Err(error) => {
+            eprintln!("error: results could not be saved: {error}");
+            return Status::TargetMissed;
+        }
+    };
+    let outcomes = targets::evaluate(&results);
+    print!("{}", summary::render(&results, &outcomes));
+    println!("results: {}", folder.join("results.json").display());
+    let all_held = outcomes.iter().all(|outcome| outcome.held);
+    let all_ran = results.complete && results.runs.iter().all(|run| run.complete);
+    if all_held && all_ran {
+        Status::Success
+    } else {
+        Status::TargetMissed
+    }
+}
+
+fn invalid(diagnostics: &phasebench::diagnostic::Diagnostics) -> Status {
+    eprint!("{diagnostics}");
+    Status::InvalidInput
+}
+
+/// Runs the plan with Ctrl-C handling: the first stops cleanly, the second aborts.
+fn measure(plan: &Plan, folder: &Path, quiet: bool) -> Result<Results, StoreError> {
+    let control = Arc::new(Control::default());
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("warning: Ctrl-C handling is unavailable ({error}); running without it");
+            let mut observer = CliObserver::new(folder, quiet);
+            return execute_plan(plan, &control, &mut observer);
+        }
+    };
+    let signals = Arc::clone(&control);
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            signals.cancel.store(true, Ordering::Relaxed);
+            eprintln!(
+                "\nstopping: finishing the operations in flight and saving what was measured (Ctrl-C again aborts)"
+            );
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("aborted; results of finished runs are saved");
+                std::process::exit(130);
+            }
+        }
+    });
+    let _guard = runtime.enter();
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            let mut observer = CliObserver::new(folder, quiet);
+            execute_plan(plan, &control, &mut observer)
+        });
+        // Drive the runtime (and so the signal listener) until the plan is done.
+        runtime.block_on(async {
+            while !worker.is_finished() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        });
+        worker.join().unwrap_or_else(|_| {
+            Err(StoreError::Format { path: folder.into(), message: "the interpreter panicked".into() })
+        })
+    })
+}
+
+/// Shows progress (a bar on a terminal, plain lines otherwise) and saves results after every run.
+struct CliObserver<'a> {
+    folder: &'a Path,
+    quiet: bool,
+    bar: Option<ProgressBar>,
+    terminal: bool,
+    index: usize,
+    total: usize,
+}
+
+impl<'a> CliObserver<'a> {
+    fn new(folder: &'a Path, quiet: bool) -> Self {
+        CliObserver { folder, quiet, bar: None, terminal: std::io::stderr().is_terminal(), index: 0, total: 0 }
+    }
+}
+
+impl Observer for CliObserver<'_> {
+    fn run_started(&mut self, index: usize, total: usize, spec: &RunSpec) {
+        (self.index, self.total) = (index + 1, total);
+        if self.quiet {
+            return;
+        }
+        if self.terminal {
+            let bar = ProgressBar::new(1000);
+            if let Ok(style) = ProgressStyle::with_template("{prefix} {wide_msg} [{bar:30}] {elapsed}") {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_prefix(format!("[{}/{}]", self.index, total));
+            bar.set_message(spec.id.clone());
+            self.bar = Some(bar);
+        } else {
+            eprintln!("[{}/{}] {} …", self.index, total, spec.id);
+        }
+    }
+
+    fn tick(&mut self, spec: &RunSpec, progress: &RunProgress) {
+        if let Some(bar) = &self.bar {
+            bar.set_position((progress.fraction(spec.stop) * 1000.0) as u64);
+        }
+    }
+
+    fn run_finished(&mut self, record: &RunRecord, results: &Results) -> Result<(), StoreError> {
+        store::save(self.folder, results)?;
+        if self.quiet {
+            return Ok(());
+        }
+        let line = finished_line(self.index, self.total, record);
+        match self.bar.take() {
+            Some(bar) => {
+                bar.finish_and_clear();
+                eprintln!("{line}");
+            }
+            None => eprintln!("{line}"),
+        }
+        Ok(())
+    }
+}
+
+fn finished_line(index: usize, total: usize, record: &RunRecord) -> String {
+    let latency = record.metrics.get("latency").and_then(|m| m.summary).filter(|s| s.count > 0);
+    let figures = latency.map_or_else(
+        || "no successful operation".to_owned(),
+        |s| format!("p50 {}, p99 {}", format_value(s.p50, Dim::TIME), format_value(s.p99, Dim::TIME)),
+    );
+    let mut line =
+        format!("[{index}/{total}] {}: {} ops, {figures}, {} errors", record.id, record.operations, record.errors);
+    if let Some(failure) = &record.failure {
+        line.push_str(&format!(" ({failure})"));
+    }
+    line
+}

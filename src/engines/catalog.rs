@@ -1,0 +1,196 @@
+//! Engine declarations: options, operations and metrics, each with its type or unit.
+//!
+//! An engine states these once, as static data. Validation of scenarios,
+//! `phasebench list` and the documentation all read the same declarations, so
+//! they cannot drift apart.
+
+use crate::quantity::Dim;
+
+/// The type an option or parameter takes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValueType {
+    /// A duration with a unit: `250us`, `2s`.
+    Duration,
+    /// A size in bytes: `4KiB`, or a plain integer.
+    Size,
+    /// A whole number in `min..=max`; `5x` or `5`.
+    Count {
+        /// Smallest allowed value.
+        min: u64,
+        /// Largest allowed value.
+        max: u64,
+    },
+    /// A real number in `min..=max`; `5%` is 0.05.
+    Number {
+        /// Smallest allowed value.
+        min: f64,
+        /// Largest allowed value.
+        max: f64,
+    },
+    /// `true`/`false` (also `on`/`off`).
+    Bool,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+    /// Free text.
+    Text,
+    /// Events per second: `2000/s`.
+    Rate,
+}
+
+impl ValueType {
+    /// How the type reads in `phasebench list` and in errors.
+    pub fn describe(&self) -> String {
+        match self {
+            ValueType::Duration => "duration (e.g. 250us, 2s)".into(),
+            ValueType::Size => "size (e.g. 4KiB, 64MiB)".into(),
+            ValueType::Count { min, max } if *max == u64::MAX => format!("count >= {min}"),
+            ValueType::Count { min, max } => format!("count {min}..={max}"),
+            ValueType::Number { min, max } => format!("number {min}..={max}"),
+            ValueType::Bool => "true | false".into(),
+            ValueType::Choice(choices) => choices.join(" | "),
+            ValueType::Text => "text".into(),
+            ValueType::Rate => "rate (e.g. 2000/s)".into(),
+        }
+    }
+}
+
+/// One option of an engine or parameter of an operation.
+#[derive(Debug)]
+pub struct OptionDecl {
+    /// Key in the scenario.
+    pub name: &'static str,
+    /// Accepted values.
+    pub ty: ValueType,
+    /// Default as scenario text; `None` makes the option required.
+    pub default: Option<&'static str>,
+    /// One line for `phasebench list`.
+    pub doc: &'static str,
+}
+
+/// Whether a metric is sampled per operation or computed once per run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// Many samples per run, kept in an HDR histogram.
+    Distribution,
+    /// One value per run, such as throughput.
+    Scalar,
+}
+
+/// A metric a run can record, with its dimension.
+#[derive(Debug)]
+pub struct MetricDecl {
+    /// Name used in targets, such as `ttft`.
+    pub name: &'static str,
+    /// Physical dimension of its values.
+    pub dim: Dim,
+    /// Per operation or per run.
+    pub kind: MetricKind,
+    /// One line for `phasebench list`.
+    pub doc: &'static str,
+}
+
+/// One operation an engine performs.
+#[derive(Debug)]
+pub struct OpDecl {
+    /// Name used as `op:` in a workload.
+    pub name: &'static str,
+    /// One line for `phasebench list`.
+    pub doc: &'static str,
+    /// Parameters given under `with:`.
+    pub params: &'static [OptionDecl],
+    /// Engine metrics this operation records, beyond the harness's own.
+    pub metrics: &'static [&'static str],
+}
+
+/// Everything an engine declares.
+#[derive(Debug)]
+pub struct EngineDecl {
+    /// Name used as `kind:` of an engine instance.
+    pub kind: &'static str,
+    /// One line for `phasebench list`.
+    pub doc: &'static str,
+    /// Options of an engine instance.
+    pub options: &'static [OptionDecl],
+    /// Operations.
+    pub ops: &'static [OpDecl],
+    /// Metrics the operations may record.
+    pub metrics: &'static [MetricDecl],
+}
+
+impl EngineDecl {
+    /// The declaration of operation `name`.
+    pub fn op(&self, name: &str) -> Option<&'static OpDecl>
+    where
+        Self: 'static,
+    {
+        self.ops.iter().find(|op| op.name == name)
+    }
+
+    /// The declaration of option `name`.
+    pub fn option(&self, name: &str) -> Option<&'static OptionDecl>
+    where
+        Self: 'static,
+    {
+        self.options.iter().find(|option| option.name == name)
+    }
+
+    /// Metrics a run of `op` has: the harness's own, then the op's.
+    pub fn metrics_of(&'static self, op: &OpDecl) -> Vec<&'static MetricDecl> {
+        let own = op.metrics.iter().filter_map(|name| self.metrics.iter().find(|metric| metric.name == *name));
+        HARNESS_METRICS.iter().chain(own).collect()
+    }
+}
+
+/// Metrics the harness records for every workload, whatever the engine.
+pub static HARNESS_METRICS: &[MetricDecl] = &[
+    MetricDecl {
+        name: "latency",
+        dim: Dim::TIME,
+        kind: MetricKind::Distribution,
+        doc: "time per operation; in open loop, from its intended start (coordinated omission corrected)",
+    },
+    MetricDecl {
+        name: "service_time",
+        dim: Dim::TIME,
+        kind: MetricKind::Distribution,
+        doc: "time per operation from its actual start, excluding queueing",
+    },
+    MetricDecl {
+        name: "throughput",
+        dim: Dim::PER_TIME,
+        kind: MetricKind::Scalar,
+        doc: "completed operations per second of measured time",
+    },
+    MetricDecl { name: "errors", dim: Dim::NONE, kind: MetricKind::Scalar, doc: "operations that failed" },
+    MetricDecl {
+        name: "error_rate",
+        dim: Dim::NONE,
+        kind: MetricKind::Scalar,
+        doc: "failed operations as a fraction of all attempted",
+    },
+];
+
+/// How many histogram units make one base unit: nanoseconds for time, bytes
+/// for sizes, thousandths for everything else (so rates and ratios keep three
+/// decimals in an integer histogram).
+pub fn histogram_scale(dim: Dim) -> f64 {
+    if dim == Dim::TIME {
+        1e9
+    } else if dim == Dim::BYTES {
+        1.0
+    } else {
+        1e3
+    }
+}
+
+/// Name of the unit one histogram count stands for.
+pub fn histogram_unit(dim: Dim) -> String {
+    if dim == Dim::TIME {
+        "ns".into()
+    } else if dim == Dim::BYTES {
+        "B".into()
+    } else {
+        format!("1/1000 of {}", dim.describe())
+    }
+}

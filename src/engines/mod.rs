@@ -1,0 +1,80 @@
+//! Built-in engines behind one trait, and the registry that finds them.
+//!
+//! An engine is real code doing real work. It declares what it offers
+//! ([`catalog::EngineDecl`]); the plan checks scenarios against those
+//! declarations and the interpreter drives it through [`Engine`],
+//! [`Operation`] and [`OpWorker`].
+//!
+//! **Architecture invariant:** engines know nothing of YAML, plans or reports.
+//! They receive checked [`Params`] and record into a [`Recorder`].
+
+pub mod calibrate;
+pub mod catalog;
+pub mod params;
+pub mod recorder;
+
+use std::sync::Arc;
+
+pub use catalog::{EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
+pub use params::{Params, Value};
+pub use recorder::Recorder;
+
+/// A failure inside an engine: an operation that failed, or setup that could not be done.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct EngineError {
+    /// What went wrong.
+    pub message: String,
+}
+
+impl EngineError {
+    /// An error with the given message.
+    pub fn new(message: impl Into<String>) -> Self {
+        EngineError { message: message.into() }
+    }
+}
+
+/// What an engine instance is created from.
+#[derive(Clone, Debug)]
+pub struct EngineSetup {
+    /// Checked options, defaults filled in.
+    pub options: Params,
+    /// Seed for any random choice the engine makes.
+    pub seed: u64,
+}
+
+/// A kind of engine: its declarations and how to create an instance.
+pub trait EngineKind: Sync {
+    /// What the engine offers.
+    fn decl(&self) -> &'static EngineDecl;
+    /// Creates an instance with checked options.
+    fn create(&self, setup: &EngineSetup) -> Result<Arc<dyn Engine>, EngineError>;
+}
+
+/// A configured engine instance, shared by the runs that use the same options.
+pub trait Engine: Send + Sync {
+    /// Prepares operation `op` with checked parameters.
+    fn operation(&self, op: &str, params: &Params) -> Result<Arc<dyn Operation>, EngineError>;
+}
+
+/// A prepared operation; hands out one worker per concurrent caller.
+pub trait Operation: Send + Sync {
+    /// A worker for caller number `index`, with its own state.
+    fn worker(&self, index: usize, seed: u64) -> Result<Box<dyn OpWorker>, EngineError>;
+}
+
+/// One caller's state; `call` performs the operation once.
+pub trait OpWorker: Send {
+    /// Performs the operation once, recording engine metrics into `recorder`.
+    fn call(&mut self, recorder: &mut Recorder) -> Result<(), EngineError>;
+}
+
+/// Every built-in engine kind.
+pub fn registry() -> &'static [&'static dyn EngineKind] {
+    &[&calibrate::Calibrate]
+}
+
+/// The engine kind called `kind`.
+pub fn find(kind: &str) -> Option<&'static dyn EngineKind> {
+    registry().iter().copied().find(|engine| engine.decl().kind == kind)
+}

@@ -1,0 +1,112 @@
+//! Where an operation records the metrics it measures itself.
+//!
+//! The harness times every call on its own (`latency`); an engine that knows
+//! more, such as the time to first token inside one `generate`, records it
+//! here. Each worker owns one recorder, so recording takes no lock.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::catalog::{histogram_scale, MetricDecl};
+
+/// Significant decimal digits every histogram keeps.
+pub const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// A new empty histogram with phasebench's precision.
+pub fn new_histogram() -> Histogram<u64> {
+    // Three significant digits with auto-resize is always a valid configuration.
+    Histogram::new(SIGNIFICANT_DIGITS).expect("3 significant digits is a valid histogram precision")
+}
+
+/// Records `value` into an auto-resizing histogram. A value past the
+/// largest one a histogram can ever track (about 2^63) is clamped to it.
+#[inline]
+pub fn record(histogram: &mut Histogram<u64>, value: u64) {
+    if histogram.record(value).is_err() {
+        histogram.saturating_record(value);
+    }
+}
+
+/// One metric's samples in one worker.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    /// The metric's declared name.
+    pub name: &'static str,
+    scale: f64,
+    /// The samples, in histogram units.
+    pub histogram: Histogram<u64>,
+}
+
+/// Engine-recorded metrics and counters of one worker.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    slots: Vec<Slot>,
+    counters: Vec<(&'static str, u64)>,
+}
+
+impl Recorder {
+    /// A recorder for the given metrics.
+    pub fn new(metrics: &[&'static MetricDecl]) -> Self {
+        let slots = metrics
+            .iter()
+            .map(|metric| Slot { name: metric.name, scale: histogram_scale(metric.dim), histogram: new_histogram() })
+            .collect();
+        Recorder { slots, counters: Vec::new() }
+    }
+
+    /// Records a sample in base units (seconds, bytes, tokens per second, …).
+    /// A metric the operation did not declare is ignored.
+    pub fn record(&mut self, metric: &str, value: f64) {
+        if let Some(slot) = self.slots.iter_mut().find(|slot| slot.name == metric) {
+            let units = (value * slot.scale).round();
+            if units.is_finite() && units >= 0.0 {
+                record(&mut slot.histogram, units as u64);
+            }
+        }
+    }
+
+    /// Records a duration sample.
+    pub fn record_duration(&mut self, metric: &str, duration: Duration) {
+        self.record(metric, duration.as_secs_f64());
+    }
+
+    /// Adds `amount` to a named counter (tokens generated, bytes written, …).
+    pub fn count(&mut self, counter: &'static str, amount: u64) {
+        match self.counters.iter_mut().find(|(name, _)| *name == counter) {
+            Some((_, total)) => *total += amount,
+            None => self.counters.push((counter, amount)),
+        }
+    }
+
+    /// Forgets everything recorded, keeping the metrics (used after warm-up).
+    pub fn clear(&mut self) {
+        for slot in &mut self.slots {
+            slot.histogram.reset();
+        }
+        self.counters.clear();
+    }
+
+    /// Adds another worker's recordings into this one.
+    pub fn merge(&mut self, other: &Recorder) {
+        for theirs in &other.slots {
+            if let Some(ours) = self.slots.iter_mut().find(|slot| slot.name == theirs.name) {
+                // Both histograms auto-resize, so adding cannot go out of range.
+                let _ = ours.histogram.add(&theirs.histogram);
+            }
+        }
+        for (name, amount) in &other.counters {
+            self.count(name, *amount);
+        }
+    }
+
+    /// The metric histograms.
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &[(&'static str, u64)] {
+        &self.counters
+    }
+}

@@ -1,0 +1,16 @@
+//! phasebench: declarative performance campaigns.
+//!
+//! A YAML scenario flows one way through the pipeline:
+//! [`dsl`] (parse) → [`plan`] (check and expand) → [`run`] with [`engines`]
+//! (measure) → [`results`] (record) → [`analysis`] (judge) → [`report`]
+//! (render). See ARCHITECTURE.md for the map.
+
+pub mod analysis;
+pub mod diagnostic;
+pub mod dsl;
+pub mod engines;
+pub mod plan;
+pub mod quantity;
+pub mod report;
+pub mod results;
+pub mod run;

@@ -1,0 +1,226 @@
+//! The plan: a scenario checked against the engine catalog and expanded into
+//! a flat list of concrete runs.
+//!
+//! Lowering resolves `${var}` references, fills defaults, expands matrices
+//! (cartesian product, values in scope as variables) and experiments
+//! (baseline and variants interleaved in rounds), and checks every engine,
+//! operation, option, metric and unit. It reports every mistake it finds and
+//! produces a plan only when there are none, so nothing runs on bad input.
+//!
+//! **Architecture invariant:** a [`Plan`] holds only checked, typed values;
+//! the interpreter never sees YAML or raw text other than for display.
+
+mod lower;
+mod template;
+mod values;
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::dsl::expr::{Comparison, MetricRef};
+use crate::engines::{MetricDecl, Params};
+pub use lower::build;
+pub use template::{Scope, TemplateError};
+pub use values::{parse_value, ValueError};
+
+/// Switches from the command line that change the plan.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    /// Shrink every workload to a few iterations.
+    pub smoke: bool,
+    /// Keep only runs of this workload, phase or experiment.
+    pub only: Option<String>,
+    /// Override the scenario's seed.
+    pub seed: Option<u64>,
+}
+
+/// A checked, expanded scenario.
+#[derive(Debug)]
+pub struct Plan {
+    /// What the scenario is.
+    pub scenario: ScenarioInfo,
+    /// Every run in execution order.
+    pub runs: Vec<RunSpec>,
+    /// Experiments whose arms appear among the runs.
+    pub experiments: Vec<ExperimentSpec>,
+    /// Roadmap settings.
+    pub roadmap: RoadmapSpec,
+    /// Whether the plan was shrunk by `--smoke`.
+    pub smoke: bool,
+}
+
+/// Identity of the scenario a plan came from.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ScenarioInfo {
+    /// Scenario name.
+    pub name: String,
+    /// What it is for.
+    pub description: Option<String>,
+    /// The file as named on the command line.
+    pub file: String,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// Seed every random choice derives from.
+    pub seed: u64,
+}
+
+/// One concrete run of one workload.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    /// Unique id, such as `scaling[c=4]` or `flash-attention:flash#2`.
+    pub id: String,
+    /// Phase name (`experiments` for experiment arms).
+    pub phase: String,
+    /// Workload name.
+    pub workload: String,
+    /// Matrix values of this run, as text.
+    pub matrix: IndexMap<String, String>,
+    /// The experiment arm this run measures, if any.
+    pub arm: Option<ArmRef>,
+    /// The engine instance and its options.
+    pub engine: EngineConfig,
+    /// Operation name.
+    pub op: String,
+    /// Checked operation parameters.
+    pub params: Params,
+    /// Warm-up before measuring.
+    pub warmup: Warmup,
+    /// When measuring stops.
+    pub stop: Stop,
+    /// Closed or open loop.
+    pub load: Load,
+    /// Conditions the run must meet.
+    pub targets: Vec<Target>,
+    /// Metrics the run records.
+    pub metrics: Vec<&'static MetricDecl>,
+    /// Seed for this run, derived from the scenario's.
+    pub seed: u64,
+}
+
+/// An engine instance as one run uses it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineConfig {
+    /// Instance name in the scenario.
+    pub name: String,
+    /// Engine kind.
+    pub kind: &'static str,
+    /// Checked options, defaults filled in.
+    pub options: Params,
+}
+
+/// Which experiment arm and round a run belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ArmRef {
+    /// Experiment name.
+    pub experiment: String,
+    /// `baseline` or a variant name.
+    pub arm: String,
+    /// Round number from 1.
+    pub round: u32,
+}
+
+/// Warm-up before the measured part of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Warmup {
+    /// No warm-up.
+    None,
+    /// This many operations.
+    Count(u64),
+    /// Operations for this long.
+    Duration(Duration),
+}
+
+/// When the measured part of a run ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// After this many operations.
+    Iterations(u64),
+    /// After this long.
+    Duration(Duration),
+}
+
+/// How operations are issued.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Load {
+    /// `concurrency` workers call back to back.
+    Closed {
+        /// Number of workers.
+        concurrency: u32,
+    },
+    /// Operations start at a fixed rate, whatever the latency.
+    Open {
+        /// Operations per second.
+        rate: f64,
+        /// Most operations running at once.
+        max_in_flight: u32,
+    },
+}
+
+/// A parsed target and the text it came from.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The target after variable substitution.
+    pub text: String,
+    /// The parsed, unit-checked comparison.
+    pub comparison: Comparison,
+}
+
+/// Risk of an optimization candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    /// Likely to succeed.
+    Low,
+    /// Could go either way.
+    Medium,
+    /// Likely to fail.
+    High,
+}
+
+/// An optimization candidate measured A/B.
+#[derive(Clone, Debug)]
+pub struct ExperimentSpec {
+    /// Experiment name.
+    pub name: String,
+    /// The workload it reruns.
+    pub workload: String,
+    /// The figure it is judged on.
+    pub metric: MetricRef,
+    /// `baseline` first, then the variants.
+    pub arms: Vec<String>,
+    /// Interleaved rounds.
+    pub rounds: u32,
+    /// Effort in working days.
+    pub effort_days: Option<f64>,
+    /// Complexity from 1 to 5.
+    pub complexity: Option<u8>,
+    /// Risk level.
+    pub risk: Risk,
+    /// Why it is worth trying.
+    pub rationale: Option<String>,
+}
+
+/// Settings of the roadmap document.
+#[derive(Clone, Debug)]
+pub struct RoadmapSpec {
+    /// First working day.
+    pub start: Option<chrono::NaiveDate>,
+    /// Engineers in parallel.
+    pub team: u32,
+    /// Probability of success for low, medium and high risk.
+    pub success_probability: [f64; 3],
+}
+
+impl Default for RoadmapSpec {
+    fn default() -> Self {
+        RoadmapSpec { start: None, team: 1, success_probability: [0.9, 0.7, 0.5] }
+    }
+}
+
+/// Number of experiment rounds when a scenario does not say.
+pub const DEFAULT_ROUNDS: u32 = 5;
+/// Open-loop cap on operations in flight when a scenario does not say.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 32;
+/// Measured operations per run under `--smoke`.
+pub const SMOKE_ITERATIONS: u64 = 3;

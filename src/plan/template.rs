@@ -1,0 +1,218 @@
+//! `${name}` substitution in scenario values.
+//!
+//! A value that is exactly one reference (`"${c}"`) takes the variable's own
+//! value, number or text alike; a reference inside longer text is replaced by
+//! the variable's text. Variables may refer to other variables; cycles are an
+//! error.
+
+use indexmap::IndexMap;
+
+use crate::dsl::Scalar;
+
+/// A failed substitution, located in the value's text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateError {
+    /// Byte range of the offending reference.
+    pub start: usize,
+    /// End of that range.
+    pub end: usize,
+    /// What is wrong.
+    pub message: String,
+    /// Which names were in scope, or a close one.
+    pub hint: Option<String>,
+}
+
+/// Variables visible to a value: name to resolved value.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    values: IndexMap<String, Scalar>,
+}
+
+impl Scope {
+    /// Resolves scenario `vars`, which may refer to one another.
+    pub fn from_vars(vars: &IndexMap<String, Scalar>) -> Result<Scope, (String, TemplateError)> {
+        let mut scope = Scope::default();
+        let mut resolving = Vec::new();
+        for name in vars.keys() {
+            resolve_var(name, vars, &mut scope, &mut resolving)?;
+        }
+        Ok(scope)
+    }
+
+    /// This scope with `name` bound to `value` (matrix values shadow vars).
+    pub fn with(&self, name: &str, value: Scalar) -> Scope {
+        let mut values = self.values.clone();
+        values.insert(name.to_owned(), value);
+        Scope { values }
+    }
+
+    /// Names in scope, for hints.
+    pub fn names(&self) -> Vec<&str> {
+        self.values.keys().map(String::as_str).collect()
+    }
+
+    /// Substitutes every reference in `scalar`.
+    pub fn substitute(&self, scalar: &Scalar) -> Result<Scalar, TemplateError> {
+        match scalar {
+            Scalar::Text(text) => self.substitute_text(text),
+            other => Ok(other.clone()),
+        }
+    }
+
+    /// Substitutes every reference in `text`.
+    pub fn substitute_text(&self, text: &str) -> Result<Scalar, TemplateError> {
+        let references = find_references(text)?;
+        if let [(0, end, name)] = references.as_slice() {
+            if *end == text.len() {
+                return self.lookup(name, 0, *end).cloned();
+            }
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut cursor = 0;
+        for (start, end, name) in references {
+            out.push_str(&text[cursor..start]);
+            out.push_str(&self.lookup(&name, start, end)?.to_string());
+            cursor = end;
+        }
+        out.push_str(&text[cursor..]);
+        Ok(Scalar::Text(out))
+    }
+
+    fn lookup(&self, name: &str, start: usize, end: usize) -> Result<&Scalar, TemplateError> {
+        self.values.get(name).ok_or_else(|| TemplateError {
+            start,
+            end,
+            message: format!("undefined variable `{name}`"),
+            hint: crate::diagnostic::did_you_mean(name, self.names()).or_else(|| {
+                Some(if self.values.is_empty() {
+                    "define it under `vars:` (or as a `matrix:` key of this workload)".into()
+                } else {
+                    format!("variables in scope here: {}", self.names().join(", "))
+                })
+            }),
+        })
+    }
+}
+
+fn resolve_var(
+    name: &str,
+    vars: &IndexMap<String, Scalar>,
+    scope: &mut Scope,
+    resolving: &mut Vec<String>,
+) -> Result<(), (String, TemplateError)> {
+    if scope.values.contains_key(name) {
+        return Ok(());
+    }
+    let Some(raw) = vars.get(name) else { return Ok(()) };
+    if resolving.iter().any(|n| n == name) {
+        let cycle = format!("{} -> {name}", resolving.join(" -> "));
+        let error = TemplateError {
+            start: 0,
+            end: 0,
+            message: format!("variables refer to each other in a cycle: {cycle}"),
+            hint: Some("give one of them a plain value".into()),
+        };
+        return Err((name.to_owned(), error));
+    }
+    resolving.push(name.to_owned());
+    if let Scalar::Text(text) = raw {
+        for (start, end, reference) in find_references(text).map_err(|e| (name.to_owned(), e))? {
+            if vars.contains_key(&reference) {
+                resolve_var(&reference, vars, scope, resolving)?;
+            } else {
+                let mut error = scope.lookup(&reference, start, end).err().unwrap_or_else(|| TemplateError {
+                    start,
+                    end,
+                    message: format!("undefined variable `{reference}`"),
+                    hint: None,
+                });
+                error.hint = crate::diagnostic::did_you_mean(&reference, vars.keys().map(String::as_str))
+                    .or_else(|| Some("variables may refer only to other `vars`".into()));
+                return Err((name.to_owned(), error));
+            }
+        }
+    }
+    let value = scope.substitute(raw).map_err(|e| (name.to_owned(), e))?;
+    resolving.pop();
+    scope.values.insert(name.to_owned(), value);
+    Ok(())
+}
+
+/// Every `${name}` in `text` as (start, end, name).
+fn find_references(text: &str) -> Result<Vec<(usize, usize, String)>, TemplateError> {
+    let mut found = Vec::new();
+    let mut cursor = 0;
+    while let Some(offset) = text[cursor..].find("${") {
+        let start = cursor + offset;
+        let Some(close) = text[start..].find('}') else {
+            return Err(TemplateError {
+                start,
+                end: text.len(),
+                message: "unclosed `${` in a variable reference".into(),
+                hint: Some("write references as `${name}`".into()),
+            });
+        };
+        let end = start + close + 1;
+        let name = text[start + 2..end - 1].trim();
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !valid {
+            return Err(TemplateError {
+                start,
+                end,
+                message: format!("`{}` is not a valid variable reference", &text[start..end]),
+                hint: Some("names use letters, digits, `_` and `-`".into()),
+            });
+        }
+        found.push((start, end, name.to_owned()));
+        cursor = end;
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, Scalar)]) -> IndexMap<String, Scalar> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn whole_reference_keeps_the_type_and_inner_reference_interpolates() {
+        let scope = Scope::from_vars(&vars(&[("n", Scalar::Int(128)), ("unit", Scalar::Text("ms".into()))])).unwrap();
+        let cases = [
+            ("${n}", Scalar::Int(128)),
+            ("${ n }", Scalar::Int(128)),
+            ("${n}${unit}", Scalar::Text("128ms".into())),
+            ("p < ${n}${unit}", Scalar::Text("p < 128ms".into())),
+            ("plain", Scalar::Text("plain".into())),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(scope.substitute_text(text).unwrap(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn errors_are_located() {
+        let scope = Scope::from_vars(&vars(&[("prompt", Scalar::Int(1))])).unwrap();
+        let error = scope.substitute_text("x ${promt} y").unwrap_err();
+        assert_eq!((error.start, error.end), (2, 10));
+        assert_eq!(error.hint.as_deref(), Some("did you mean `prompt`?"));
+        assert!(scope.substitute_text("${unclosed").is_err());
+        assert!(scope.substitute_text("${}").is_err());
+    }
+
+    #[test]
+    fn vars_refer_to_vars_and_cycles_fail() {
+        let scope = Scope::from_vars(&vars(&[("a", Scalar::Text("${b}ms".into())), ("b", Scalar::Int(5))])).unwrap();
+        assert_eq!(scope.substitute_text("${a}").unwrap(), Scalar::Text("5ms".into()));
+        let cycle = Scope::from_vars(&vars(&[("a", Scalar::Text("${b}".into())), ("b", Scalar::Text("${a}".into()))]));
+        assert!(cycle.unwrap_err().1.message.contains("cycle"));
+    }
+
+    #[test]
+    fn matrix_values_shadow_vars() {
+        let scope = Scope::from_vars(&vars(&[("c", Scalar::Int(1))])).unwrap().with("c", Scalar::Int(8));
+        assert_eq!(scope.substitute_text("${c}").unwrap(), Scalar::Int(8));
+    }
+}

@@ -1,0 +1,222 @@
+//! The record of a run: versioned JSON, written atomically, read back losslessly.
+//!
+//! A results file holds everything later stages need and nothing they compute:
+//! the machine, the tool version, the scenario's hash, and for every run its
+//! resolved parameters, timing, counters, errors and histograms.
+//!
+//! **Architecture invariant:** results hold measurements only. Verdicts,
+//! target outcomes and statistics are computed from them by `analysis`.
+
+pub mod histogram;
+pub mod machine;
+pub mod store;
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::engines::MetricKind;
+use crate::plan::{ArmRef, ScenarioInfo};
+use crate::quantity::Dim;
+pub use histogram::{HistogramError, Summary};
+pub use machine::Machine;
+
+/// Identifies the file format.
+pub const FORMAT: &str = "phasebench-results";
+/// Version of the file format; bumped on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Everything one `phasebench run` measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Results {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`FORMAT_VERSION`] of the writer.
+    pub version: u32,
+    /// The tool that measured.
+    pub phasebench: ToolInfo,
+    /// The machine measured on.
+    pub machine: Machine,
+    /// The scenario run.
+    pub scenario: ScenarioInfo,
+    /// Whether `--smoke` shrank the workloads.
+    pub smoke: bool,
+    /// When the run began.
+    pub started_at: DateTime<Utc>,
+    /// When the last run ended; `None` while running.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Every planned run finished.
+    pub complete: bool,
+    /// The run was stopped by the user (Ctrl-C).
+    pub interrupted: bool,
+    /// Runs planned in total.
+    pub planned_runs: usize,
+    /// Finished runs, in order.
+    pub runs: Vec<RunRecord>,
+}
+
+/// Version and commit of the phasebench that measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// Crate version.
+    pub version: String,
+    /// Git commit it was built from, or `unknown`.
+    pub commit: String,
+}
+
+impl ToolInfo {
+    /// This build of phasebench.
+    pub fn current() -> ToolInfo {
+        ToolInfo { version: env!("CARGO_PKG_VERSION").into(), commit: env!("PHASEBENCH_COMMIT").into() }
+    }
+}
+
+/// One run of one workload.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Unique id within the results.
+    pub id: String,
+    /// Phase name.
+    pub phase: String,
+    /// Workload name.
+    pub workload: String,
+    /// Matrix values.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub matrix: IndexMap<String, String>,
+    /// Experiment arm, if the run is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<ArmRef>,
+    /// Engine instance, kind and resolved options.
+    pub engine: EngineRecord,
+    /// Operation.
+    pub op: String,
+    /// Resolved operation parameters.
+    pub params: serde_json::Value,
+    /// Load shape, e.g. `closed, concurrency 8` or `open, 2000/s, max 64 in flight`.
+    pub load: LoadRecord,
+    /// Warm-up as planned, e.g. `5x`, `2s` or `none`.
+    pub warmup: String,
+    /// Stop condition as planned, e.g. `100x` or `10s`.
+    pub stop: String,
+    /// Targets as written (after variable substitution).
+    pub targets: Vec<String>,
+    /// Seed given to the engine.
+    pub seed: u64,
+    /// Start of the measured part.
+    pub started_at: DateTime<Utc>,
+    /// End of the measured part.
+    pub finished_at: DateTime<Utc>,
+    /// Measured wall time in nanoseconds.
+    pub elapsed_ns: u64,
+    /// Operations that succeeded.
+    pub operations: u64,
+    /// Operations that failed.
+    pub errors: u64,
+    /// Open loop: operations scheduled but never started before the drain deadline.
+    pub dropped: u64,
+    /// Distinct error messages with their counts (the first few).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error_messages: Vec<ErrorCount>,
+    /// The run finished as planned (not cut short, engine set up).
+    pub complete: bool,
+    /// Why it did not, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// Metrics by name.
+    pub metrics: IndexMap<String, MetricRecord>,
+    /// Engine counters (tokens, bytes, …).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub counters: IndexMap<String, u64>,
+}
+
+/// An engine instance as a run used it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EngineRecord {
+    /// Instance name.
+    pub name: String,
+    /// Engine kind.
+    pub kind: String,
+    /// Resolved options.
+    pub options: serde_json::Value,
+}
+
+/// How operations were issued.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum LoadRecord {
+    /// Workers back to back.
+    Closed {
+        /// Number of workers.
+        concurrency: u32,
+    },
+    /// Fixed arrival rate.
+    Open {
+        /// Operations per second.
+        rate: f64,
+        /// Cap on operations in flight.
+        max_in_flight: u32,
+    },
+}
+
+/// An error message and how often it occurred.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorCount {
+    /// The message.
+    pub message: String,
+    /// Occurrences.
+    pub count: u64,
+}
+
+/// One metric of one run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MetricRecord {
+    /// Distribution (histogram) or scalar.
+    pub kind: MetricKind,
+    /// Physical dimension.
+    pub dim: DimRecord,
+    /// What one histogram count stands for, e.g. `ns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Histogram counts per base unit (1e9 for nanoseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    /// The histogram, V2 compressed, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<String>,
+    /// Summary in base units (distributions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+    /// The value in base units (scalars).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+}
+
+/// A dimension as stored in JSON: exponents of seconds, bytes and tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DimRecord {
+    /// Exponent of seconds.
+    pub time: i8,
+    /// Exponent of bytes.
+    pub bytes: i8,
+    /// Exponent of tokens.
+    pub tokens: i8,
+}
+
+impl From<Dim> for DimRecord {
+    fn from(dim: Dim) -> Self {
+        DimRecord { time: dim.time, bytes: dim.bytes, tokens: dim.tokens }
+    }
+}
+
+impl From<DimRecord> for Dim {
+    fn from(dim: DimRecord) -> Self {
+        Dim { time: dim.time, bytes: dim.bytes, tokens: dim.tokens }
+    }
+}
+
+impl RunRecord {
+    /// Measured time in seconds.
+    pub fn elapsed_seconds(&self) -> f64 {
+        self.elapsed_ns as f64 / 1e9
+    }
+}

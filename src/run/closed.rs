@@ -1,0 +1,89 @@
+//! Closed-loop load: each worker calls the operation back to back.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Barrier, Mutex};
+use std::time::Instant;
+
+use super::measure::{Measurement, WorkerTally};
+use super::{Control, Prepared};
+use crate::plan::{Stop, Warmup};
+
+/// Runs `prepared` with `concurrency` workers back to back.
+pub fn run(prepared: Prepared, concurrency: usize, control: &Control) -> Measurement {
+    let Prepared { workers, recorder, warmup, stop } = prepared;
+    let warm_claims = AtomicU64::new(0);
+    let claims = &control.progress.issued;
+    // Workers and the coordinator meet twice: after warm-up, and once the start is set.
+    let warmed = Barrier::new(concurrency + 1);
+    let started = Barrier::new(concurrency + 1);
+    let start_at: Mutex<Option<Instant>> = Mutex::new(None);
+
+    let mut tallies = Vec::with_capacity(concurrency);
+    let mut start = Instant::now();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = workers
+            .into_iter()
+            .map(|mut worker| {
+                let (warm_claims, warmed, started, start_at) = (&warm_claims, &warmed, &started, &start_at);
+                let mut tally = WorkerTally::new(recorder.clone(), false);
+                let mut scratch = recorder.clone();
+                scope.spawn(move || {
+                    super::tune_thread_timers();
+                    let cancel = &control.cancel;
+                    let warm_start = Instant::now();
+                    loop {
+                        let more = match warmup {
+                            Warmup::None => false,
+                            Warmup::Count(n) => warm_claims.fetch_add(1, Ordering::Relaxed) < n,
+                            Warmup::Duration(d) => warm_start.elapsed() < d,
+                        };
+                        if !more || cancel.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let _ = super::call_guarded(worker.as_mut(), &mut scratch);
+                    }
+                    warmed.wait();
+                    started.wait();
+                    let begin =
+                        start_at.lock().map(|s| s.unwrap_or_else(Instant::now)).unwrap_or_else(|_| Instant::now());
+                    let (limit, deadline) = match stop {
+                        Stop::Iterations(n) => (n, None),
+                        Stop::Duration(d) => (u64::MAX, Some(begin + d)),
+                    };
+                    let mut recorder = std::mem::take(&mut tally.recorder);
+                    loop {
+                        if cancel.load(Ordering::Relaxed) || claims.fetch_add(1, Ordering::Relaxed) >= limit {
+                            break;
+                        }
+                        let t0 = Instant::now();
+                        let result = super::call_guarded(worker.as_mut(), &mut recorder);
+                        let t1 = Instant::now();
+                        match result {
+                            Ok(()) => tally.success(t1 - t0),
+                            Err(error) => tally.failure(&error),
+                        }
+                        tally.last_end = Some(t1);
+                        if deadline.is_some_and(|d| t1 >= d) {
+                            break;
+                        }
+                    }
+                    tally.recorder = recorder;
+                    tally
+                })
+            })
+            .collect();
+        warmed.wait();
+        start = Instant::now();
+        if let Ok(mut slot) = start_at.lock() {
+            *slot = Some(start);
+        }
+        control.progress.begin_measuring(start);
+        started.wait();
+        for handle in handles {
+            if let Ok(tally) = handle.join() {
+                tallies.push(tally);
+            }
+        }
+    });
+    super::merge(tallies, start, control)
+}

@@ -1,0 +1,208 @@
+//! Walking a plan run by run, turning each measurement into a results record.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+
+use super::measure::Measurement;
+use super::{execute, Control, RunProgress};
+use crate::engines::catalog::{histogram_scale, histogram_unit};
+use crate::engines::{self, Engine, EngineError, EngineSetup, MetricKind};
+use crate::plan::{Load, Plan, RunSpec, Stop, Warmup};
+use crate::quantity::{format_value, Dim};
+use crate::results::histogram::{encode, Summary};
+use crate::results::store::StoreError;
+use crate::results::{
+    EngineRecord, ErrorCount, LoadRecord, Machine, MetricRecord, Results, RunRecord, ToolInfo, FORMAT, FORMAT_VERSION,
+};
+
+/// How often the display is refreshed while a run measures.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Follows a plan's execution: shows progress and keeps the results.
+pub trait Observer {
+    /// Run `index` of `total` is about to start.
+    fn run_started(&mut self, index: usize, total: usize, spec: &RunSpec);
+    /// Called periodically while a run measures.
+    fn tick(&mut self, spec: &RunSpec, progress: &RunProgress);
+    /// A run ended and `results` now includes it; the observer saves them.
+    fn run_finished(&mut self, record: &RunRecord, results: &Results) -> Result<(), StoreError>;
+}
+
+/// Runs every run of `plan` in order; stops early when `control.cancel` is set.
+pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer) -> Result<Results, StoreError> {
+    let mut results = Results {
+        format: FORMAT.into(),
+        version: FORMAT_VERSION,
+        phasebench: ToolInfo::current(),
+        machine: Machine::current(),
+        scenario: plan.scenario.clone(),
+        smoke: plan.smoke,
+        started_at: Utc::now(),
+        finished_at: None,
+        complete: false,
+        interrupted: false,
+        planned_runs: plan.runs.len(),
+        runs: Vec::new(),
+    };
+    let mut engines: HashMap<String, Result<Arc<dyn Engine>, EngineError>> = HashMap::new();
+    for (index, spec) in plan.runs.iter().enumerate() {
+        if control.cancel.load(Ordering::Relaxed) {
+            break;
+        }
+        observer.run_started(index, plan.runs.len(), spec);
+        let key = format!("{}:{}", spec.engine.kind, serde_json::to_string(&spec.engine.options).unwrap_or_default());
+        let engine = engines.entry(key).or_insert_with(|| create_engine(spec, plan.scenario.seed)).clone();
+        let record = match engine.and_then(|engine| engine.operation(&spec.op, &spec.params)) {
+            Ok(operation) => {
+                let wall_start = Utc::now();
+                let clock_start = Instant::now();
+                let outcome = std::thread::scope(|scope| {
+                    let handle = scope.spawn(|| execute(spec, operation.as_ref(), control));
+                    while !handle.is_finished() {
+                        observer.tick(spec, &control.progress);
+                        std::thread::sleep(TICK);
+                    }
+                    handle.join().unwrap_or_else(|_| Err(EngineError::new("the run's coordinator thread panicked")))
+                });
+                match outcome {
+                    Ok(measurement) => record_of(spec, &measurement, wall_start, clock_start),
+                    Err(error) => failed_record(spec, &error),
+                }
+            }
+            Err(error) => failed_record(spec, &error),
+        };
+        results.interrupted |= control.cancel.load(Ordering::Relaxed);
+        results.runs.push(record);
+        results.finished_at = Some(Utc::now());
+        results.complete = !results.interrupted && results.runs.len() == plan.runs.len();
+        if let Some(record) = results.runs.last() {
+            observer.run_finished(record, &results)?;
+        }
+    }
+    results.interrupted |= control.cancel.load(Ordering::Relaxed);
+    results.complete = !results.interrupted && results.runs.len() == plan.runs.len();
+    results.finished_at = Some(Utc::now());
+    Ok(results)
+}
+
+fn create_engine(spec: &RunSpec, seed: u64) -> Result<Arc<dyn Engine>, EngineError> {
+    let kind = engines::find(spec.engine.kind)
+        .ok_or_else(|| EngineError::new(format!("no engine kind `{}`", spec.engine.kind)))?;
+    kind.create(&EngineSetup { options: spec.engine.options.clone(), seed })
+}
+
+/// The parts of a record every run has, measured or not.
+fn base_record(spec: &RunSpec, started: DateTime<Utc>, finished: DateTime<Utc>) -> RunRecord {
+    RunRecord {
+        id: spec.id.clone(),
+        phase: spec.phase.clone(),
+        workload: spec.workload.clone(),
+        matrix: spec.matrix.clone(),
+        arm: spec.arm.clone(),
+        engine: EngineRecord {
+            name: spec.engine.name.clone(),
+            kind: spec.engine.kind.into(),
+            options: serde_json::to_value(&spec.engine.options).unwrap_or_default(),
+        },
+        op: spec.op.clone(),
+        params: serde_json::to_value(&spec.params).unwrap_or_default(),
+        load: match spec.load {
+            Load::Closed { concurrency } => LoadRecord::Closed { concurrency },
+            Load::Open { rate, max_in_flight } => LoadRecord::Open { rate, max_in_flight },
+        },
+        warmup: match spec.warmup {
+            Warmup::None => "none".into(),
+            Warmup::Count(n) => format!("{n}x"),
+            Warmup::Duration(d) => format_value(d.as_secs_f64(), Dim::TIME),
+        },
+        stop: match spec.stop {
+            Stop::Iterations(n) => format!("{n}x"),
+            Stop::Duration(d) => format_value(d.as_secs_f64(), Dim::TIME),
+        },
+        targets: spec.targets.iter().map(|target| target.text.clone()).collect(),
+        seed: spec.seed,
+        started_at: started,
+        finished_at: finished,
+        elapsed_ns: 0,
+        operations: 0,
+        errors: 0,
+        dropped: 0,
+        error_messages: Vec::new(),
+        complete: false,
+        failure: None,
+        metrics: IndexMap::new(),
+        counters: IndexMap::new(),
+    }
+}
+
+fn failed_record(spec: &RunSpec, error: &EngineError) -> RunRecord {
+    let now = Utc::now();
+    RunRecord { failure: Some(format!("engine setup failed: {error}")), ..base_record(spec, now, now) }
+}
+
+fn record_of(spec: &RunSpec, measurement: &Measurement, wall_start: DateTime<Utc>, clock_start: Instant) -> RunRecord {
+    let tally = &measurement.tally;
+    let offset = measurement.started.saturating_duration_since(clock_start);
+    let started = wall_start + chrono::Duration::from_std(offset).unwrap_or_default();
+    let finished = started + chrono::Duration::from_std(measurement.elapsed).unwrap_or_default();
+    let mut record = base_record(spec, started, finished);
+    record.elapsed_ns = measurement.elapsed.as_nanos().min(u128::from(u64::MAX)) as u64;
+    record.operations = tally.operations;
+    record.errors = tally.errors;
+    record.dropped = tally.dropped;
+    record.error_messages =
+        tally.messages.iter().map(|(message, count)| ErrorCount { message: message.clone(), count: *count }).collect();
+    record.complete = !measurement.cancelled;
+    if measurement.cancelled {
+        record.failure = Some("interrupted before the planned end".into());
+    }
+
+    let seconds = measurement.elapsed.as_secs_f64();
+    let attempted = tally.operations + tally.errors;
+    record.metrics.insert("latency".into(), distribution(&tally.latency, Dim::TIME));
+    let service = tally.service.as_ref().unwrap_or(&tally.latency);
+    record.metrics.insert("service_time".into(), distribution(service, Dim::TIME));
+    let throughput = if seconds > 0.0 { tally.operations as f64 / seconds } else { 0.0 };
+    record.metrics.insert("throughput".into(), scalar(throughput, Dim::PER_TIME));
+    record.metrics.insert("errors".into(), scalar(tally.errors as f64, Dim::NONE));
+    let error_rate = if attempted > 0 { tally.errors as f64 / attempted as f64 } else { 0.0 };
+    record.metrics.insert("error_rate".into(), scalar(error_rate, Dim::NONE));
+    for slot in tally.recorder.slots() {
+        let dim = spec.metrics.iter().find(|m| m.name == slot.name).map_or(Dim::NONE, |m| m.dim);
+        record.metrics.insert(slot.name.into(), distribution(&slot.histogram, dim));
+    }
+    for (name, amount) in tally.recorder.counters() {
+        record.counters.insert((*name).into(), *amount);
+    }
+    record
+}
+
+fn distribution(histogram: &hdrhistogram::Histogram<u64>, dim: Dim) -> MetricRecord {
+    let scale = histogram_scale(dim);
+    MetricRecord {
+        kind: MetricKind::Distribution,
+        dim: dim.into(),
+        unit: Some(histogram_unit(dim)),
+        scale: Some(scale),
+        histogram: encode(histogram).ok(),
+        summary: Some(Summary::of(histogram, scale)),
+        value: None,
+    }
+}
+
+fn scalar(value: f64, dim: Dim) -> MetricRecord {
+    MetricRecord {
+        kind: MetricKind::Scalar,
+        dim: dim.into(),
+        unit: None,
+        scale: None,
+        histogram: None,
+        summary: None,
+        value: Some(value),
+    }
+}

@@ -1,0 +1,154 @@
+//! The interpreter: runs a plan against the engines and measures it.
+//!
+//! [`interpreter`] walks the plan run by run, creating engine instances once
+//! per distinct configuration and handing each run to the closed-loop
+//! ([`closed`]) or open-loop ([`open`]) executor. Executors measure on plain
+//! OS threads, one per worker, because engine operations are blocking CPU or
+//! I/O work; every worker records into its own histograms, merged at the end,
+//! so measuring takes no lock.
+//!
+//! **Architecture invariant:** the run stage reads a `Plan` and writes
+//! `Results`; it evaluates no targets and renders nothing.
+
+pub mod closed;
+pub mod interpreter;
+pub mod measure;
+pub mod open;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::engines::catalog::HARNESS_METRICS;
+use crate::engines::{EngineError, OpWorker, Operation, Recorder};
+use crate::plan::{Load, RunSpec, Stop, Warmup};
+pub use interpreter::{execute_plan, Observer};
+use measure::{Measurement, WorkerTally};
+
+/// Shared switches and counters of the run in progress.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// Set to stop measuring as soon as operations in flight return.
+    pub cancel: Arc<AtomicBool>,
+    /// Progress of the current run, for display.
+    pub progress: RunProgress,
+}
+
+/// Progress of one run, read by the display while workers write it.
+#[derive(Debug, Default)]
+pub struct RunProgress {
+    /// Measured operations claimed or scheduled so far.
+    pub issued: AtomicU64,
+    measuring_since: Mutex<Option<Instant>>,
+}
+
+impl RunProgress {
+    /// Marks the start of the measured part.
+    pub fn begin_measuring(&self, at: Instant) {
+        if let Ok(mut since) = self.measuring_since.lock() {
+            *since = Some(at);
+        }
+    }
+
+    /// When measuring began, if it has.
+    pub fn measuring_since(&self) -> Option<Instant> {
+        self.measuring_since.lock().ok().and_then(|since| *since)
+    }
+
+    /// Clears the progress for the next run.
+    pub fn reset(&self) {
+        self.issued.store(0, Ordering::Relaxed);
+        if let Ok(mut since) = self.measuring_since.lock() {
+            *since = None;
+        }
+    }
+
+    /// Fraction done in 0..=1 for a run with stop condition `stop`.
+    pub fn fraction(&self, stop: Stop) -> f64 {
+        match stop {
+            Stop::Iterations(n) => (self.issued.load(Ordering::Relaxed) as f64 / n as f64).min(1.0),
+            Stop::Duration(d) => {
+                self.measuring_since().map_or(0.0, |since| (since.elapsed().as_secs_f64() / d.as_secs_f64()).min(1.0))
+            }
+        }
+    }
+}
+
+/// Workers ready to run, with what they need to know.
+pub struct Prepared {
+    /// One per concurrent caller.
+    pub workers: Vec<Box<dyn OpWorker>>,
+    /// An empty recorder for the operation's engine metrics.
+    pub recorder: Recorder,
+    /// Warm-up.
+    pub warmup: Warmup,
+    /// Stop condition.
+    pub stop: Stop,
+}
+
+/// Measures one run of a prepared operation.
+pub fn execute(spec: &RunSpec, operation: &dyn Operation, control: &Control) -> Result<Measurement, EngineError> {
+    let workers = match spec.load {
+        Load::Closed { concurrency } => concurrency,
+        Load::Open { max_in_flight, .. } => max_in_flight,
+    } as usize;
+    let engine_metrics: Vec<_> = spec
+        .metrics
+        .iter()
+        .copied()
+        .filter(|metric| !HARNESS_METRICS.iter().any(|harness| harness.name == metric.name))
+        .collect();
+    let prepared = Prepared {
+        workers: (0..workers)
+            .map(|index| operation.worker(index, spec.seed.wrapping_add(index as u64)))
+            .collect::<Result<_, _>>()?,
+        recorder: Recorder::new(&engine_metrics),
+        warmup: spec.warmup,
+        stop: spec.stop,
+    };
+    control.progress.reset();
+    Ok(match spec.load {
+        Load::Closed { .. } => closed::run(prepared, workers, control),
+        Load::Open { rate, .. } => open::run(prepared, rate, workers, control),
+    })
+}
+
+/// Calls the operation once; a panic inside the engine becomes an error.
+#[inline]
+fn call_guarded(worker: &mut dyn OpWorker, recorder: &mut Recorder) -> Result<(), EngineError> {
+    match catch_unwind(AssertUnwindSafe(|| worker.call(recorder))) {
+        Ok(result) => result,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(EngineError::new(format!("engine panicked: {detail}")))
+        }
+    }
+}
+
+/// Merges worker tallies into one measurement starting at `start`.
+fn merge(tallies: Vec<WorkerTally>, start: Instant, control: &Control) -> Measurement {
+    let mut tallies = tallies.into_iter();
+    let mut total = tallies.next().unwrap_or_else(|| WorkerTally::new(Recorder::default(), false));
+    for tally in tallies {
+        total.merge(tally);
+    }
+    let elapsed = total.last_end.map_or_else(Default::default, |end| end.saturating_duration_since(start));
+    Measurement { tally: total, started: start, elapsed, cancelled: control.cancel.load(Ordering::Relaxed) }
+}
+
+/// Asks the kernel for precise timer wake-ups on this thread, so that sleeps
+/// (the `sleep` operation, the open-loop dispatcher) overshoot by microseconds
+/// rather than the default 50 µs slack.
+fn tune_thread_timers() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and touches only
+    // this thread's timer slack; the call cannot affect memory safety.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+}

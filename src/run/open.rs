@@ -1,0 +1,164 @@
+//! Open-loop load: operations start at a fixed rate, whatever the latency.
+//!
+//! A dispatcher computes each operation's intended start time from the rate
+//! and hands it to a pool of `max_in_flight` workers. Latency is measured from
+//! the intended start, not from when a worker got to it, so a stall that
+//! delays the operations queued behind it shows in the figures (the
+//! coordinated-omission correction of wrk2). Service time, from the actual
+//! start, is kept beside it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Receiver};
+
+use super::measure::{Measurement, WorkerTally};
+use super::{Control, Prepared};
+use crate::engines::{OpWorker, Recorder};
+use crate::plan::{Stop, Warmup};
+
+/// Below this much time to wait, the dispatcher spins instead of sleeping,
+/// because a sleep may overshoot by tens of microseconds.
+const SPIN_BELOW: Duration = Duration::from_micros(150);
+/// How early a sleep ends before the intended start.
+const WAKE_EARLY: Duration = Duration::from_micros(100);
+/// Least time the queue may drain after the last operation was scheduled.
+const MIN_DRAIN: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Copy)]
+struct Job {
+    intended: Instant,
+    measured: bool,
+}
+
+/// Runs `prepared` at `rate` operations per second with at most `max_in_flight` at once.
+pub fn run(prepared: Prepared, rate: f64, max_in_flight: usize, control: &Control) -> Measurement {
+    let Prepared { workers, recorder, warmup, stop } = prepared;
+    let (sender, receiver) = unbounded::<Job>();
+    let base = Instant::now();
+    // Nanoseconds after `base` past which queued operations are dropped, not run.
+    let drain_deadline = AtomicU64::new(u64::MAX);
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let mut start = Instant::now();
+    let mut tallies = Vec::with_capacity(max_in_flight);
+
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = workers
+            .into_iter()
+            .map(|worker| {
+                let receiver = receiver.clone();
+                let tally = WorkerTally::new(recorder.clone(), true);
+                let scratch = recorder.clone();
+                let drain_deadline = &drain_deadline;
+                scope.spawn(move || work(worker, receiver, tally, scratch, base, drain_deadline, &control.cancel))
+            })
+            .collect();
+        drop(receiver);
+        super::tune_thread_timers();
+
+        // Warm-up: the same arrival process, unmeasured.
+        let warm_start = Instant::now();
+        for index in 0_u64.. {
+            let intended = warm_start + interval.mul_f64(index as f64);
+            let more = match warmup {
+                Warmup::None => false,
+                Warmup::Count(n) => index < n,
+                Warmup::Duration(d) => intended - warm_start < d,
+            };
+            if !more || control.cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            wait_until(intended);
+            let _ = sender.send(Job { intended, measured: false });
+        }
+
+        start = Instant::now();
+        control.progress.begin_measuring(start);
+        let planned = match stop {
+            Stop::Iterations(n) => interval.mul_f64(n as f64),
+            Stop::Duration(d) => d,
+        };
+        let deadline = start + planned + planned.max(MIN_DRAIN);
+        drain_deadline.store((deadline - base).as_nanos() as u64, Ordering::Release);
+        for index in 0_u64.. {
+            let offset = interval.mul_f64(index as f64);
+            let more = match stop {
+                Stop::Iterations(n) => index < n,
+                Stop::Duration(d) => offset < d,
+            };
+            if !more || control.cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            let intended = start + offset;
+            wait_until(intended);
+            if sender.send(Job { intended, measured: true }).is_err() {
+                break;
+            }
+            control.progress.issued.store(index + 1, Ordering::Relaxed);
+        }
+        drop(sender);
+        for handle in handles {
+            if let Ok(tally) = handle.join() {
+                tallies.push(tally);
+            }
+        }
+    });
+    super::merge(tallies, start, control)
+}
+
+fn work(
+    mut worker: Box<dyn OpWorker>,
+    jobs: Receiver<Job>,
+    mut tally: WorkerTally,
+    mut scratch: Recorder,
+    base: Instant,
+    drain_deadline: &AtomicU64,
+    cancel: &AtomicBool,
+) -> WorkerTally {
+    super::tune_thread_timers();
+    let mut recorder = std::mem::take(&mut tally.recorder);
+    let mut service = tally.service.take().unwrap_or_else(crate::engines::recorder::new_histogram);
+    while let Ok(job) = jobs.recv() {
+        if cancel.load(Ordering::Relaxed) {
+            continue;
+        }
+        if !job.measured {
+            let _ = super::call_guarded(worker.as_mut(), &mut scratch);
+            continue;
+        }
+        let begin = Instant::now();
+        if (begin - base).as_nanos() as u64 > drain_deadline.load(Ordering::Acquire) {
+            tally.dropped += 1;
+            continue;
+        }
+        let result = super::call_guarded(worker.as_mut(), &mut recorder);
+        let end = Instant::now();
+        match result {
+            Ok(()) => {
+                tally.success(end.saturating_duration_since(job.intended));
+                crate::engines::recorder::record(&mut service, (end - begin).as_nanos() as u64);
+            }
+            Err(error) => tally.failure(&error),
+        }
+        tally.last_end = Some(end);
+    }
+    tally.recorder = recorder;
+    tally.service = Some(service);
+    tally
+}
+
+/// Waits until `target`: sleeps while far away, spins for the last stretch.
+fn wait_until(target: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= target {
+            return;
+        }
+        let left = target - now;
+        if left > SPIN_BELOW {
+            std::thread::sleep(left - WAKE_EARLY);
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
