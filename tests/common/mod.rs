@@ -1,0 +1,75 @@
+//! Helpers shared by the integration tests: write a scenario, run the binary, read results back.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use phasebench::results::{store, Results, RunRecord};
+
+/// A scenario written into a fresh temporary folder.
+pub struct Scenario {
+    /// Keeps the folder alive.
+    pub dir: tempfile::TempDir,
+    /// The scenario file.
+    pub file: PathBuf,
+}
+
+impl Scenario {
+    /// Writes `yaml` as `scenario.yaml` in a new temporary folder.
+    pub fn new(yaml: &str) -> Scenario {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let file = dir.path().join("scenario.yaml");
+        std::fs::write(&file, yaml).expect("write scenario");
+        Scenario { dir, file }
+    }
+
+    /// The run folder this scenario's runs write into.
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    /// Runs `phasebench run FILE --out OUT --quiet` plus `extra` arguments.
+    pub fn run(&self, extra: &[&str]) -> Output {
+        phasebench()
+            .arg("run")
+            .arg(&self.file)
+            .arg("--out")
+            .arg(self.out())
+            .arg("--quiet")
+            .args(extra)
+            .output()
+            .expect("run phasebench")
+    }
+
+    /// Reads the results the last run wrote.
+    pub fn results(&self) -> Results {
+        store::load(&self.out().join("results.json")).expect("results.json reads back")
+    }
+}
+
+/// The phasebench binary.
+pub fn phasebench() -> Command {
+    Command::cargo_bin("phasebench").expect("binary built")
+}
+
+/// The run with the given id.
+pub fn run<'a>(results: &'a Results, id: &str) -> &'a RunRecord {
+    results.runs.iter().find(|run| run.id == id).unwrap_or_else(|| panic!("no run `{id}` in results"))
+}
+
+/// A distribution metric's summary.
+pub fn summary(run: &RunRecord, metric: &str) -> phasebench::results::Summary {
+    run.metrics[metric].summary.unwrap_or_else(|| panic!("`{metric}` has no summary"))
+}
+
+/// Exit status of an output.
+pub fn status(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+/// Repository root, for the shipped scenarios.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}

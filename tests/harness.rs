@@ -1,0 +1,198 @@
+//! The harness measures what it claims: timers, open-loop arrival rates,
+//! coordinated-omission correction, error counting and clean interruption.
+
+mod common;
+
+use common::{run, status, summary, Scenario};
+
+#[test]
+fn sleep_of_two_milliseconds_reads_back_as_two_milliseconds() {
+    let scenario = Scenario::new(
+        "scenario: sleep-check
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: timers
+    workloads:
+      - { name: sleep, engine: cal, op: sleep, with: { duration: 2ms }, iterations: 200, warmup: 5x }
+",
+    );
+    let output = scenario.run(&[]);
+    assert_eq!(status(&output), 0, "{}", String::from_utf8_lossy(&output.stderr));
+    let results = scenario.results();
+    let sleep = run(&results, "sleep");
+    assert_eq!(sleep.operations, 200);
+    let p50 = summary(sleep, "latency").p50;
+    assert!((p50 - 0.002).abs() <= 0.002 * 0.05, "p50 {p50}s is not within 5% of 2ms");
+}
+
+#[test]
+fn open_loop_issues_the_planned_number_of_operations() {
+    let scenario = Scenario::new(
+        "scenario: open-rate
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: open
+    workloads:
+      - { name: noop, engine: cal, op: noop, load: { rate: 10000/s }, duration: 5s, warmup: 0x }
+",
+    );
+    let output = scenario.run(&[]);
+    assert_eq!(status(&output), 0, "{}", String::from_utf8_lossy(&output.stderr));
+    let results = scenario.results();
+    let noop = run(&results, "noop");
+    let issued = noop.operations + noop.errors + noop.dropped;
+    assert!((49_500..=50_500).contains(&issued), "issued {issued} operations, wanted 50,000 ± 1%");
+    assert_eq!(noop.dropped, 0);
+    let throughput = noop.metrics["throughput"].value.unwrap();
+    assert!((throughput - 10_000.0).abs() < 500.0, "throughput {throughput}/s, wanted about 10,000/s");
+}
+
+#[test]
+fn a_stall_shows_in_open_loop_tail_latency() {
+    // Call 5,000 stops the whole engine for 100 ms. Measured from intended
+    // start times, the ~1,000 operations scheduled during the stall all wait,
+    // so well over 0.1% of samples are tens of milliseconds late.
+    let scenario = Scenario::new(
+        "scenario: stall
+engines: { cal: { kind: calibrate, stall_at: 5000, stall_for: 100ms } }
+phases:
+  - name: open
+    workloads:
+      - { name: stalled, engine: cal, op: noop, load: { rate: 10000/s, max_in_flight: 16 }, duration: 2s, warmup: 0x }
+",
+    );
+    let output = scenario.run(&[]);
+    assert_eq!(status(&output), 0, "{}", String::from_utf8_lossy(&output.stderr));
+    let results = scenario.results();
+    let stalled = run(&results, "stalled");
+    let latency = summary(stalled, "latency");
+    assert!(latency.p999 >= 0.050, "p99.9 {}s does not show the 100ms stall", latency.p999);
+    assert!(latency.max >= 0.095 && latency.max < 0.5, "max {}s", latency.max);
+    assert!(latency.p50 < 0.010, "p50 {}s should be unaffected", latency.p50);
+}
+
+#[test]
+fn engine_errors_are_counted_and_the_run_goes_on() {
+    let scenario = Scenario::new(
+        "scenario: failures
+engines: { flaky: { kind: calibrate, fail_every: 10 } }
+phases:
+  - name: errors
+    workloads:
+      - name: flaky
+        engine: flaky
+        op: noop
+        iterations: 1000
+        warmup: 0x
+        targets: [ \"error_rate < 5%\", \"errors == 100x\" ]
+",
+    );
+    let output = scenario.run(&[]);
+    assert_eq!(status(&output), 1, "a missed target exits 1");
+    let results = scenario.results();
+    let flaky = run(&results, "flaky");
+    assert_eq!((flaky.operations, flaky.errors), (900, 100));
+    assert!((flaky.metrics["error_rate"].value.unwrap() - 0.1).abs() < 1e-12);
+    assert_eq!(flaky.error_messages.len(), 1);
+    assert_eq!(flaky.error_messages[0].count, 100);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("FAIL  error_rate < 5%"), "{stdout}");
+    assert!(stdout.contains("PASS  errors == 100x"), "{stdout}");
+}
+
+#[test]
+fn closed_loop_workers_share_the_iteration_count() {
+    let scenario = Scenario::new(
+        "scenario: closed
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: closed
+    workloads:
+      - name: spin
+        engine: cal
+        op: spin
+        with: { duration: 100us }
+        matrix: { c: [1, 2, 3] }
+        load: { concurrency: \"${c}\" }
+        iterations: 300
+        warmup: 10x
+",
+    );
+    let output = scenario.run(&[]);
+    assert_eq!(status(&output), 0, "{}", String::from_utf8_lossy(&output.stderr));
+    let results = scenario.results();
+    for c in 1..=3 {
+        let spin = run(&results, &format!("spin[c={c}]"));
+        assert_eq!(spin.operations, 300);
+        assert_eq!(spin.matrix["c"], c.to_string());
+        assert!(summary(spin, "latency").p50 >= 0.0001);
+    }
+}
+
+#[test]
+fn interrupted_run_keeps_what_it_measured() {
+    let scenario = Scenario::new(
+        "scenario: interrupt
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: both
+    workloads:
+      - { name: quick, engine: cal, op: noop, iterations: 1000, warmup: 0x }
+      - { name: long, engine: cal, op: sleep, with: { duration: 1ms }, duration: 60s, warmup: 0x }
+",
+    );
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("phasebench"))
+        .arg("run")
+        .arg(&scenario.file)
+        .arg("--out")
+        .arg(scenario.out())
+        .arg("--quiet")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start phasebench");
+    // Wait until the first run is saved and the second has measured a while.
+    let results_file = scenario.out().join("results.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !results_file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let exit = child.wait().expect("phasebench exits");
+    assert_eq!(exit.code(), Some(1), "an interrupted run exits 1");
+    let results = scenario.results();
+    assert!(results.interrupted && !results.complete);
+    assert_eq!(results.runs.len(), 2);
+    assert!(results.runs[0].complete);
+    let long = &results.runs[1];
+    assert!(!long.complete);
+    assert!(long.operations > 50, "the cut-short run kept {} operations", long.operations);
+    assert!(long.elapsed_ns < 30_000_000_000);
+}
+
+#[test]
+fn histograms_are_stored_losslessly() {
+    let scenario = Scenario::new(
+        "scenario: lossless
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: one
+    workloads:
+      - { name: spin, engine: cal, op: spin, with: { duration: 50us }, iterations: 500, warmup: 0x }
+",
+    );
+    assert_eq!(status(&scenario.run(&[])), 0);
+    let results = scenario.results();
+    let spin = run(&results, "spin");
+    let latency = &spin.metrics["latency"];
+    let histogram = phasebench::results::histogram::decode(latency.histogram.as_ref().unwrap()).unwrap();
+    assert_eq!(histogram.len(), 500);
+    let again = phasebench::results::Summary::of(&histogram, latency.scale.unwrap());
+    assert_eq!(again, latency.summary.unwrap());
+    let overshoot = summary(spin, "overshoot");
+    assert_eq!(overshoot.count, 500);
+}
