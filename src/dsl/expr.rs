@@ -359,12 +359,13 @@ pub fn parse_expr(text: &str) -> Result<Expr, ParseError> {
 }
 
 const NEEDS_COMPARISON: &str = "a target needs a comparison such as `ttft.p99 < 100ms`";
+const COMPARISON_OPERATORS: &str = "compare a metric with a value using `<`, `<=`, `>`, `>=` or `==`";
 
 /// Parses a whole string as a target `expr op expr`.
 pub fn parse_comparison(text: &str) -> Result<Comparison, ParseError> {
     let c = Ctx::new(text)?;
     if text.trim().is_empty() {
-        return Err(ParseError::new(0, 0, NEEDS_COMPARISON));
+        return Err(ParseError::new(0, 0, NEEDS_COMPARISON).with_hint(COMPARISON_OPERATORS));
     }
     let (rest, lhs) = sum(c, text).map_err(|e| c.error(e))?;
     let (rest, _) = ws(rest).map_err(|e| c.error(e))?;
@@ -377,7 +378,7 @@ pub fn parse_comparison(text: &str) -> Result<Comparison, ParseError> {
             } else if rest.starts_with('=') {
                 err.with_hint("use `==` to test equality")
             } else {
-                err
+                err.with_hint(COMPARISON_OPERATORS)
             });
         }
     };
@@ -828,8 +829,8 @@ fn percentile_of(word: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use crate::quantity::Unit;
     use super::*;
+    use crate::quantity::Unit;
     use proptest::prelude::*;
 
     fn p(text: &str) -> Expr {

@@ -64,7 +64,12 @@ pub fn parse(file: &str, source: String) -> Result<Document, Diagnostics> {
 /// Turns a serde_yaml error into a located diagnostic with a hint.
 fn serde_diagnostic(spans: &SpanIndex, error: &serde_path_to_error::Error<serde_yaml::Error>) -> Diagnostic {
     let path = error.path().to_string();
-    let path = if path == "." { String::new() } else { path };
+    // serde_path_to_error writes `?` for a map key it could not read and `.`
+    // for the root; neither names a node, so they are dropped.
+    let mut path = if path == "." { String::new() } else { path };
+    while path == "?" || path.ends_with(".?") {
+        path.truncate(path.len().saturating_sub(2));
+    }
     let inner = error.inner();
     let raw_message = inner.to_string();
     // serde_yaml appends " at line L column C"; the location is shown separately.
@@ -72,12 +77,22 @@ fn serde_diagnostic(spans: &SpanIndex, error: &serde_path_to_error::Error<serde_
         Some(cut) => raw_message[..cut].to_owned(),
         None => raw_message.clone(),
     };
+    // serde_yaml also starts some messages with the path, which is shown separately.
+    let message = match message.strip_prefix(&format!("{path}: ")) {
+        Some(rest) if !path.is_empty() => rest.to_owned(),
+        _ => message,
+    };
     let location = match inner.location() {
         Some(at) => Location { line: at.line(), column: at.column(), width: 1 },
         None => spans.value(&path),
     };
     let mut diagnostic = spans.diagnostic(&path, location, message.clone());
     diagnostic.hint = hint_for_serde_message(&message);
+    // serde names the mapping that lacks the field; the path of the field
+    // itself says what to add and where.
+    if let Some(missing) = quoted_after(&message, "missing field `") {
+        diagnostic.path = if path.is_empty() { missing.to_owned() } else { format!("{path}.{missing}") };
+    }
     if let Some(unknown) = quoted_after(&message, "unknown field `") {
         diagnostic.location.width = unknown.chars().count().max(1);
         diagnostic.message = format!("unknown key `{unknown}`");
@@ -103,10 +118,24 @@ fn hint_for_serde_message(message: &str) -> Option<String> {
     if message.contains("invalid type") {
         return Some("check the value's type against the scenario reference in README.md".into());
     }
+    if message.contains("expected ',' or '}'") {
+        return Some("a `{ … }` mapping is not closed, or its entries lack a `,` between them".into());
+    }
+    if message.contains("expected ',' or ']'") {
+        return Some("a `[ … ]` list is not closed, or its items lack a `,` between them".into());
+    }
+    if message.contains("unexpected end of stream") {
+        return Some("a quote, `[` or `{` is not closed before the end of the file".into());
+    }
+    if message.contains("tab character") {
+        return Some("indent with spaces; YAML does not allow tabs in indentation".into());
+    }
     if message.contains("did not find expected") || message.contains("mapping values are not allowed") {
         return Some("check indentation and that `key: value` pairs and `- item` lists line up".into());
     }
-    None
+    // Every diagnostic carries a hint; this is the last resort for YAML
+    // errors not recognised above.
+    Some("check the YAML syntax at this position; README.md describes the scenario format".into())
 }
 
 fn quoted_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {

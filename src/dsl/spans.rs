@@ -71,20 +71,42 @@ impl SpanIndex {
     }
 
     /// Location of the characters `start..end` (byte offsets) inside the scalar at `path`.
+    ///
+    /// `text` must be the scalar as it is written in the file; when it is not
+    /// (escapes, a scalar folded over several lines, text after `${var}`
+    /// substitution) offsets into it mean nothing in the file, so the whole
+    /// value is pointed at instead.
     pub fn within(&self, path: &str, text: &str, start: usize, end: usize) -> Location {
         match self.nodes.get(path) {
-            Some(span) => {
+            Some(span) if self.written_at(span, text) => {
                 let before = text.get(..start).map_or(0, |s| s.chars().count());
                 let width = text.get(start..end).map_or(1, |s| s.chars().count()).max(1);
                 Location { line: span.line, column: span.column + before + usize::from(span.quoted), width }
             }
-            None => self.value(path),
+            _ => self.value(path),
+        }
+    }
+
+    /// Whether `text` appears verbatim where the scalar `span` starts.
+    fn written_at(&self, span: &NodeSpan, text: &str) -> bool {
+        let Some(line) = span.line.checked_sub(1).and_then(|i| self.lines.get(i)) else { return false };
+        let skip = (span.column - 1) + usize::from(span.quoted);
+        match line.char_indices().nth(skip) {
+            Some((at, _)) => line[at..].starts_with(text),
+            None => text.is_empty(),
         }
     }
 
     /// A diagnostic at `location`, with the source line filled in.
-    pub fn diagnostic(&self, path: &str, location: Location, message: impl Into<String>) -> Diagnostic {
+    pub fn diagnostic(&self, path: &str, mut location: Location, message: impl Into<String>) -> Diagnostic {
         let mut diagnostic = Diagnostic::new(&self.file, path, message);
+        // The YAML parser reports "end of stream" errors on the line after the
+        // last one; point just past the end of the last line that has text.
+        if location.line > self.lines.len() {
+            if let Some(at) = self.lines.iter().rposition(|line| !line.trim().is_empty()) {
+                location = Location { line: at + 1, column: self.lines[at].chars().count() + 1, width: 1 };
+            }
+        }
         if location.line > 0 {
             diagnostic.source_line = self.lines.get(location.line - 1).cloned();
         }
@@ -107,6 +129,11 @@ impl SpanIndex {
         line.checked_sub(1).and_then(|i| self.lines.get(i)).map(String::as_str)
     }
 
+    /// Whether the node at `path` is written in the document.
+    pub fn contains(&self, path: &str) -> bool {
+        self.nodes.contains_key(path)
+    }
+
     fn find(&self, path: &str) -> Option<(NodeSpan, bool)> {
         let mut current = path;
         let mut exact = true;
@@ -114,16 +141,28 @@ impl SpanIndex {
             if let Some(span) = self.nodes.get(current) {
                 return Some((*span, exact));
             }
+            if current.is_empty() {
+                return None;
+            }
             exact = false;
-            let cut = current.rfind(['.', '['])?;
-            current = &current[..cut];
+            // A top-level key that is not written falls back to the document
+            // itself (path ""), so "missing `phases`" still has a position.
+            current = current.rfind(['.', '[']).map_or("", |cut| &current[..cut]);
         }
     }
 }
 
 enum Frame {
-    Mapping { key: Option<(String, Marker)> },
-    Sequence { index: usize },
+    Mapping {
+        /// The key whose value comes next, with where it was written.
+        key: Option<(String, Marker)>,
+        /// True until the mapping's first key has been seen.
+        first: bool,
+    },
+    Sequence {
+        /// Index of the next item.
+        index: usize,
+    },
 }
 
 #[derive(Default)]
@@ -144,7 +183,7 @@ impl Collector {
                 *index += 1;
                 Some((path, None))
             }
-            Frame::Mapping { key } => match key.take() {
+            Frame::Mapping { key, first } => match key.take() {
                 Some((name, key_mark)) => {
                     let path = if parent.is_empty() { name } else { format!("{parent}.{name}") };
                     Some((path, Some(key_mark)))
@@ -155,6 +194,17 @@ impl Collector {
                         _ => String::from("?"),
                     };
                     *key = Some((name, mark));
+                    // yaml-rust2 marks a block mapping's start at the first `:`
+                    // rather than at its first key; the key is where the mapping
+                    // visibly begins. Flow mappings (`{`) start before their key
+                    // and keep their mark.
+                    if std::mem::take(first) {
+                        if let Some(span) = self.nodes.get_mut(parent.as_str()) {
+                            if (mark.line(), mark.col() + 1) < (span.line, span.column) {
+                                (span.line, span.column) = (mark.line(), mark.col() + 1);
+                            }
+                        }
+                    }
                     None
                 }
             },
@@ -194,7 +244,7 @@ impl MarkedEventReceiver for Collector {
         self.nodes.insert(path.clone(), span);
         match event {
             Event::SequenceStart(..) => self.stack.push((Frame::Sequence { index: 0 }, path)),
-            Event::MappingStart(..) => self.stack.push((Frame::Mapping { key: None }, path)),
+            Event::MappingStart(..) => self.stack.push((Frame::Mapping { key: None, first: true }, path)),
             _ => {}
         }
     }
@@ -222,6 +272,20 @@ mod tests {
         let at = index.within("phases[0].workloads[0].targets[0]", text, 14, 18);
         assert_eq!(at, Location { line: 6, column: 34, width: 4 });
         assert_eq!(&index.source_line(6).unwrap()[33..37], "4KiB");
+    }
+
+    #[test]
+    fn block_mappings_start_at_their_first_key() {
+        let index = SpanIndex::build("d.yaml", DOC);
+        assert_eq!(index.value("phases[0]"), Location { line: 3, column: 5, width: 1 });
+        assert_eq!(index.value(""), Location { line: 1, column: 1, width: 1 });
+    }
+
+    #[test]
+    fn within_points_at_the_whole_value_when_the_text_is_not_the_source() {
+        let index = SpanIndex::build("d.yaml", DOC);
+        let path = "phases[0].workloads[0].targets[0]";
+        assert_eq!(index.within(path, "latency.p99 < 4MiB", 14, 18), index.value(path));
     }
 
     #[test]

@@ -122,15 +122,14 @@ impl<'a> Lowering<'a> {
             seed: options.seed.or(raw.seed).unwrap_or(0),
         };
         self.check_scenario_name(&raw.scenario);
-        let scope = match Scope::from_vars(&raw.vars) {
-            Ok(scope) => scope,
-            Err((name, error)) => {
-                let path = format!("vars.{name}");
-                let text = raw.vars.get(&name).map(ToString::to_string).unwrap_or_default();
-                self.template_error(&path, &text, error);
-                Scope::default()
-            }
-        };
+        // Variables that resolve stay usable, so one bad variable does not
+        // turn every use of the others into an error.
+        let (scope, var_errors) = Scope::from_vars_partial(&raw.vars);
+        for (name, error) in var_errors {
+            let path = format!("vars.{name}");
+            let text = raw.vars.get(&name).map(ToString::to_string).unwrap_or_default();
+            self.template_error(&path, &text, error);
+        }
         let instances = self.engines(&scope);
         let (mut runs, workloads) = self.phases(&instances, &scope, scenario.seed);
         let mut experiments = Vec::new();
@@ -194,7 +193,13 @@ impl<'a> Lowering<'a> {
                 }
             }
             // Checked once here so a mistake is reported even if no workload uses the instance.
-            self.check_params(decl.options, &options, &path, &format!("engine kind `{}`", decl.kind), "option");
+            self.check_params(
+                decl.options,
+                &options,
+                (&path, &format!("{path}.kind")),
+                &format!("engine kind `{}`", decl.kind),
+                "option",
+            );
             instances.insert(name.clone(), Instance { kind: decl.kind, decl, options });
         }
         instances
@@ -227,8 +232,9 @@ impl<'a> Lowering<'a> {
                 );
             }
             if phase.workloads.is_empty() {
+                // Points at `workloads: []` when written, else at the phase.
                 self.at_value(
-                    &phase_path,
+                    &format!("{phase_path}.workloads"),
                     format!("phase `{}` has no workloads", phase.name),
                     Some("add `workloads:` with at least one workload".into()),
                 );
@@ -328,7 +334,7 @@ impl<'a> Lowering<'a> {
         let options = self.check_params(
             instance.decl.options,
             &engine_options,
-            &format!("engines.{}", workload.engine),
+            (&format!("engines.{}", workload.engine), &format!("engines.{}.kind", workload.engine)),
             &format!("engine kind `{}`", instance.kind),
             "option",
         );
@@ -351,7 +357,7 @@ impl<'a> Lowering<'a> {
         let params = self.check_params(
             op.params,
             &given,
-            &format!("{path}.with"),
+            (&format!("{path}.with"), &format!("{path}.op")),
             &format!("operation `{}.{}`", instance.kind, op.name),
             "parameter",
         );
@@ -389,14 +395,18 @@ impl<'a> Lowering<'a> {
     }
 
     /// Checks given values against declarations and fills defaults.
+    ///
+    /// A missing value is reported at `container` (such as `with:`) when it is
+    /// written, else at `anchor`, the key that asked for the values (such as `op:`).
     fn check_params(
         &mut self,
         decls: &'static [OptionDecl],
         given: &Located,
-        container: &str,
+        (container, anchor): (&str, &str),
         owner: &str,
         noun: &str,
     ) -> Option<Params> {
+        let missing_at = if self.doc.spans.contains(container) { container } else { anchor };
         let mut ok = true;
         for (key, (_, value_path)) in given {
             if !decls.iter().any(|decl| decl.name == key) {
@@ -433,10 +443,15 @@ impl<'a> Lowering<'a> {
                         }
                     },
                     None => {
+                        // Without the container (`with:`) the fix must add it too.
+                        let entry = match container.rsplit('.').next() {
+                            Some(key) if missing_at != container => format!("{key}: {{ {}: … }}", decl.name),
+                            _ => format!("{}: …", decl.name),
+                        };
                         self.at_value(
-                            container,
+                            missing_at,
                             format!("{owner} needs the {noun} `{}`", decl.name),
-                            Some(format!("add `{}: …` ({})", decl.name, decl.ty.describe())),
+                            Some(format!("add `{entry}`; it takes a {}", decl.ty.describe())),
                         );
                         ok = false;
                         continue;
@@ -627,23 +642,30 @@ impl<'a> Lowering<'a> {
         op: &OpDecl,
         metrics: &[&'static MetricDecl],
     ) -> Option<Target> {
-        let text = match scope.substitute_text(raw) {
-            Ok(value) => value.to_string(),
+        let substituted = match scope.substitute_located(raw) {
+            Ok(substituted) => substituted,
             Err(error) => {
                 self.template_error(path, raw, error);
                 return None;
             }
         };
+        let text = substituted.text.clone();
+        // Errors are found in the substituted text but shown in the source,
+        // so their ranges are mapped back through the substitution.
+        let report = |this: &mut Self, error: crate::quantity::ParseError| {
+            let range = substituted.raw_range(error.offset, error.offset + error.len);
+            this.within(path, raw, range, error.message, error.hint);
+        };
         let comparison = match expr::parse_comparison(&text) {
             Ok(comparison) => comparison,
             Err(error) => {
-                self.within(path, &text, (error.offset, error.offset + error.len), error.message, error.hint);
+                report(self, error);
                 return None;
             }
         };
         let mut resolve = |metric: &MetricRef| resolve_metric(metric, decl, op, metrics);
         if let Err(error) = expr::check_comparison(&comparison, &mut resolve) {
-            self.within(path, &text, (error.offset, error.offset + error.len), error.message, error.hint);
+            report(self, error);
             return None;
         }
         Some(Target { text, comparison })
@@ -668,8 +690,9 @@ impl<'a> Lowering<'a> {
             return None;
         };
         if raw.variants.is_empty() {
+            // Points at `variants: {}` when written, else at the experiment.
             self.at_key(
-                &format!("{path}.name"),
+                &format!("{path}.variants"),
                 format!("experiment `{}` has no variants", raw.name),
                 Some(
                     "add `variants:` with at least one named variant, e.g. `flash: { engine: { attention: flash } }`"

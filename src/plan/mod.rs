@@ -21,7 +21,7 @@ use indexmap::IndexMap;
 use crate::dsl::expr::{Comparison, MetricRef};
 use crate::engines::{MetricDecl, Params};
 pub use lower::build;
-pub use template::{Scope, TemplateError};
+pub use template::{Scope, Substituted, TemplateError};
 pub use values::{parse_value, ValueError};
 
 /// Switches from the command line that change the plan.

@@ -26,24 +26,45 @@ pub struct TemplateError {
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
     values: IndexMap<String, Scalar>,
+    /// Variables whose own value failed to resolve; a use of one is reported
+    /// as such rather than as an undefined name.
+    broken: Vec<String>,
 }
 
 impl Scope {
     /// Resolves scenario `vars`, which may refer to one another.
     pub fn from_vars(vars: &IndexMap<String, Scalar>) -> Result<Scope, (String, TemplateError)> {
-        let mut scope = Scope::default();
-        let mut resolving = Vec::new();
-        for name in vars.keys() {
-            resolve_var(name, vars, &mut scope, &mut resolving)?;
+        let (scope, mut errors) = Scope::from_vars_partial(vars);
+        if errors.is_empty() {
+            Ok(scope)
+        } else {
+            Err(errors.swap_remove(0))
         }
-        Ok(scope)
+    }
+
+    /// Resolves scenario `vars` as far as possible: a scope with every
+    /// variable that resolves, and the error of each one that does not (named
+    /// by the variable whose value holds the mistake).
+    pub fn from_vars_partial(vars: &IndexMap<String, Scalar>) -> (Scope, Vec<(String, TemplateError)>) {
+        let mut scope = Scope::default();
+        let mut errors = Vec::new();
+        for name in vars.keys() {
+            let mut resolving = Vec::new();
+            if let Err(error) = resolve_var(name, vars, &mut scope, &mut resolving) {
+                // Every variable on the failed chain depends on the mistake.
+                scope.broken.extend(resolving);
+                errors.push(error);
+            }
+        }
+        (scope, errors)
     }
 
     /// This scope with `name` bound to `value` (matrix values shadow vars).
     pub fn with(&self, name: &str, value: Scalar) -> Scope {
         let mut values = self.values.clone();
         values.insert(name.to_owned(), value);
-        Scope { values }
+        let broken = self.broken.iter().filter(|n| *n != name).cloned().collect();
+        Scope { values, broken }
     }
 
     /// Names in scope, for hints.
@@ -78,7 +99,32 @@ impl Scope {
         Ok(Scalar::Text(out))
     }
 
+    /// Substitutes every reference in `text`, always giving text, and keeps
+    /// track of where each substituted piece was written so that errors found
+    /// in the result can be pointed at in the source.
+    pub fn substitute_located(&self, text: &str) -> Result<Substituted, TemplateError> {
+        let mut out = Substituted { text: String::with_capacity(text.len()), pieces: Vec::new() };
+        let mut cursor = 0;
+        for (start, end, name) in find_references(text)? {
+            out.text.push_str(&text[cursor..start]);
+            let from = out.text.len();
+            out.text.push_str(&self.lookup(&name, start, end)?.to_string());
+            out.pieces.push(Piece { out: (from, out.text.len()), raw: (start, end) });
+            cursor = end;
+        }
+        out.text.push_str(&text[cursor..]);
+        Ok(out)
+    }
+
     fn lookup(&self, name: &str, start: usize, end: usize) -> Result<&Scalar, TemplateError> {
+        if self.broken.iter().any(|n| n == name) && !self.values.contains_key(name) {
+            return Err(TemplateError {
+                start,
+                end,
+                message: format!("variable `{name}` cannot be used: its own value is invalid"),
+                hint: Some(format!("fix `vars.{name}` first")),
+            });
+        }
         self.values.get(name).ok_or_else(|| TemplateError {
             start,
             end,
@@ -94,13 +140,58 @@ impl Scope {
     }
 }
 
+/// Text after substitution, with the origin of every substituted reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Substituted {
+    /// The substituted text.
+    pub text: String,
+    /// Substituted references in order.
+    pieces: Vec<Piece>,
+}
+
+/// One substituted reference: its byte range in the output and in the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Piece {
+    out: (usize, usize),
+    raw: (usize, usize),
+}
+
+impl Substituted {
+    /// Maps the byte range `start..end` of the substituted text to the source
+    /// text. A range that touches a substituted value covers its whole
+    /// `${name}`, since the value itself is not written there.
+    pub fn raw_range(&self, start: usize, end: usize) -> (usize, usize) {
+        let start = self.raw_offset(start, false);
+        let end = self.raw_offset(end, true).max(start);
+        (start, end)
+    }
+
+    fn raw_offset(&self, offset: usize, is_end: bool) -> usize {
+        // Outside the pieces, source and output differ by the length changes
+        // of the pieces before the offset.
+        let mut shift: isize = 0;
+        for piece in &self.pieces {
+            let before = if is_end { offset <= piece.out.0 } else { offset < piece.out.0 };
+            if before {
+                break;
+            }
+            let inside = if is_end { offset <= piece.out.1 } else { offset < piece.out.1 };
+            if inside {
+                return if is_end { piece.raw.1 } else { piece.raw.0 };
+            }
+            shift = piece.raw.1 as isize - piece.out.1 as isize;
+        }
+        offset.checked_add_signed(shift).unwrap_or(offset)
+    }
+}
+
 fn resolve_var(
     name: &str,
     vars: &IndexMap<String, Scalar>,
     scope: &mut Scope,
     resolving: &mut Vec<String>,
 ) -> Result<(), (String, TemplateError)> {
-    if scope.values.contains_key(name) {
+    if scope.values.contains_key(name) || scope.broken.iter().any(|n| n == name) {
         return Ok(());
     }
     let Some(raw) = vars.get(name) else { return Ok(()) };
@@ -117,6 +208,17 @@ fn resolve_var(
     resolving.push(name.to_owned());
     if let Scalar::Text(text) = raw {
         for (start, end, reference) in find_references(text).map_err(|e| (name.to_owned(), e))? {
+            // The reference that closes a cycle is the one to point at.
+            if resolving.contains(&reference) {
+                let cycle = format!("{} -> {reference}", resolving.join(" -> "));
+                let error = TemplateError {
+                    start,
+                    end,
+                    message: format!("variables refer to each other in a cycle: {cycle}"),
+                    hint: Some("give one of them a plain value".into()),
+                };
+                return Err((name.to_owned(), error));
+            }
             if vars.contains_key(&reference) {
                 resolve_var(&reference, vars, scope, resolving)?;
             } else {
@@ -208,6 +310,43 @@ mod tests {
         assert_eq!(scope.substitute_text("${a}").unwrap(), Scalar::Text("5ms".into()));
         let cycle = Scope::from_vars(&vars(&[("a", Scalar::Text("${b}".into())), ("b", Scalar::Text("${a}".into()))]));
         assert!(cycle.unwrap_err().1.message.contains("cycle"));
+    }
+
+    #[test]
+    fn cycles_point_at_the_closing_reference() {
+        let (name, error) =
+            Scope::from_vars(&vars(&[("a", Scalar::Text("${b}".into())), ("b", Scalar::Text("x ${a}".into()))]))
+                .unwrap_err();
+        assert_eq!((name.as_str(), error.start, error.end), ("b", 2, 6));
+        assert!(error.message.ends_with("a -> b -> a"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_broken_variable_keeps_the_others_and_is_named_when_used() {
+        let (scope, errors) = Scope::from_vars_partial(&vars(&[
+            ("a", Scalar::Text("${b}".into())),
+            ("b", Scalar::Text("${a}".into())),
+            ("c", Scalar::Text("${a}ms".into())),
+            ("d", Scalar::Int(4)),
+        ]));
+        let names: Vec<&str> = errors.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["b", "c"]);
+        assert_eq!(scope.substitute_text("${d}").unwrap(), Scalar::Int(4));
+        let used = scope.substitute_text("${a}").unwrap_err();
+        assert_eq!(used.hint.as_deref(), Some("fix `vars.a` first"));
+    }
+
+    #[test]
+    fn located_substitution_maps_ranges_back() {
+        let scope = Scope::from_vars(&vars(&[("m", Scalar::Text("latency".into())), ("n", Scalar::Int(5))])).unwrap();
+        let sub = scope.substitute_located("${m}.p99 < ${n}ms").unwrap();
+        assert_eq!(sub.text, "latency.p99 < 5ms");
+        // `p99` after the first reference shifts back by the length difference.
+        assert_eq!(sub.raw_range(8, 11), (5, 8));
+        // Anything inside a substituted value covers the whole reference.
+        assert_eq!(sub.raw_range(0, 3), (0, 4));
+        assert_eq!(sub.raw_range(14, 17), (11, 17));
+        assert_eq!(sub.raw_range(15, 17), (15, 17));
     }
 
     #[test]

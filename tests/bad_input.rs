@@ -1,0 +1,543 @@
+//! Invalid scenarios: every mistake is reported with its exact position, a
+//! hint and exit status 2, nothing is written, and nothing panics.
+//!
+//! The table test runs `phasebench run` and `phasebench validate` on broken
+//! scenarios and checks file, line, column, caret, message and hint; the
+//! property tests feed mutated and random text to the library's parser and
+//! planner; the last tests cover `--out` and `--only` mistakes.
+
+use std::fs;
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use proptest::prelude::*;
+
+/// One broken scenario and what its diagnostic must say.
+struct Case {
+    name: &'static str,
+    yaml: String,
+    line: usize,
+    column: usize,
+    message: &'static str,
+    hint: &'static str,
+}
+
+/// Joins lines into a document; line `n` of the file is `lines[n - 1]`.
+fn doc(lines: &[&str]) -> String {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+/// A scenario with one `calibrate` instance `cal` and one workload `w`.
+///
+/// Header lines are 1–7 (`- name: w` is line 7); `body[i]` becomes line
+/// `8 + i`, indented by 8 spaces, so its text starts at column 9.
+fn workload(body: &[&str]) -> String {
+    let mut lines: Vec<String> = WORKLOAD_HEADER.iter().map(|line| (*line).to_owned()).collect();
+    lines.extend(body.iter().map(|line| format!("        {line}")));
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+/// Lines 1–7 of every [`workload`] scenario.
+const WORKLOAD_HEADER: &[&str] = &[
+    "scenario: t",
+    "engines:",
+    "  cal: { kind: calibrate }",
+    "phases:",
+    "  - name: p",
+    "    workloads:",
+    "      - name: w",
+];
+
+/// The `workload` scenario with a sleep workload, followed by `tail` lines from line 11 on.
+fn with_experiment(tail: &[&str]) -> String {
+    let mut text = workload(&["engine: cal", "op: sleep", "with: { duration: 1ms }"]);
+    text.push_str(&doc(tail));
+    text
+}
+
+#[rustfmt::skip]
+fn cases() -> Vec<Case> {
+    let case = |name, yaml: String, line, column, message, hint| Case { name, yaml, line, column, message, hint };
+    vec![
+        // ---- YAML and shape ----
+        case("yaml syntax error", doc(&["scenario: t", "phases:", "  - name: p", "   workloads: x", "    bad"]),
+            4, 4, "did not find expected '-' indicator", "indentation"),
+        case("sequence where text is expected", doc(&["scenario: t", "phases:", "  - name: [unclosed"]),
+            3, 11, "invalid type: sequence, expected a string", "type"),
+        case("list where a value is expected", doc(&["scenario: t", "vars: { a: [1, 2] }", "phases: []"]),
+            2, 12, "invalid type: sequence, expected a single value", "type"),
+        case("unclosed flow mapping", doc(&["scenario: t", "vars: { a: 1", "phases: []"]),
+            3, 7, "did not find expected ',' or '}'", "`{ … }` mapping is not closed"),
+        case("unclosed flow list", workload(&["engine: cal", "op: noop", "targets: [\"latency.p50 < 1ms\" }"]),
+            10, 39, "did not find expected ',' or ']'", "`[ … ]` list is not closed"),
+        case("unclosed quote", doc(&["scenario: t", "vars: { a: \"x }"]),
+            2, 16, "unexpected end of stream", "not closed"),
+        case("tab indentation", doc(&["scenario: t", "\tphases: []"]),
+            2, 1, "tab character", "spaces"),
+        case("wrong type for phases", doc(&["scenario: t", "phases: 3"]),
+            2, 9, "invalid type", "type"),
+        case("unknown top-level key", doc(&["scenario: t", "enigne: {}"]),
+            2, 1, "unknown key `enigne`", "did you mean `engines`?"),
+        case("unknown key in a workload", workload(&["engine: cal", "op: noop", "iteratons: 5"]),
+            10, 9, "unknown key `iteratons`", "did you mean `iterations`?"),
+        case("unknown key in load", workload(&["engine: cal", "op: noop", "load: { concurency: 2 }"]),
+            10, 17, "unknown key `concurency`", "did you mean `concurrency`?"),
+        case("workload without op", workload(&["engine: cal"]),
+            7, 9, "missing field `op`", "add `op:`"),
+        case("scenario without a name", doc(&["phases: []"]),
+            1, 1, "missing field `scenario`", "add `scenario:`"),
+        case("scenario name with a slash", doc(&["scenario: a/b", "phases: []"]),
+            1, 11, "`a/b` cannot name a run folder", "letters"),
+        case("empty phases list", doc(&["scenario: t", "phases: []"]),
+            2, 1, "no phases", "add `phases:`"),
+        case("no phases key", doc(&["scenario: t", "seed: 1"]),
+            1, 1, "no phases", "add `phases:`"),
+        case("phase with no workloads", doc(&["scenario: t", "phases:", "  - name: p", "    workloads: []"]),
+            4, 16, "phase `p` has no workloads", "add `workloads:`"),
+        case("duplicate phase names", doc(&["scenario: t", "engines:", "  cal: { kind: calibrate }", "phases:",
+                "  - name: p", "    workloads: [{ name: a, engine: cal, op: noop }]",
+                "  - name: p", "    workloads: [{ name: b, engine: cal, op: noop }]"]),
+            7, 11, "phase `p` is defined twice", "its own name"),
+        case("duplicate workload names", doc(&["scenario: t", "engines:", "  cal: { kind: calibrate }", "phases:",
+                "  - name: p", "    workloads:", "      - name: w", "        engine: cal", "        op: noop",
+                "      - name: w", "        engine: cal", "        op: noop"]),
+            10, 15, "workload `w` is defined twice", "unique"),
+
+        // ---- engines, operations, options, parameters ----
+        case("unknown engine kind", doc(&["scenario: t", "engines:", "  cal: { kind: calibrat }", "phases: []"]),
+            3, 16, "unknown engine kind `calibrat`", "did you mean `calibrate`?"),
+        case("undefined engine instance", workload(&["engine: cl", "op: noop"]),
+            8, 17, "unknown engine `cl`", "did you mean `cal`?"),
+        case("unknown op", workload(&["engine: cal", "op: slep"]),
+            9, 13, "has no operation `slep`", "did you mean `sleep`?"),
+        case("unknown engine option", doc(&["scenario: t", "engines:", "  cal: { kind: calibrate, fail_evry: 3 }",
+                "phases:", "  - name: p", "    workloads: [{ name: w, engine: cal, op: noop }]"]),
+            3, 27, "unknown option `fail_evry`", "did you mean `fail_every`?"),
+        case("engine option of the wrong type", doc(&["scenario: t", "engines:",
+                "  cal: { kind: calibrate, stall_for: 3KiB }", "phases:", "  - name: p",
+                "    workloads: [{ name: w, engine: cal, op: noop }]"]),
+            3, 38, "`stall_for`", "duration such as"),
+        case("unknown op parameter", workload(&["engine: cal", "op: sleep", "with: { duration: 1ms, jitter: 2ms }"]),
+            10, 32, "unknown parameter `jitter`", "`duration`"),
+        case("parameter on an op that takes none", workload(&["engine: cal", "op: noop", "with: { duration: 1ms }"]),
+            10, 17, "unknown parameter `duration`", "takes no parameters"),
+        case("missing required op parameter", workload(&["engine: cal", "op: sleep"]),
+            9, 13, "needs the parameter `duration`", "add `with: { duration: … }`"),
+        case("missing parameter with other parameters", workload(&["engine: cal", "op: sleep", "with: {}"]),
+            10, 15, "needs the parameter `duration`", "add `duration: …`"),
+        case("parameter of the wrong dimension", workload(&["engine: cal", "op: sleep", "with: { duration: 4KiB }"]),
+            10, 27, "is a size, but a duration is expected", "250us"),
+        case("plain number for a duration", workload(&["engine: cal", "op: sleep", "with: { duration: 5 }"]),
+            10, 27, "plain number", "duration such as"),
+        case("unknown unit", workload(&["engine: cal", "op: sleep", "with: { duration: 10min }"]),
+            10, 29, "unknown unit `min`", "did you mean `m`?"),
+        case("unknown unit in a quoted value", workload(&["engine: cal", "op: sleep", "with: { duration: \"10 sec\" }"]),
+            10, 31, "unknown unit `sec`", "`s`"),
+
+        // ---- run length and load ----
+        case("zero duration", workload(&["engine: cal", "op: noop", "duration: 0s"]),
+            10, 19, "`duration` is zero", "positive time"),
+        case("negative duration", workload(&["engine: cal", "op: noop", "duration: -1s"]),
+            10, 19, "is negative", "zero or more"),
+        case("zero iterations", workload(&["engine: cal", "op: noop", "iterations: 0"]),
+            10, 21, "`iterations` is zero", "at least one"),
+        case("fractional iterations", workload(&["engine: cal", "op: noop", "iterations: 2.5"]),
+            10, 21, "whole number", "such as 5"),
+        case("both iterations and duration", workload(&["engine: cal", "op: noop", "iterations: 5", "duration: 1s"]),
+            11, 9, "both `iterations` and `duration`", "keep one"),
+        case("bad warmup", workload(&["engine: cal", "op: noop", "warmup: 4KiB"]),
+            10, 17, "warm-up `4KiB` is a size", "duration such as `2s`"),
+        case("bad default iterations", doc(&["scenario: t", "defaults:", "  iterations: lots", "engines:",
+                "  cal: { kind: calibrate }", "phases:", "  - name: p",
+                "    workloads: [{ name: w, engine: cal, op: noop }]"]),
+            3, 15, "`lots` is not a count", "5x"),
+        case("both concurrency and rate", workload(&["engine: cal", "op: noop", "load: { concurrency: 2, rate: 5/s }"]),
+            10, 33, "both `concurrency` and `rate`", "open loop"),
+        case("max_in_flight without rate", workload(&["engine: cal", "op: noop", "load: { concurrency: 2, max_in_flight: 4 }"]),
+            10, 33, "`max_in_flight` applies only to open loop", "add `rate:`"),
+        case("concurrency zero", workload(&["engine: cal", "op: noop", "load: { concurrency: 0 }"]),
+            10, 30, "`concurrency` is 0", "use 1 to"),
+        case("rate with a duration unit", workload(&["engine: cal", "op: noop", "load: { rate: 5ms }"]),
+            10, 23, "is a duration, but a rate is expected", "2000/s"),
+
+        // ---- targets ----
+        case("unknown metric in a target", workload(&["engine: cal", "op: sleep", "with: { duration: 1ms }",
+                "targets: [\"latncy.p99 < 1ms\"]"]),
+            11, 20, "unknown metric `latncy`", "did you mean `latency`?"),
+        case("target unit mismatch", workload(&["engine: cal", "op: sleep", "with: { duration: 1ms }",
+                "targets: [\"latency.p99 < 4KiB\"]"]),
+            11, 34, "`latency.p99` is a duration but `4KiB` is a size", "compare against a duration"),
+        case("target unit mismatch in a block list", workload(&["engine: cal", "op: sleep", "with: { duration: 1ms }",
+                "targets:", "  - latency.p50 < 1ms", "  - latency.p99 <   4KiB"]),
+            13, 29, "`4KiB` is a size", "compare against a duration"),
+        case("target missing its comparison", workload(&["engine: cal", "op: noop", "targets: [\"latency.p99 1ms\"]"]),
+            10, 32, "needs a comparison", "`<`"),
+        case("target with `=`", workload(&["engine: cal", "op: noop", "targets: [\"latency.p99 = 1ms\"]"]),
+            10, 32, "needs a comparison", "use `==`"),
+        case("target with two comparisons", workload(&["engine: cal", "op: noop", "targets: [\"latency.p99 < 1ms < 2ms\"]"]),
+            10, 38, "unexpected `<`", "exactly one comparison"),
+        case("unknown stat", workload(&["engine: cal", "op: noop", "targets: [\"latency.p98 < 1ms\"]"]),
+            10, 28, "unknown statistic `p98`", "did you mean `p99`?"),
+        case("stat on a per-run metric", workload(&["engine: cal", "op: noop", "targets: [\"throughput.p99 > 5/s\"]"]),
+            10, 20, "`throughput` is one value per run", "write `throughput` alone"),
+        case("metric not recorded by the op", workload(&["engine: cal", "op: noop", "targets: [\"overshoot.p99 < 1ms\"]"]),
+            10, 20, "does not record `overshoot`", "it records"),
+        case("target unit mismatch after a variable", doc(&["scenario: t", "vars: { m: latency }", "engines:",
+                "  cal: { kind: calibrate }", "phases:", "  - name: p", "    workloads:", "      - name: w",
+                "        engine: cal", "        op: noop", "        targets: [\"${m}.p99 < 4KiB\"]"]),
+            11, 31, "is a size", "compare against a duration"),
+        case("target error inside a variable", doc(&["scenario: t", "vars: { m: latncy }", "engines:",
+                "  cal: { kind: calibrate }", "phases:", "  - name: p", "    workloads:", "      - name: w",
+                "        engine: cal", "        op: noop", "        targets: [\"${m}.p99 < 1ms\"]"]),
+            11, 20, "unknown metric `latncy`", "did you mean `latency`?"),
+
+        // ---- variables and matrices ----
+        case("undefined variable", doc(&["scenario: t", "vars:", "  prompt: 1ms", "engines:",
+                "  cal: { kind: calibrate }", "phases:", "  - name: p", "    workloads:", "      - name: w",
+                "        engine: cal", "        op: sleep", "        with: { duration: \"${promt}\" }"]),
+            12, 28, "undefined variable `promt`", "did you mean `prompt`?"),
+        case("undefined variable in a target", workload(&["engine: cal", "op: noop",
+                "targets: [\"latency.p99 < ${limt}\"]"]),
+            10, 34, "undefined variable `limt`", "vars:"),
+        case("variable cycle", doc(&["scenario: t", "vars:", "  a: \"${b}\"", "  b: \"${a}\"", "engines:",
+                "  cal: { kind: calibrate }", "phases:", "  - name: p",
+                "    workloads: [{ name: w, engine: cal, op: noop }]"]),
+            4, 7, "cycle: a -> b -> a", "plain value"),
+        case("use of a variable that is itself broken", doc(&["scenario: t", "vars:", "  a: \"${b}\"",
+                "  b: \"${a}\"", "engines:", "  cal: { kind: calibrate }", "phases:", "  - name: p", "    workloads:",
+                "      - name: w", "        engine: cal", "        op: sleep", "        with: { duration: \"${a}\" }"]),
+            13, 28, "variable `a` cannot be used", "fix `vars.a` first"),
+        case("value from a variable has the wrong unit", doc(&["scenario: t", "vars: { n: 10min }", "engines:",
+                "  cal: { kind: calibrate }", "phases:", "  - name: p", "    workloads:", "      - name: w",
+                "        engine: cal", "        op: sleep", "        with: { duration: \"${n}\" }"]),
+            11, 27, "unknown unit `min`", "did you mean `m`?"),
+        case("empty matrix list", workload(&["engine: cal", "op: noop", "matrix: { c: [] }"]),
+            10, 22, "matrix variable `c` has no values", "c: [1, 2, 4]"),
+
+        // ---- experiments ----
+        case("experiment naming a missing workload", with_experiment(&["experiments:", "  - name: e",
+                "    workload: ww", "    metric: latency.p50", "    variants: { v: { with: { duration: 2ms } } }"]),
+            13, 15, "names no workload `ww`", "did you mean `w`?"),
+        case("experiment with an unknown variant engine option", with_experiment(&["experiments:", "  - name: e",
+                "    workload: w", "    metric: latency.p50", "    variants: { v: { engine: { fail_evry: 2 } } }"]),
+            15, 32, "unknown option `fail_evry`", "did you mean `fail_every`?"),
+        case("experiment with no variants", with_experiment(&["experiments:", "  - name: e",
+                "    workload: w", "    metric: latency.p50", "    variants: {}"]),
+            15, 5, "has no variants", "add `variants:`"),
+        case("experiment without variants key", with_experiment(&["experiments:", "  - name: e",
+                "    workload: w", "    metric: latency.p50"]),
+            12, 5, "has no variants", "add `variants:`"),
+        case("experiment metric unknown", with_experiment(&["experiments:", "  - name: e",
+                "    workload: w", "    metric: latncy.p50", "    variants: { v: { with: { duration: 2ms } } }"]),
+            14, 13, "unknown metric `latncy`", "did you mean `latency`?"),
+        case("experiment metric with a bad stat", with_experiment(&["experiments:", "  - name: e",
+                "    workload: w", "    metric: latency.p98", "    variants: { v: { with: { duration: 2ms } } }"]),
+            14, 21, "unknown statistic `p98`", "did you mean `p99`?"),
+        case("bad risk", with_experiment(&["experiments:", "  - name: e", "    workload: w",
+                "    metric: latency.p50", "    variants: { v: { with: { duration: 2ms } } }", "    risk: hgih"]),
+            16, 11, "unknown risk `hgih`", "did you mean `high`?"),
+        case("complexity out of range", with_experiment(&["experiments:", "  - name: e", "    workload: w",
+                "    metric: latency.p50", "    variants: { v: { with: { duration: 2ms } } }", "    complexity: 7"]),
+            16, 17, "complexity `7` is not 1 to 5", "from 1"),
+        case("bad effort", with_experiment(&["experiments:", "  - name: e", "    workload: w",
+                "    metric: latency.p50", "    variants: { v: { with: { duration: 2ms } } }", "    effort: lots"]),
+            16, 13, "effort `lots`", "`3d`"),
+        case("rounds 1", with_experiment(&["experiments:", "  - name: e", "    workload: w",
+                "    metric: latency.p50", "    variants: { v: { with: { duration: 2ms } } }", "    rounds: 1"]),
+            16, 13, "`rounds` is 1", "at least two"),
+        case("variant called baseline", with_experiment(&["experiments:", "  - name: e", "    workload: w",
+                "    metric: latency.p50", "    variants: { baseline: { with: { duration: 2ms } } }"]),
+            15, 17, "cannot be called `baseline`", "`baseline:`"),
+
+        // ---- roadmap ----
+        case("invalid roadmap start date", with_experiment(&["roadmap:", "  start: 2026-13-01"]),
+            12, 10, "`2026-13-01` is not a date", "YYYY-MM-DD"),
+        case("roadmap team zero", with_experiment(&["roadmap:", "  team: 0"]),
+            12, 9, "team `0`", "at least 1"),
+        case("roadmap probability out of range", with_experiment(&["roadmap:",
+                "  success_probability: { low: 1.5 }"]),
+            12, 31, "not a probability", "0 to 1"),
+    ]
+}
+
+/// The diagnostic block (from one `error:` line to the next) that names `FILE:LINE:COL`.
+fn block_at<'a>(stderr: &'a str, at: &str) -> Option<&'a str> {
+    let mut starts: Vec<usize> = stderr.match_indices("error: ").map(|(i, _)| i).collect();
+    starts.push(stderr.len());
+    starts.windows(2).map(|w| &stderr[w[0]..w[1]]).find(|block| block.contains(&format!("--> {at}")))
+}
+
+/// Checks one case; `Err` says what is wrong with phasebench's answer.
+fn check(case: &Case, bin: &Path) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let file = dir.path().join("bad.yaml");
+    fs::write(&file, &case.yaml).map_err(|e| e.to_string())?;
+    let out = dir.path().join("out");
+    let output = std::process::Command::new(bin)
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let mut problems = Vec::new();
+    if output.status.code() != Some(2) {
+        problems.push(format!("`run` exited with {:?}, not 2", output.status.code()));
+    }
+    if stderr.contains("panicked") {
+        problems.push("phasebench panicked".to_owned());
+    }
+    if out.exists() {
+        problems.push("`run` created the --out folder".to_owned());
+    }
+    let at = format!("{}:{}:{}", file.display(), case.line, case.column);
+    match block_at(&stderr, &at) {
+        None => problems.push(format!("no diagnostic at {at}")),
+        Some(block) => {
+            if !block.contains(case.message) {
+                problems.push(format!("message lacks {:?}", case.message));
+            }
+            if !block.contains(&format!("{at} (at `")) {
+                problems.push("no document path `(at `…`)`".to_owned());
+            }
+            match block.lines().find(|line| line.trim_start().starts_with("= hint: ")) {
+                Some(hint) if hint.contains(case.hint) => {}
+                Some(_) => problems.push(format!("hint lacks {:?}", case.hint)),
+                None => problems.push("no `= hint:` line".to_owned()),
+            }
+            if let Err(caret) = check_caret(block, case.line, case.column) {
+                problems.push(caret);
+            }
+        }
+    }
+    let validate = std::process::Command::new(bin).arg("validate").arg(&file).output().map_err(|e| e.to_string())?;
+    if validate.status.code() != Some(2) {
+        problems.push(format!("`validate` exited with {:?}, not 2", validate.status.code()));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}\n--- stderr ---\n{stderr}", problems.join("; ")))
+    }
+}
+
+/// The block shows line `line` of the source and a caret starting under `column`.
+fn check_caret(block: &str, line: usize, column: usize) -> Result<(), String> {
+    let number = line.to_string();
+    let lines: Vec<&str> = block.lines().collect();
+    let source_prefix = format!("{number} | ");
+    let Some(at) = lines.iter().position(|l| l.starts_with(&source_prefix)) else {
+        return Err(format!("source line {line} is not shown"));
+    };
+    let Some(caret_line) = lines.get(at + 1) else { return Err("no caret line".to_owned()) };
+    let caret_prefix = format!("{} | ", " ".repeat(number.len()));
+    let Some(carets) = caret_line.strip_prefix(&caret_prefix) else {
+        return Err(format!("malformed caret line {caret_line:?}"));
+    };
+    match carets.find('^') {
+        Some(offset) if carets[..offset].chars().count() + 1 == column => Ok(()),
+        Some(offset) => Err(format!("caret at column {}, not {column}", carets[..offset].chars().count() + 1)),
+        None => Err("caret line has no `^`".to_owned()),
+    }
+}
+
+#[test]
+fn broken_scenarios_are_located_and_explained() {
+    let bin = assert_cmd::cargo::cargo_bin("phasebench");
+    let cases = cases();
+    assert!(cases.len() >= 30, "the table should cover at least 30 mistakes");
+    let failures: Vec<String> =
+        cases.iter().filter_map(|case| check(case, &bin).err().map(|why| format!("[{}] {why}", case.name))).collect();
+    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+}
+
+// ---- never panic ----
+
+const QUICKSTART: &str = include_str!("../scenarios/quickstart.yaml");
+
+/// Fragments that tend to break the parser or the planner in interesting ways.
+const TOKENS: &[&str] = &[
+    "${x}",
+    "${nap}",
+    "${",
+    "}",
+    ":",
+    ": ",
+    "- ",
+    "[",
+    "]",
+    "{",
+    "4KiB",
+    "p99",
+    "<",
+    " < ",
+    "iterations: 0",
+    "duration: 0s",
+    "load: { rate: 5ms }",
+    "matrix: { c: [] }",
+    "\"",
+    "'",
+    "&a",
+    "*a",
+    "!!str",
+    "\t",
+    "-1",
+    "1e400",
+    "18446744073709551616",
+    "µs",
+    "é",
+    "\n",
+    "  ",
+    "~",
+    "null",
+    "concurrency: 0",
+    "rounds: 1",
+    "latency.p98",
+    "throughput.p99 > 1/s",
+    "3:0",
+    "((((",
+];
+
+/// One edit to a document's lines.
+#[derive(Clone, Debug)]
+enum Edit {
+    DeleteLine(usize),
+    DuplicateLine(usize),
+    ReplaceLine(usize, usize),
+    InsertToken(usize, usize),
+    DeleteChar(usize),
+    ReplaceChar(usize, char),
+}
+
+fn apply(text: &str, edits: &[Edit]) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for edit in edits {
+        if lines.is_empty() {
+            lines.push(String::new());
+        }
+        let n = lines.len();
+        match *edit {
+            Edit::DeleteLine(i) => {
+                lines.remove(i % n);
+            }
+            Edit::DuplicateLine(i) => {
+                let line = lines[i % n].clone();
+                lines.insert(i % n, line);
+            }
+            Edit::ReplaceLine(i, j) => lines[i % n] = lines[j % n].clone(),
+            Edit::InsertToken(i, t) => {
+                let line = &mut lines[i % n];
+                let at = line.char_indices().map(|(k, _)| k).nth(t % (line.chars().count() + 1)).unwrap_or(line.len());
+                line.insert_str(at, TOKENS[t % TOKENS.len()]);
+            }
+            Edit::DeleteChar(i) => {
+                let line = &mut lines[i % n];
+                if let Some((at, _)) = line.char_indices().nth(i % (line.chars().count() + 1)) {
+                    line.remove(at);
+                }
+            }
+            Edit::ReplaceChar(i, c) => {
+                let line = &mut lines[i % n];
+                if let Some((at, old)) = line.char_indices().nth(i % (line.chars().count() + 1)) {
+                    line.replace_range(at..at + old.len_utf8(), &c.to_string());
+                }
+            }
+        }
+    }
+    lines.join("\n")
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        any::<usize>().prop_map(Edit::DeleteLine),
+        any::<usize>().prop_map(Edit::DuplicateLine),
+        (any::<usize>(), any::<usize>()).prop_map(|(i, j)| Edit::ReplaceLine(i, j)),
+        (any::<usize>(), any::<usize>()).prop_map(|(i, t)| Edit::InsertToken(i, t)),
+        any::<usize>().prop_map(Edit::DeleteChar),
+        (any::<usize>(), prop::sample::select(vec![' ', ':', '-', '0', 'x', '{', '}', '[', '"', '#', '$', '\t']))
+            .prop_map(|(i, c)| Edit::ReplaceChar(i, c)),
+    ]
+}
+
+/// Parses and plans `text`; either may fail, neither may panic.
+fn exercise(text: &str) {
+    if let Ok(doc) = phasebench::dsl::parse("t.yaml", text.to_owned()) {
+        let _ = phasebench::plan::build(&doc, &Default::default());
+        let only = phasebench::plan::PlanOptions { smoke: true, only: Some("sleep".into()), seed: Some(1) };
+        let _ = phasebench::plan::build(&doc, &only);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_quickstart_never_panics(edits in prop::collection::vec(edit(), 1..8)) {
+        exercise(&apply(QUICKSTART, &edits));
+    }
+
+    #[test]
+    fn random_text_never_panics(text in ".{0,400}") {
+        exercise(&text);
+    }
+
+    #[test]
+    fn scenario_alphabet_never_panics(text in "(scenario|phases|workloads|engine|op|name|with|targets|vars|[a-z ]|[:\\-\\[\\]{}$\"'\n]|  )*") {
+        exercise(&text);
+    }
+}
+
+#[test]
+fn quickstart_itself_plans() {
+    let doc = phasebench::dsl::parse("q.yaml", QUICKSTART.to_owned()).expect("quickstart parses");
+    assert!(phasebench::plan::build(&doc, &Default::default()).is_ok());
+}
+
+// ---- command-line mistakes ----
+
+#[test]
+fn existing_out_folder_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    fs::create_dir(&out).expect("create out");
+    fs::write(out.join("keep.txt"), "precious").expect("write keep");
+    Command::cargo_bin("phasebench")
+        .expect("binary")
+        .args(["run", "scenarios/quickstart.yaml", "--smoke", "--quiet", "--out"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("hint:"));
+    let entries: Vec<_> = fs::read_dir(&out).expect("read out").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(entries, vec![std::ffi::OsString::from("keep.txt")]);
+    assert_eq!(fs::read_to_string(out.join("keep.txt")).expect("read keep"), "precious");
+}
+
+#[test]
+fn only_with_an_unknown_name_is_refused_with_a_hint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    Command::cargo_bin("phasebench")
+        .expect("binary")
+        .args(["run", "scenarios/quickstart.yaml", "--smoke", "--only", "nosuchname", "--out"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("nosuchname").and(predicate::str::contains("= hint:")));
+    assert!(!out.exists(), "no run folder for invalid input");
+    Command::cargo_bin("phasebench")
+        .expect("binary")
+        .args(["run", "scenarios/quickstart.yaml", "--smoke", "--only", "sleap", "--out"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("did you mean `sleep`?"));
+    assert!(!out.exists(), "no run folder for invalid input");
+}
