@@ -54,11 +54,14 @@ fn a_stall_shows_in_open_loop_tail_latency() {
     // so well over 0.1% of samples are tens of milliseconds late.
     let scenario = Scenario::new(
         "scenario: stall
-engines: { cal: { kind: calibrate, stall_at: 5000, stall_for: 100ms } }
+engines:
+  open: { kind: calibrate, stall_at: 5000, stall_for: 100ms }
+  closed: { kind: calibrate, stall_at: 5000, stall_for: 100ms }
 phases:
   - name: open
     workloads:
-      - { name: stalled, engine: cal, op: noop, load: { rate: 10000/s, max_in_flight: 16 }, duration: 2s, warmup: 0x }
+      - { name: stalled, engine: open, op: noop, load: { rate: 10000/s, max_in_flight: 16 }, duration: 2s, warmup: 0x }
+      - { name: closed, engine: closed, op: noop, iterations: 20000, warmup: 0x }
 ",
     );
     let output = scenario.run(&[]);
@@ -69,6 +72,11 @@ phases:
     assert!(latency.p999 >= 0.050, "p99.9 {}s does not show the 100ms stall", latency.p999);
     assert!(latency.max >= 0.095 && latency.max < 0.5, "max {}s", latency.max);
     assert!(latency.p50 < 0.010, "p50 {}s should be unaffected", latency.p50);
+    // The closed loop over its own, identical stall records one slow sample:
+    // the stall is in its max but hidden from its p99.9.
+    let closed = summary(run(&results, "closed"), "latency");
+    assert!(closed.max >= 0.095, "closed-loop max {}s misses the stall", closed.max);
+    assert!(closed.p999 < 0.010, "closed-loop p99.9 {}s", closed.p999);
 }
 
 #[test]

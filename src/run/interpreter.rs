@@ -55,7 +55,11 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
             break;
         }
         observer.run_started(index, plan.runs.len(), spec);
-        let key = format!("{}:{}", spec.engine.kind, serde_json::to_string(&spec.engine.options).unwrap_or_default());
+        // One instance per named engine and option set: runs of the same
+        // instance share its state (caches, loaded weights), experiment arms
+        // that change an option get their own.
+        let options = serde_json::to_string(&spec.engine.options).unwrap_or_default();
+        let key = format!("{}:{}:{options}", spec.engine.name, spec.engine.kind);
         let engine = engines.entry(key).or_insert_with(|| create_engine(spec, plan.scenario.seed)).clone();
         let record = match engine.and_then(|engine| engine.operation(&spec.op, &spec.params)) {
             Ok(operation) => {
