@@ -80,13 +80,13 @@ pub fn execute(args: RunArgs) -> Status {
     };
     let outcomes = targets::evaluate(&results);
     print!("{}", summary::render(&results, &outcomes));
-    println!("results: {}", folder.join("results.json").display());
     // A smoke run measures a handful of operations: enough to exercise the
     // scenario end to end, too few to judge a target by.
-    let all_held = results.smoke || outcomes.iter().all(|outcome| outcome.held);
     if results.smoke && !outcomes.is_empty() {
         println!("smoke run: targets are shown but not judged");
     }
+    println!("results: {}", folder.join("results.json").display());
+    let all_held = results.smoke || outcomes.iter().all(|outcome| outcome.held);
     let all_ran = results.complete && results.runs.iter().all(|run| run.complete);
     if all_held && all_ran {
         Status::Success
