@@ -32,7 +32,8 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// Resolves scenario `vars`, which may refer to one another.
+    /// Resolves scenario `vars`, failing on the first mistake.
+    #[cfg(test)]
     pub fn from_vars(vars: &IndexMap<String, Scalar>) -> Result<Scope, (String, TemplateError)> {
         let (scope, mut errors) = Scope::from_vars_partial(vars);
         if errors.is_empty() {
