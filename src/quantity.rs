@@ -336,6 +336,16 @@ impl fmt::Display for Quantity {
 }
 
 /// Parses a whole string as one quantity such as "250us", "-2s", "3:1" or "50 tok/s".
+///
+/// ```
+/// use phasebench::quantity::{parse_quantity, Dim};
+///
+/// let nap = parse_quantity("250us").unwrap();
+/// assert_eq!(nap.dim(), Dim::TIME);
+/// assert!((nap.base_value() - 250e-6).abs() < 1e-15);
+/// assert_eq!(parse_quantity("64MiB").unwrap().base_value(), 64.0 * 1024.0 * 1024.0);
+/// assert!(parse_quantity("10 parsecs").is_err());
+/// ```
 pub fn parse_quantity(text: &str) -> Result<Quantity, ParseError> {
     let start = skip_ws(text, 0);
     let rest = text.get(start..).unwrap_or_default();
@@ -638,6 +648,13 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Formats a value in base units for people, choosing a readable unit for the dimension.
+///
+/// ```
+/// use phasebench::quantity::{format_value, Dim};
+///
+/// assert_eq!(format_value(0.0123, Dim::TIME), "12.3ms");
+/// assert_eq!(format_value(4096.0, Dim::BYTES), "4.00KiB");
+/// ```
 pub fn format_value(base: f64, dim: Dim) -> String {
     if !base.is_finite() {
         return match dim {

@@ -362,6 +362,20 @@ const NEEDS_COMPARISON: &str = "a target needs a comparison such as `ttft.p99 < 
 const COMPARISON_OPERATORS: &str = "compare a metric with a value using `<`, `<=`, `>`, `>=` or `==`";
 
 /// Parses a whole string as a target `expr op expr`.
+///
+/// ```
+/// use phasebench::dsl::expr::{eval, parse_comparison, MetricRef};
+///
+/// let target = parse_comparison("latency.p99 < 2 * latency.p50").unwrap();
+/// let mut measured = |metric: &MetricRef| match metric.to_string().as_str() {
+///     "latency.p99" => Some(0.009),
+///     "latency.p50" => Some(0.005),
+///     _ => None,
+/// };
+/// let lhs = eval(&target.lhs, &mut measured).unwrap();
+/// let rhs = eval(&target.rhs, &mut measured).unwrap();
+/// assert!(target.op.holds(lhs, rhs));
+/// ```
 pub fn parse_comparison(text: &str) -> Result<Comparison, ParseError> {
     let c = Ctx::new(text)?;
     if text.trim().is_empty() {
