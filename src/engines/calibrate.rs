@@ -65,6 +65,7 @@ static DECL: EngineDecl = EngineDecl {
         name: "overshoot",
         dim: Dim::TIME,
         kind: MetricKind::Distribution,
+        part_of: None,
         doc: "how much longer the call took than asked (timer precision)",
     }],
 };

@@ -86,6 +86,8 @@ pub struct MetricDecl {
     pub dim: Dim,
     /// Per operation or per run.
     pub kind: MetricKind,
+    /// The metric this one is a part of (a time category of `latency`), for time shares.
+    pub part_of: Option<&'static str>,
     /// One line for `phasebench list`.
     pub doc: &'static str,
 }
@@ -148,25 +150,35 @@ pub static HARNESS_METRICS: &[MetricDecl] = &[
         name: "latency",
         dim: Dim::TIME,
         kind: MetricKind::Distribution,
+        part_of: None,
         doc: "time per operation; in open loop, from its intended start (coordinated omission corrected)",
     },
     MetricDecl {
         name: "service_time",
         dim: Dim::TIME,
         kind: MetricKind::Distribution,
+        part_of: None,
         doc: "time per operation from its actual start, excluding queueing",
     },
     MetricDecl {
         name: "throughput",
         dim: Dim::PER_TIME,
         kind: MetricKind::Scalar,
+        part_of: None,
         doc: "completed operations per second of measured time",
     },
-    MetricDecl { name: "errors", dim: Dim::NONE, kind: MetricKind::Scalar, doc: "operations that failed" },
+    MetricDecl {
+        name: "errors",
+        dim: Dim::NONE,
+        kind: MetricKind::Scalar,
+        part_of: None,
+        doc: "operations that failed",
+    },
     MetricDecl {
         name: "error_rate",
         dim: Dim::NONE,
         kind: MetricKind::Scalar,
+        part_of: None,
         doc: "failed operations as a fraction of all attempted",
     },
 ];

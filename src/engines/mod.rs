@@ -10,6 +10,7 @@
 
 pub mod calibrate;
 pub mod catalog;
+pub mod llm;
 pub mod params;
 pub mod recorder;
 
@@ -43,10 +44,30 @@ pub struct EngineSetup {
     pub seed: u64,
 }
 
+/// Why options or parameters that have the right types still cannot work
+/// (an unknown model, a prompt longer than the context), found before anything runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    /// The option or parameter at fault.
+    pub key: &'static str,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
 /// A kind of engine: its declarations and how to create an instance.
 pub trait EngineKind: Sync {
     /// What the engine offers.
     fn decl(&self) -> &'static EngineDecl;
+    /// Checks an instance's options beyond their types; cheap, runs at validation.
+    fn validate(&self, _options: &Params) -> Result<(), Invalid> {
+        Ok(())
+    }
+    /// Checks one operation's parameters against the instance's options.
+    fn validate_op(&self, _options: &Params, _op: &str, _params: &Params) -> Result<(), Invalid> {
+        Ok(())
+    }
     /// Creates an instance with checked options.
     fn create(&self, setup: &EngineSetup) -> Result<Arc<dyn Engine>, EngineError>;
 }
@@ -71,7 +92,7 @@ pub trait OpWorker: Send {
 
 /// Every built-in engine kind.
 pub fn registry() -> &'static [&'static dyn EngineKind] {
-    &[&calibrate::Calibrate]
+    &[&calibrate::Calibrate, &llm::Llm]
 }
 
 /// The engine kind called `kind`.

@@ -193,13 +193,18 @@ impl<'a> Lowering<'a> {
                 }
             }
             // Checked once here so a mistake is reported even if no workload uses the instance.
-            self.check_params(
+            let checked = self.check_params(
                 decl.options,
                 &options,
                 (&path, &format!("{path}.kind")),
                 &format!("engine kind `{}`", decl.kind),
                 "option",
             );
+            if let Some(checked) = checked {
+                if let Err(invalid) = kind.validate(&checked) {
+                    self.invalid(invalid, &options, &format!("{path}.kind"));
+                }
+            }
             instances.insert(name.clone(), Instance { kind: decl.kind, decl, options });
         }
         instances
@@ -362,6 +367,20 @@ impl<'a> Lowering<'a> {
             "parameter",
         );
 
+        if let (Some(kind), Some(options), Some(params)) = (engines::find(instance.kind), &options, &params) {
+            let changed_engine = overrides.engine.is_some_and(|changes| !changes.is_empty());
+            let engine_path = format!("engines.{}.kind", workload.engine);
+            let verdict = if changed_engine { kind.validate(options) } else { Ok(()) };
+            match verdict {
+                Err(invalid) => self.invalid(invalid, &engine_options, &engine_path),
+                Ok(()) => {
+                    if let Err(invalid) = kind.validate_op(options, op.name, params) {
+                        self.invalid(invalid, &given, &format!("{path}.op"));
+                    }
+                }
+            }
+        }
+
         let warmup = self.warmup(workload, path, scope);
         let stop = self.stop(workload, path, scope);
         let load = self.load(workload, path, scope);
@@ -392,6 +411,15 @@ impl<'a> Lowering<'a> {
             targets,
             metrics,
         })
+    }
+
+    /// Reports an engine's own objection at the value it names, or at
+    /// `fallback` when that value was left to its default.
+    fn invalid(&mut self, invalid: engines::Invalid, given: &Located, fallback: &str) {
+        match given.get(invalid.key) {
+            Some((_, path)) => self.at_value(path, invalid.message, invalid.hint),
+            None => self.at_value(fallback, format!("`{}`: {}", invalid.key, invalid.message), invalid.hint),
+        }
     }
 
     /// Checks given values against declarations and fills defaults.

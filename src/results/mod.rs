@@ -177,6 +177,9 @@ pub struct MetricRecord {
     /// What one histogram count stands for, e.g. `ns`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    /// The metric this one is a part of, for time shares (e.g. `latency`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_of: Option<String>,
     /// Histogram counts per base unit (1e9 for nanoseconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<f64>,

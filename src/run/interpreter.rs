@@ -177,8 +177,10 @@ fn record_of(spec: &RunSpec, measurement: &Measurement, wall_start: DateTime<Utc
     let error_rate = if attempted > 0 { tally.errors as f64 / attempted as f64 } else { 0.0 };
     record.metrics.insert("error_rate".into(), scalar(error_rate, Dim::NONE));
     for slot in tally.recorder.slots() {
-        let dim = spec.metrics.iter().find(|m| m.name == slot.name).map_or(Dim::NONE, |m| m.dim);
-        record.metrics.insert(slot.name.into(), distribution(&slot.histogram, dim));
+        let decl = spec.metrics.iter().find(|m| m.name == slot.name);
+        let mut metric = distribution(&slot.histogram, decl.map_or(Dim::NONE, |m| m.dim));
+        metric.part_of = decl.and_then(|m| m.part_of).map(str::to_owned);
+        record.metrics.insert(slot.name.into(), metric);
     }
     for (name, amount) in tally.recorder.counters() {
         record.counters.insert((*name).into(), *amount);
@@ -192,6 +194,7 @@ fn distribution(histogram: &hdrhistogram::Histogram<u64>, dim: Dim) -> MetricRec
         kind: MetricKind::Distribution,
         dim: dim.into(),
         unit: Some(histogram_unit(dim)),
+        part_of: None,
         scale: Some(scale),
         histogram: encode(histogram).ok(),
         summary: Some(Summary::of(histogram, scale)),
@@ -204,6 +207,7 @@ fn scalar(value: f64, dim: Dim) -> MetricRecord {
         kind: MetricKind::Scalar,
         dim: dim.into(),
         unit: None,
+        part_of: None,
         scale: None,
         histogram: None,
         summary: None,

@@ -1,0 +1,560 @@
+//! The `llm` engine: a llama-architecture decoder on candle-core (CPU).
+//!
+//! Presets with seeded random weights (`tiny`, `small`, `base`, `1b`) or a
+//! Hugging Face Llama checkpoint directory. Operations `generate`,
+//! `prefill` and `decode` record time to first token, inter-token latency,
+//! decode and prefill rates, and where the time went (embedding,
+//! projections, attention, MLP, norms, head, sampling). Generation always
+//! runs to `max_tokens` (end-of-sequence is ignored, as serving benchmarks
+//! do), so every call does the same amount of work.
+
+pub mod config;
+pub mod model;
+pub mod sampling;
+pub mod weights;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use candle_core::DType;
+
+use super::catalog::{EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
+use super::{Engine, EngineError, EngineKind, EngineSetup, Invalid, OpWorker, Operation, Params, Recorder, Value};
+use crate::quantity::Dim;
+pub use config::Config;
+pub use model::{AttentionKind, Cache, Model, Profile};
+use sampling::Sampler;
+use weights::{SplitMix, WeightSource};
+
+/// Why the model could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// A checkpoint file is missing, unreadable or inconsistent.
+    #[error("{0}")]
+    Checkpoint(String),
+    /// A request the model cannot serve (too long, unknown token).
+    #[error("{0}")]
+    Input(String),
+    /// A tensor operation failed.
+    #[error("tensor operation failed: {0}")]
+    Tensor(#[from] candle_core::Error),
+}
+
+impl From<LlmError> for EngineError {
+    fn from(error: LlmError) -> Self {
+        EngineError::new(error.to_string())
+    }
+}
+
+const PROMPT_TOKENS: OptionDecl = OptionDecl {
+    name: "prompt_tokens",
+    ty: ValueType::Count { min: 1, max: 1 << 20 },
+    default: Some("128"),
+    doc: "prompt length in tokens, ids drawn from the seed (ignored when `prompt` is set)",
+};
+
+const PROMPT: OptionDecl = OptionDecl {
+    name: "prompt",
+    ty: ValueType::Text,
+    default: Some(""),
+    doc: "prompt text (byte-level tokens on presets)",
+};
+
+const MAX_TOKENS: OptionDecl = OptionDecl {
+    name: "max_tokens",
+    ty: ValueType::Count { min: 1, max: 1 << 20 },
+    default: Some("32"),
+    doc: "tokens to generate per call",
+};
+
+const TIME_SHARES: [&str; 7] =
+    ["embedding_time", "projection_time", "attention_time", "mlp_time", "norm_time", "head_time", "sampling_time"];
+
+const fn time_metric(name: &'static str, doc: &'static str) -> MetricDecl {
+    MetricDecl { name, dim: Dim::TIME, kind: MetricKind::Distribution, part_of: None, doc }
+}
+
+const fn share_metric(name: &'static str, doc: &'static str) -> MetricDecl {
+    MetricDecl { name, dim: Dim::TIME, kind: MetricKind::Distribution, part_of: Some("latency"), doc }
+}
+
+static DECL: EngineDecl = EngineDecl {
+    kind: "llm",
+    doc: "a llama-architecture decoder on candle-core: presets with seeded weights or a Hugging Face checkpoint",
+    options: &[
+        OptionDecl {
+            name: "model",
+            ty: ValueType::Text,
+            default: Some("small"),
+            doc: "preset (tiny, small, base, 1b) or a checkpoint directory (config.json + *.safetensors)",
+        },
+        OptionDecl {
+            name: "device",
+            ty: ValueType::Choice(&["auto", "cpu"]),
+            default: Some("auto"),
+            doc: "where to run; auto uses the CPU until the GPU path lands",
+        },
+        OptionDecl {
+            name: "dtype",
+            ty: ValueType::Choice(&["f32", "bf16"]),
+            default: Some("f32"),
+            doc: "weight storage type (activations are f32)",
+        },
+        OptionDecl {
+            name: "attention",
+            ty: ValueType::Choice(&["naive", "flash"]),
+            default: Some("naive"),
+            doc: "naive: full score matrix; flash: key tiles with an online softmax",
+        },
+        OptionDecl {
+            name: "kv_cache",
+            ty: ValueType::Bool,
+            default: Some("on"),
+            doc: "keep keys and values between steps",
+        },
+        OptionDecl {
+            name: "threads",
+            ty: ValueType::Count { min: 0, max: 1024 },
+            default: Some("0"),
+            doc: "worker threads for tensor work (0: all cores)",
+        },
+        OptionDecl {
+            name: "temperature",
+            ty: ValueType::Number { min: 0.0, max: 100.0 },
+            default: Some("0"),
+            doc: "sampling temperature (0: greedy)",
+        },
+        OptionDecl {
+            name: "top_k",
+            ty: ValueType::Count { min: 0, max: 1 << 20 },
+            default: Some("0"),
+            doc: "sample among the k likeliest tokens (0: all)",
+        },
+    ],
+    ops: &[
+        OpDecl {
+            name: "generate",
+            doc: "prefill the prompt, then decode until max_tokens tokens",
+            params: &[PROMPT_TOKENS, PROMPT, MAX_TOKENS],
+            metrics: &[
+                "ttft",
+                "itl",
+                "tpot",
+                "e2e",
+                "decode_rate",
+                "prefill_rate",
+                "embedding_time",
+                "projection_time",
+                "attention_time",
+                "mlp_time",
+                "norm_time",
+                "head_time",
+                "sampling_time",
+            ],
+        },
+        OpDecl {
+            name: "prefill",
+            doc: "run the prompt and sample the first token",
+            params: &[PROMPT_TOKENS, PROMPT],
+            metrics: &[
+                "ttft",
+                "prefill_rate",
+                "embedding_time",
+                "projection_time",
+                "attention_time",
+                "mlp_time",
+                "norm_time",
+                "head_time",
+                "sampling_time",
+            ],
+        },
+        OpDecl {
+            name: "decode",
+            doc: "continue a prefilled sequence by max_tokens tokens (the prompt is prefilled once, untimed)",
+            params: &[PROMPT_TOKENS, PROMPT, MAX_TOKENS],
+            metrics: &[
+                "itl",
+                "tpot",
+                "decode_rate",
+                "embedding_time",
+                "projection_time",
+                "attention_time",
+                "mlp_time",
+                "norm_time",
+                "head_time",
+                "sampling_time",
+            ],
+        },
+    ],
+    metrics: &[
+        time_metric("ttft", "time to first token: prompt prefill plus the first sample"),
+        time_metric("itl", "inter-token latency: every gap between consecutive tokens"),
+        time_metric("tpot", "time per output token after the first, per call"),
+        time_metric("e2e", "end-to-end time of one generation"),
+        MetricDecl {
+            name: "decode_rate",
+            dim: Dim::TOKEN_RATE,
+            kind: MetricKind::Distribution,
+            part_of: None,
+            doc: "tokens per second after the first",
+        },
+        MetricDecl {
+            name: "prefill_rate",
+            dim: Dim::TOKEN_RATE,
+            kind: MetricKind::Distribution,
+            part_of: None,
+            doc: "prompt tokens per second of time to first token",
+        },
+        share_metric("embedding_time", "time in the token embedding lookup, per call"),
+        share_metric("projection_time", "time in the q, k, v and o projections, per call"),
+        share_metric("attention_time", "time in rotary embeddings, KV cache and the attention core, per call"),
+        share_metric("mlp_time", "time in the SwiGLU MLP, per call"),
+        share_metric("norm_time", "time in RMSNorms, per call"),
+        share_metric("head_time", "time in the output head, per call"),
+        share_metric("sampling_time", "time choosing tokens, per call"),
+    ],
+};
+
+/// The `llm` engine kind.
+pub struct Llm;
+
+/// A model named by a preset or a checkpoint directory.
+enum ModelSource<'a> {
+    Preset(Config),
+    Checkpoint(&'a Path),
+}
+
+fn model_source(name: &str) -> Result<ModelSource<'_>, Invalid> {
+    if let Some(config) = Config::preset(name) {
+        return Ok(ModelSource::Preset(config));
+    }
+    let path = Path::new(name);
+    if path.is_dir() {
+        return Ok(ModelSource::Checkpoint(path));
+    }
+    let looks_like_path = name.contains(['/', '\\', '.']);
+    Err(Invalid {
+        key: "model",
+        message: if looks_like_path {
+            format!("model directory `{name}` does not exist")
+        } else {
+            format!("unknown model preset `{name}`")
+        },
+        hint: crate::diagnostic::did_you_mean(name, config::PRESETS.iter().copied())
+            .or_else(|| Some(format!("use a preset ({}) or a checkpoint directory", config::PRESETS.join(", ")))),
+    })
+}
+
+/// The configuration an instance would load, checked as far as possible without loading weights.
+fn checked_config(options: &Params) -> Result<(Config, bool), Invalid> {
+    let name = text(options, "model");
+    match model_source(name)? {
+        ModelSource::Preset(config) => Ok((config, true)),
+        ModelSource::Checkpoint(dir) => {
+            let invalid = |error: LlmError| Invalid {
+                key: "model",
+                message: error.to_string(),
+                hint: Some("a checkpoint is config.json plus *.safetensors in f32, f16 or bf16".into()),
+            };
+            let config = Config::from_checkpoint(dir).map_err(invalid)?;
+            for file in weights::safetensors_files(dir).map_err(invalid)? {
+                weights::check_safetensors(&file).map_err(invalid)?;
+            }
+            Ok((config, false))
+        }
+    }
+}
+
+fn text<'a>(params: &'a Params, name: &str) -> &'a str {
+    match params.get(name) {
+        Some(Value::Text(text)) => text,
+        _ => "",
+    }
+}
+
+fn count(params: &Params, name: &str) -> u64 {
+    match params.get(name) {
+        Some(Value::Count(n)) => *n,
+        _ => 0,
+    }
+}
+
+impl EngineKind for Llm {
+    fn decl(&self) -> &'static EngineDecl {
+        &DECL
+    }
+
+    fn validate(&self, options: &Params) -> Result<(), Invalid> {
+        checked_config(options).map(|_| ())
+    }
+
+    fn validate_op(&self, options: &Params, op: &str, params: &Params) -> Result<(), Invalid> {
+        let Ok((config, preset)) = checked_config(options) else {
+            // The option itself is reported by `validate`.
+            return Ok(());
+        };
+        let prompt = text(params, "prompt");
+        if !prompt.is_empty() && !preset {
+            return Err(Invalid {
+                key: "prompt",
+                message: "text prompts on a checkpoint need its tokenizer, which phasebench does not read yet".into(),
+                hint: Some("give the prompt length as `prompt_tokens` instead".into()),
+            });
+        }
+        let prompt_len = if prompt.is_empty() { count(params, "prompt_tokens") } else { prompt.len() as u64 + 1 };
+        let generated = if op == "prefill" { 1 } else { count(params, "max_tokens") };
+        let needed = prompt_len + generated;
+        if needed > config.context as u64 {
+            return Err(Invalid {
+                key: if prompt.is_empty() { "prompt_tokens" } else { "prompt" },
+                message: format!(
+                    "a {prompt_len}-token prompt plus {generated} generated tokens exceeds the model's context of {}",
+                    config.context
+                ),
+                hint: Some(format!("keep prompt and max_tokens within {} tokens", config.context)),
+            });
+        }
+        Ok(())
+    }
+
+    fn create(&self, setup: &EngineSetup) -> Result<Arc<dyn Engine>, EngineError> {
+        let options = &setup.options;
+        let dtype = if text(options, "dtype") == "bf16" { DType::BF16 } else { DType::F32 };
+        let attention = if text(options, "attention") == "flash" { AttentionKind::Flash } else { AttentionKind::Naive };
+        let name = text(options, "model");
+        let (config, source) = match model_source(name).map_err(|invalid| EngineError::new(invalid.message))? {
+            ModelSource::Preset(config) => (config, WeightSource::Random { seed: setup.seed }),
+            ModelSource::Checkpoint(dir) => (Config::from_checkpoint(dir)?, WeightSource::checkpoint(dir)?),
+        };
+        let threads = count(options, "threads") as usize;
+        let pool = if threads == 0 {
+            None
+        } else {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|error| EngineError::new(format!("cannot start {threads} threads: {error}")))?;
+            Some(Arc::new(pool))
+        };
+        let model = Arc::new(Model::load(config, &source, dtype, attention)?);
+        let temperature = match options.get("temperature") {
+            Some(Value::Number(t)) => *t,
+            _ => 0.0,
+        };
+        Ok(Arc::new(LlmEngine {
+            model,
+            pool,
+            kv_cache: !matches!(options.get("kv_cache"), Some(Value::Bool(false))),
+            temperature,
+            top_k: count(options, "top_k") as usize,
+            byte_tokens: Config::preset(name).is_some(),
+        }))
+    }
+}
+
+struct LlmEngine {
+    model: Arc<Model>,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    kv_cache: bool,
+    temperature: f64,
+    top_k: usize,
+    byte_tokens: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Generate,
+    Prefill,
+    Decode,
+}
+
+impl Engine for LlmEngine {
+    fn operation(&self, op: &str, params: &Params) -> Result<Arc<dyn Operation>, EngineError> {
+        let mode = match op {
+            "generate" => Mode::Generate,
+            "prefill" => Mode::Prefill,
+            "decode" => Mode::Decode,
+            other => return Err(EngineError::new(format!("llm has no operation `{other}`"))),
+        };
+        let prompt_text = text(params, "prompt");
+        if !prompt_text.is_empty() && !self.byte_tokens {
+            return Err(EngineError::new("text prompts need the checkpoint's tokenizer, which is not read yet"));
+        }
+        Ok(Arc::new(LlmOperation {
+            model: Arc::clone(&self.model),
+            pool: self.pool.clone(),
+            kv_cache: self.kv_cache,
+            temperature: self.temperature,
+            top_k: self.top_k,
+            mode,
+            prompt_text: prompt_text.to_owned(),
+            prompt_tokens: count(params, "prompt_tokens") as usize,
+            max_tokens: (count(params, "max_tokens") as usize).max(1),
+        }))
+    }
+}
+
+struct LlmOperation {
+    model: Arc<Model>,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    kv_cache: bool,
+    temperature: f64,
+    top_k: usize,
+    mode: Mode,
+    prompt_text: String,
+    prompt_tokens: usize,
+    max_tokens: usize,
+}
+
+/// Byte-level tokens of a text prompt, after a beginning-of-sequence token (id 1).
+pub fn byte_tokens(text: &str) -> Vec<u32> {
+    std::iter::once(1).chain(text.bytes().map(u32::from)).collect()
+}
+
+impl Operation for LlmOperation {
+    fn worker(&self, _index: usize, seed: u64) -> Result<Box<dyn OpWorker>, EngineError> {
+        let prompt = if self.prompt_text.is_empty() {
+            // Ids from 3 upward avoid the special tokens most vocabularies start with.
+            let vocab = self.model.config().vocab.max(4) as u64;
+            let mut rng = SplitMix::new(seed);
+            (0..self.prompt_tokens).map(|_| 3 + rng.below(vocab - 3) as u32).collect()
+        } else {
+            byte_tokens(&self.prompt_text)
+        };
+        let mut worker = LlmWorker {
+            model: Arc::clone(&self.model),
+            pool: self.pool.clone(),
+            kv_cache: self.kv_cache,
+            mode: self.mode,
+            prompt,
+            max_tokens: self.max_tokens,
+            sampler: Sampler::new(self.temperature, self.top_k, seed ^ 0x5eed),
+            sequence: Vec::new(),
+            cache: Cache::default(),
+        };
+        if self.mode == Mode::Decode {
+            worker.install(|w| w.prefill_untimed())?;
+        }
+        Ok(Box::new(worker))
+    }
+}
+
+struct LlmWorker {
+    model: Arc<Model>,
+    pool: Option<Arc<rayon::ThreadPool>>,
+    kv_cache: bool,
+    mode: Mode,
+    prompt: Vec<u32>,
+    max_tokens: usize,
+    sampler: Sampler,
+    /// Decode mode: the sequence so far, continued by every call.
+    sequence: Vec<u32>,
+    cache: Cache,
+}
+
+impl LlmWorker {
+    /// Runs `work` on the engine's thread pool, if it has its own.
+    fn install<T: Send>(&mut self, work: impl FnOnce(&mut Self) -> T + Send) -> T {
+        match self.pool.clone() {
+            Some(pool) => pool.install(|| work(self)),
+            None => work(self),
+        }
+    }
+
+    fn prefill_untimed(&mut self) -> Result<(), EngineError> {
+        self.cache.clear();
+        let mut profile = Profile::default();
+        let logits = self.model.forward(&self.prompt, &mut self.cache, &mut profile, false)?;
+        let first = self.sampler.sample(&logits.to_vec1::<f32>().map_err(LlmError::from)?);
+        self.sequence = self.prompt.clone();
+        self.sequence.push(first);
+        Ok(())
+    }
+
+    /// One decoding step after `sequence`: with the cache, only the last
+    /// token runs; without it, the whole sequence runs again.
+    fn step(&mut self, profile: &mut Profile) -> Result<u32, EngineError> {
+        let logits = if self.kv_cache {
+            let last = *self.sequence.last().ok_or_else(|| EngineError::new("empty sequence"))?;
+            self.model.forward(&[last], &mut self.cache, profile, false)?
+        } else {
+            self.cache.clear();
+            self.model.forward(&self.sequence, &mut self.cache, profile, false)?
+        };
+        let token = profile.time(model::Category::Sampling, || Ok(self.sampler.sample(&logits.to_vec1::<f32>()?)))?;
+        self.sequence.push(token);
+        Ok(token)
+    }
+
+    fn run(&mut self, recorder: &mut Recorder) -> Result<(), EngineError> {
+        let mut profile = Profile::default();
+        let start = Instant::now();
+        let mut decode_from = start;
+        let mut steps = self.max_tokens;
+        if self.mode == Mode::Decode {
+            if self.sequence.len() + self.max_tokens > self.model.config().context {
+                // The sequence reached the context: start it again (counted in this call).
+                self.prefill_untimed()?;
+                recorder.count("resets", 1);
+            }
+        } else {
+            self.cache.clear();
+            let logits = self.model.forward(&self.prompt, &mut self.cache, &mut profile, false)?;
+            let first =
+                profile.time(model::Category::Sampling, || Ok(self.sampler.sample(&logits.to_vec1::<f32>()?)))?;
+            self.sequence = self.prompt.clone();
+            self.sequence.push(first);
+            let ttft = start.elapsed();
+            recorder.record_duration("ttft", ttft);
+            recorder.record("prefill_rate", self.prompt.len() as f64 / ttft.as_secs_f64().max(1e-12));
+            recorder.count("prompt_tokens", self.prompt.len() as u64);
+            recorder.count("generated_tokens", 1);
+            decode_from = Instant::now();
+            steps = if self.mode == Mode::Prefill { 0 } else { self.max_tokens - 1 };
+        }
+        let mut previous = decode_from;
+        for _ in 0..steps {
+            self.step(&mut profile)?;
+            let now = Instant::now();
+            recorder.record_duration("itl", now - previous);
+            previous = now;
+        }
+        let end = Instant::now();
+        if self.mode == Mode::Generate {
+            recorder.record_duration("e2e", end - start);
+        }
+        if steps > 0 {
+            let decoding: Duration = end - decode_from;
+            recorder.record_duration("tpot", decoding / steps as u32);
+            recorder.record("decode_rate", steps as f64 / decoding.as_secs_f64().max(1e-12));
+            recorder.count("generated_tokens", steps as u64);
+        }
+        for (name, time) in profile.named() {
+            recorder.record_duration(name, time);
+        }
+        Ok(())
+    }
+}
+
+impl OpWorker for LlmWorker {
+    fn call(&mut self, recorder: &mut Recorder) -> Result<(), EngineError> {
+        self.install(|worker| worker.run(recorder))
+    }
+}
+
+/// The final position's logits for `tokens`, for checking against other implementations.
+pub fn inspect_logits(model: &str, tokens: &[u32], dtype: DType, seed: u64) -> Result<Vec<f32>, LlmError> {
+    let (config, source) = match model_source(model).map_err(|invalid| LlmError::Input(invalid.message))? {
+        ModelSource::Preset(config) => (config, WeightSource::Random { seed }),
+        ModelSource::Checkpoint(dir) => (Config::from_checkpoint(dir)?, WeightSource::checkpoint(dir)?),
+    };
+    let model = Model::load(config, &source, dtype, AttentionKind::Naive)?;
+    let logits = model.forward(tokens, &mut Cache::default(), &mut Profile::default(), false)?;
+    Ok(logits.to_vec1::<f32>()?)
+}
+
+/// Names of the time-share metrics, in the order reports list them.
+pub fn time_share_metrics() -> &'static [&'static str] {
+    &TIME_SHARES
+}

@@ -1,0 +1,542 @@
+//! The llama-architecture decoder: embedding, RMSNorm, rotary embeddings,
+//! grouped-query attention (naive or flash), SwiGLU MLP, KV cache and output
+//! head, each with `load` and `forward`, timed by category.
+//!
+//! Activations are f32. With `dtype: bf16` weights are stored as bf16 and
+//! widened to f32 right before each product, because candle's CPU matmul has
+//! no bf16 kernel: the variant halves weight memory and shows what the
+//! conversion costs.
+
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device, Tensor, D};
+
+use super::config::Config;
+use super::weights::WeightSource;
+use super::LlmError;
+
+/// How attention is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionKind {
+    /// The full score matrix, masked, softmaxed, times V.
+    Naive,
+    /// Tiles of keys with an online softmax; the full score matrix never exists.
+    Flash,
+}
+
+/// Where the time of a forward pass went.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Profile {
+    /// Token embedding lookup.
+    pub embedding: Duration,
+    /// q, k, v and o projections.
+    pub projections: Duration,
+    /// Rotary embeddings, KV cache and the attention core.
+    pub attention: Duration,
+    /// SwiGLU MLP.
+    pub mlp: Duration,
+    /// RMSNorms.
+    pub norms: Duration,
+    /// Output head.
+    pub head: Duration,
+    /// Token sampling.
+    pub sampling: Duration,
+}
+
+/// A timing category of [`Profile`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Category {
+    /// Token embedding lookup.
+    Embedding,
+    /// q, k, v and o projections.
+    Projections,
+    /// Attention core.
+    Attention,
+    /// SwiGLU MLP.
+    Mlp,
+    /// RMSNorms.
+    Norms,
+    /// Output head.
+    Head,
+    /// Sampling.
+    Sampling,
+}
+
+impl Profile {
+    /// Runs `work`, adding its time to `category`.
+    pub fn time<T>(&mut self, category: Category, work: impl FnOnce() -> Result<T, LlmError>) -> Result<T, LlmError> {
+        let start = Instant::now();
+        let result = work();
+        let slot = match category {
+            Category::Embedding => &mut self.embedding,
+            Category::Projections => &mut self.projections,
+            Category::Attention => &mut self.attention,
+            Category::Mlp => &mut self.mlp,
+            Category::Norms => &mut self.norms,
+            Category::Head => &mut self.head,
+            Category::Sampling => &mut self.sampling,
+        };
+        *slot += start.elapsed();
+        result
+    }
+
+    /// Every category with its metric name.
+    pub fn named(&self) -> [(&'static str, Duration); 7] {
+        [
+            ("embedding_time", self.embedding),
+            ("projection_time", self.projections),
+            ("attention_time", self.attention),
+            ("mlp_time", self.mlp),
+            ("norm_time", self.norms),
+            ("head_time", self.head),
+            ("sampling_time", self.sampling),
+        ]
+    }
+}
+
+/// The keys and values of every position seen so far, per layer.
+#[derive(Clone, Debug, Default)]
+pub struct Cache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+}
+
+impl Cache {
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets every position.
+    pub fn clear(&mut self) {
+        self.layers.clear();
+        self.len = 0;
+    }
+}
+
+/// A weight matrix `(out, in)` applied as `x · Wᵀ`.
+struct Linear {
+    weight: Tensor,
+}
+
+impl Linear {
+    fn load(source: &WeightSource, name: &str, out: usize, input: usize, dtype: DType) -> Result<Linear, LlmError> {
+        Ok(Linear { weight: source.get(name, &[out, input], dtype)? })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor, LlmError> {
+        let weight =
+            if self.weight.dtype() == DType::F32 { self.weight.clone() } else { self.weight.to_dtype(DType::F32)? };
+        Ok(x.matmul(&weight.t()?)?)
+    }
+}
+
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn load(source: &WeightSource, name: &str, dim: usize, eps: f64) -> Result<RmsNorm, LlmError> {
+        Ok(RmsNorm { weight: source.get(name, &[dim], DType::F32)?, eps })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor, LlmError> {
+        let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = x.broadcast_div(&(mean_square + self.eps)?.sqrt()?)?;
+        Ok(normed.broadcast_mul(&self.weight)?)
+    }
+}
+
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+}
+
+struct Mlp {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+impl Mlp {
+    fn forward(&self, x: &Tensor) -> Result<Tensor, LlmError> {
+        let gated = (self.gate.forward(x)?.silu()? * self.up.forward(x)?)?;
+        self.down.forward(&gated)
+    }
+}
+
+struct Block {
+    input_norm: RmsNorm,
+    attention: Attention,
+    post_norm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl Block {
+    fn load(source: &WeightSource, config: &Config, index: usize, dtype: DType) -> Result<Block, LlmError> {
+        let prefix = format!("model.layers.{index}");
+        let (dim, q_dim, kv_dim) = (config.dim, config.heads * config.head_dim, config.kv_heads * config.head_dim);
+        let linear =
+            |name: &str, out, input| Linear::load(source, &format!("{prefix}.{name}.weight"), out, input, dtype);
+        Ok(Block {
+            input_norm: RmsNorm::load(source, &format!("{prefix}.input_layernorm.weight"), dim, config.eps)?,
+            attention: Attention {
+                q: linear("self_attn.q_proj", q_dim, dim)?,
+                k: linear("self_attn.k_proj", kv_dim, dim)?,
+                v: linear("self_attn.v_proj", kv_dim, dim)?,
+                o: linear("self_attn.o_proj", dim, q_dim)?,
+            },
+            post_norm: RmsNorm::load(source, &format!("{prefix}.post_attention_layernorm.weight"), dim, config.eps)?,
+            mlp: Mlp {
+                gate: linear("mlp.gate_proj", config.hidden, dim)?,
+                up: linear("mlp.up_proj", config.hidden, dim)?,
+                down: linear("mlp.down_proj", dim, config.hidden)?,
+            },
+        })
+    }
+}
+
+/// A loaded decoder.
+pub struct Model {
+    config: Config,
+    embedding: Tensor,
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    head: Linear,
+    inverse_frequencies: Vec<f64>,
+    attention: AttentionKind,
+}
+
+/// Query rows per flash-attention tile.
+const FLASH_QUERY_TILE: usize = 128;
+/// Key columns per flash-attention tile.
+const FLASH_KEY_TILE: usize = 128;
+
+impl Model {
+    /// Loads every tensor of `config` from `source`, storing matrices as `dtype`.
+    pub fn load(
+        config: Config,
+        source: &WeightSource,
+        dtype: DType,
+        attention: AttentionKind,
+    ) -> Result<Model, LlmError> {
+        let embedding = source.get("model.embed_tokens.weight", &[config.vocab, config.dim], dtype)?;
+        let blocks =
+            (0..config.layers).map(|index| Block::load(source, &config, index, dtype)).collect::<Result<_, _>>()?;
+        let norm = RmsNorm::load(source, "model.norm.weight", config.dim, config.eps)?;
+        let head = if config.tied {
+            Linear { weight: embedding.clone() }
+        } else {
+            Linear::load(source, "lm_head.weight", config.vocab, config.dim, dtype)?
+        };
+        let inverse_frequencies = config.inverse_frequencies();
+        Ok(Model { config, embedding, blocks, norm, head, inverse_frequencies, attention })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Runs `tokens` after the positions in `cache`, appending theirs, and
+    /// returns the logits of the last position (`all_positions`: of every
+    /// position, one row each).
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut Cache,
+        profile: &mut Profile,
+        all_positions: bool,
+    ) -> Result<Tensor, LlmError> {
+        let seq = tokens.len();
+        let offset = cache.len;
+        if seq == 0 {
+            return Err(LlmError::Input("no tokens to run".into()));
+        }
+        if offset + seq > self.config.context {
+            return Err(LlmError::Input(format!(
+                "{} positions exceed the model's context of {}",
+                offset + seq,
+                self.config.context
+            )));
+        }
+        if let Some(bad) = tokens.iter().find(|&&t| t as usize >= self.config.vocab) {
+            return Err(LlmError::Input(format!("token {bad} is outside the vocabulary of {}", self.config.vocab)));
+        }
+        if cache.layers.len() != self.blocks.len() {
+            cache.layers = vec![None; self.blocks.len()];
+        }
+        let device = Device::Cpu;
+        let mut x = profile.time(Category::Embedding, || {
+            let ids = Tensor::from_slice(tokens, seq, &device)?;
+            Ok(self.embedding.index_select(&ids, 0)?.to_dtype(DType::F32)?)
+        })?;
+        let (cos, sin) = profile.time(Category::Attention, || self.rotary(offset, seq))?;
+        for (block, slot) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+            let h = profile.time(Category::Norms, || block.input_norm.forward(&x))?;
+            let (q, k, v) = profile.time(Category::Projections, || {
+                let a = &block.attention;
+                Ok((a.q.forward(&h)?, a.k.forward(&h)?, a.v.forward(&h)?))
+            })?;
+            let mixed = profile.time(Category::Attention, || {
+                let q = self.heads(&q, self.config.heads, seq)?;
+                let k = self.heads(&k, self.config.kv_heads, seq)?;
+                let v = self.heads(&v, self.config.kv_heads, seq)?;
+                let q = rotate(&q, &cos, &sin)?;
+                let k = rotate(&k, &cos, &sin)?;
+                let (k, v) = match slot.take() {
+                    Some((past_k, past_v)) => (Tensor::cat(&[&past_k, &k], 1)?, Tensor::cat(&[&past_v, &v], 1)?),
+                    None => (k, v),
+                };
+                let out = match self.attention {
+                    AttentionKind::Naive => self.naive_attention(&q, &k, &v, offset)?,
+                    AttentionKind::Flash => self.flash_attention(&q, &k, &v, offset)?,
+                };
+                *slot = Some((k, v));
+                // (heads, seq, head_dim) → (seq, heads · head_dim)
+                Ok(out.transpose(0, 1)?.contiguous()?.reshape((seq, self.config.heads * self.config.head_dim))?)
+            })?;
+            let attended = profile.time(Category::Projections, || block.attention.o.forward(&mixed))?;
+            x = (x + attended)?;
+            let h = profile.time(Category::Norms, || block.post_norm.forward(&x))?;
+            let m = profile.time(Category::Mlp, || block.mlp.forward(&h))?;
+            x = (x + m)?;
+        }
+        cache.len = offset + seq;
+        let last = if all_positions { x } else { x.narrow(0, seq - 1, 1)? };
+        let normed = profile.time(Category::Norms, || self.norm.forward(&last))?;
+        let logits = profile.time(Category::Head, || self.head.forward(&normed))?;
+        Ok(if all_positions { logits } else { logits.squeeze(0)? })
+    }
+
+    /// `(seq, heads · head_dim)` → `(heads, seq, head_dim)`.
+    fn heads(&self, x: &Tensor, heads: usize, seq: usize) -> Result<Tensor, LlmError> {
+        Ok(x.reshape((seq, heads, self.config.head_dim))?.transpose(0, 1)?.contiguous()?)
+    }
+
+    /// Cosine and sine tables `(seq, head_dim)` for positions `offset..offset+seq`,
+    /// laid out for the rotate-half convention of Hugging Face Llama.
+    fn rotary(&self, offset: usize, seq: usize) -> Result<(Tensor, Tensor), LlmError> {
+        let half = self.config.head_dim / 2;
+        let mut cos = Vec::with_capacity(seq * half * 2);
+        let mut sin = Vec::with_capacity(seq * half * 2);
+        for position in offset..offset + seq {
+            let angles = self.inverse_frequencies.iter().map(|inv| position as f64 * inv);
+            let row: Vec<f64> = angles.collect();
+            for _ in 0..2 {
+                cos.extend(row.iter().map(|a| a.cos() as f32));
+                sin.extend(row.iter().map(|a| a.sin() as f32));
+            }
+        }
+        let shape = (seq, half * 2);
+        Ok((Tensor::from_vec(cos, shape, &Device::Cpu)?, Tensor::from_vec(sin, shape, &Device::Cpu)?))
+    }
+
+    /// Query heads grouped under their key/value head: `(kv_heads, rep · rows, head_dim)`.
+    fn grouped(&self, q: &Tensor, start: usize, rows: usize) -> Result<Tensor, LlmError> {
+        let (kv_heads, rep) = (self.config.kv_heads, self.config.heads / self.config.kv_heads);
+        let seq = q.dim(1)?;
+        let q = q.reshape((kv_heads, rep, seq, self.config.head_dim))?.narrow(2, start, rows)?;
+        Ok(q.contiguous()?.reshape((kv_heads, rep * rows, self.config.head_dim))?)
+    }
+
+    /// Back from grouped rows to `(heads, rows, head_dim)`.
+    fn ungrouped(&self, x: &Tensor, rows: usize) -> Result<Tensor, LlmError> {
+        Ok(x.reshape((self.config.heads, rows, self.config.head_dim))?)
+    }
+
+    fn scale(&self) -> f64 {
+        1.0 / (self.config.head_dim as f64).sqrt()
+    }
+
+    fn naive_attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tensor, LlmError> {
+        let seq = q.dim(1)?;
+        let total = k.dim(1)?;
+        let (kv_heads, rep) = (self.config.kv_heads, self.config.heads / self.config.kv_heads);
+        let q = self.grouped(q, 0, seq)?;
+        let mut scores = (q.matmul(&k.t()?)? * self.scale())?;
+        if seq > 1 {
+            let mask = causal_mask(offset, seq, 0, total)?;
+            scores = scores.reshape((kv_heads, rep, seq, total))?.broadcast_add(&mask)?.reshape((
+                kv_heads,
+                rep * seq,
+                total,
+            ))?;
+        }
+        let probabilities = softmax(&scores)?;
+        self.ungrouped(&probabilities.matmul(v)?, seq)
+    }
+
+    fn flash_attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tensor, LlmError> {
+        let seq = q.dim(1)?;
+        let starts: Vec<usize> = (0..seq).step_by(FLASH_QUERY_TILE).collect();
+        // Query tiles are independent: run them on the engine's threads.
+        let tiles: Vec<Result<Tensor, LlmError>> = {
+            use rayon::prelude::*;
+            starts
+                .par_iter()
+                .map(|&start| self.flash_tile(q, k, v, offset, start, FLASH_QUERY_TILE.min(seq - start)))
+                .collect()
+        };
+        let tiles = tiles.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok(Tensor::cat(&tiles, 1)?)
+    }
+
+    /// Attention of query rows `start..start+rows` over every allowed key,
+    /// one key tile at a time with a running max and sum (online softmax).
+    fn flash_tile(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        offset: usize,
+        start: usize,
+        rows: usize,
+    ) -> Result<Tensor, LlmError> {
+        let total = k.dim(1)?;
+        let (kv_heads, rep) = (self.config.kv_heads, self.config.heads / self.config.kv_heads);
+        let q = self.grouped(q, start, rows)?;
+        let grouped_rows = rep * rows;
+        let last_position = offset + start + rows - 1;
+        let mut running_max = Tensor::full(f32::NEG_INFINITY, (kv_heads, grouped_rows, 1), &Device::Cpu)?;
+        let mut running_sum = Tensor::zeros((kv_heads, grouped_rows, 1), DType::F32, &Device::Cpu)?;
+        let mut output = Tensor::zeros((kv_heads, grouped_rows, self.config.head_dim), DType::F32, &Device::Cpu)?;
+        for key_start in (0..total).step_by(FLASH_KEY_TILE) {
+            if key_start > last_position {
+                break;
+            }
+            let width = FLASH_KEY_TILE.min(total - key_start);
+            let keys = k.narrow(1, key_start, width)?;
+            let values = v.narrow(1, key_start, width)?;
+            let mut scores = (q.matmul(&keys.t()?)? * self.scale())?;
+            if key_start + width - 1 > offset + start {
+                let mask = causal_mask(offset + start, rows, key_start, width)?;
+                scores = scores.reshape((kv_heads, rep, rows, width))?.broadcast_add(&mask)?.reshape((
+                    kv_heads,
+                    grouped_rows,
+                    width,
+                ))?;
+            }
+            let tile_max = scores.max_keepdim(D::Minus1)?;
+            let new_max = running_max.maximum(&tile_max)?;
+            let weights = scores.broadcast_sub(&new_max)?.exp()?;
+            let correction = (running_max - &new_max)?.exp()?;
+            running_sum = ((running_sum * &correction)? + weights.sum_keepdim(D::Minus1)?)?;
+            output = (output.broadcast_mul(&correction)? + weights.matmul(&values.contiguous()?)?)?;
+            running_max = new_max;
+        }
+        let output = output.broadcast_div(&running_sum)?;
+        self.ungrouped(&output, rows)
+    }
+}
+
+/// Additive causal mask `(rows, width)`: 0 where key `key_start + j` may be
+/// seen by the query at absolute position `first + i`, −∞ elsewhere.
+fn causal_mask(first: usize, rows: usize, key_start: usize, width: usize) -> Result<Tensor, LlmError> {
+    let values: Vec<f32> = (0..rows)
+        .flat_map(|i| (0..width).map(move |j| if key_start + j <= first + i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    Ok(Tensor::from_vec(values, (rows, width), &Device::Cpu)?)
+}
+
+/// Softmax over the last dimension.
+fn softmax(x: &Tensor) -> Result<Tensor, LlmError> {
+    let max = x.max_keepdim(D::Minus1)?;
+    let exp = x.broadcast_sub(&max)?.exp()?;
+    let sum = exp.sum_keepdim(D::Minus1)?;
+    Ok(exp.broadcast_div(&sum)?)
+}
+
+/// Rotary embedding, rotate-half convention: `x·cos + rotate_half(x)·sin`.
+fn rotate(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor, LlmError> {
+    let half = x.dim(D::Minus1)? / 2;
+    let first = x.narrow(D::Minus1, 0, half)?;
+    let second = x.narrow(D::Minus1, half, half)?;
+    let rotated = Tensor::cat(&[&second.neg()?, &first], D::Minus1)?;
+    Ok((x.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(attention: AttentionKind, kv_heads: usize) -> Model {
+        let mut config = Config::preset("tiny").unwrap();
+        config.kv_heads = kv_heads;
+        config.context = 1024;
+        Model::load(config, &WeightSource::Random { seed: 3 }, DType::F32, attention).unwrap()
+    }
+
+    fn tokens(n: usize, seed: u64) -> Vec<u32> {
+        let mut rng = super::super::weights::SplitMix::new(seed);
+        (0..n).map(|_| rng.below(2048) as u32).collect()
+    }
+
+    fn max_relative(a: &Tensor, b: &Tensor) -> f32 {
+        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let scale = a.iter().map(|x| x.abs()).fold(0.0_f32, f32::max).max(1e-6);
+        a.iter().zip(&b).map(|(x, y)| (x - y).abs() / scale).fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn flash_matches_naive_at_several_lengths_with_and_without_cache() {
+        for kv_heads in [4, 2, 1] {
+            let naive = tiny(AttentionKind::Naive, kv_heads);
+            let flash = tiny(AttentionKind::Flash, kv_heads);
+            for length in [1, 7, 128, 129, 300] {
+                let prompt = tokens(length, length as u64);
+                let run = |model: &Model| {
+                    let mut cache = Cache::default();
+                    model.forward(&prompt, &mut cache, &mut Profile::default(), true).unwrap()
+                };
+                let difference = max_relative(&run(&naive), &run(&flash));
+                assert!(difference < 1e-5, "kv_heads {kv_heads}, length {length}: {difference}");
+            }
+            // Decoding with the cache: a 200-token prompt, then 5 single tokens.
+            let prompt = tokens(205, 9);
+            let mut caches = (Cache::default(), Cache::default());
+            let mut last = (None, None);
+            for (index, chunk) in
+                [&prompt[..200], &prompt[200..201], &prompt[201..202], &prompt[202..205]].iter().enumerate()
+            {
+                let a = naive.forward(chunk, &mut caches.0, &mut Profile::default(), false).unwrap();
+                let b = flash.forward(chunk, &mut caches.1, &mut Profile::default(), false).unwrap();
+                assert!(max_relative(&a, &b) < 1e-5, "step {index}");
+                last = (Some(a), Some(b));
+            }
+            // And the cached run equals a fresh run over the whole sequence.
+            let whole = naive.forward(&prompt, &mut Cache::default(), &mut Profile::default(), false).unwrap();
+            assert!(max_relative(&whole, last.0.as_ref().unwrap()) < 1e-5);
+        }
+    }
+
+    #[test]
+    fn rejects_sequences_past_the_context_and_unknown_tokens() {
+        let model = tiny(AttentionKind::Naive, 4);
+        let mut cache = Cache::default();
+        assert!(model.forward(&vec![1; 1025], &mut cache, &mut Profile::default(), false).is_err());
+        assert!(model.forward(&[5000], &mut cache, &mut Profile::default(), false).is_err());
+        assert!(model.forward(&[], &mut cache, &mut Profile::default(), false).is_err());
+    }
+
+    #[test]
+    fn bf16_weights_stay_close_to_f32() {
+        let config = Config::preset("tiny").unwrap();
+        let source = WeightSource::Random { seed: 3 };
+        let f32_model = Model::load(config.clone(), &source, DType::F32, AttentionKind::Naive).unwrap();
+        let bf16_model = Model::load(config, &source, DType::BF16, AttentionKind::Naive).unwrap();
+        let prompt = tokens(16, 1);
+        let a = f32_model.forward(&prompt, &mut Cache::default(), &mut Profile::default(), false).unwrap();
+        let b = bf16_model.forward(&prompt, &mut Cache::default(), &mut Profile::default(), false).unwrap();
+        assert!(max_relative(&a, &b) < 0.05, "{}", max_relative(&a, &b));
+    }
+}
