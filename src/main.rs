@@ -7,11 +7,19 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Behave like other Unix tools when the reader goes away (`phasebench list | head`):
+    // end quietly instead of panicking on a failed print.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::Cli::parse();
     let status = match args.command {
         cli::Command::Run(run) => cli::run::execute(run),
         cli::Command::Validate { file } => cli::validate(&file),
         cli::Command::List => cli::list(),
+        cli::Command::Inspect { what } => cli::inspect::execute(what),
     };
     ExitCode::from(status as u8)
 }

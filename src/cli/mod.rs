@@ -1,5 +1,6 @@
 //! Command-line arguments and the small commands; `run` has its own file.
 
+pub mod inspect;
 pub mod list;
 pub mod run;
 
@@ -41,6 +42,12 @@ pub enum Command {
     },
     /// List engines, operations, options and metrics with their units.
     List,
+    /// Look inside an engine: `inspect logits --model DIR|PRESET --tokens 1,5,9`.
+    Inspect {
+        /// What to inspect.
+        #[command(subcommand)]
+        what: inspect::InspectCommand,
+    },
 }
 
 /// `phasebench validate FILE`.

@@ -21,10 +21,12 @@ pub enum WeightSource {
 }
 
 impl WeightSource {
-    /// Reads every safetensors file of a checkpoint directory.
+    /// Reads every safetensors file of a checkpoint directory, each checked
+    /// for truncation first.
     pub fn checkpoint(dir: &Path) -> Result<WeightSource, LlmError> {
         let mut tensors = HashMap::new();
         for file in safetensors_files(dir)? {
+            check_safetensors(&file)?;
             let loaded = candle_core::safetensors::load(&file, &Device::Cpu)
                 .map_err(|error| LlmError::Checkpoint(format!("{}: {error}", file.display())))?;
             tensors.extend(loaded);

@@ -1,0 +1,127 @@
+//! `phasebench inspect`: look inside an engine without running a scenario.
+
+use std::io::Write;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use phasebench::engines::llm;
+
+use super::Status;
+
+/// What to inspect.
+#[derive(Debug, Subcommand)]
+pub enum InspectCommand {
+    /// Print the final position's logits for a token list as a JSON array.
+    Logits(LogitsArgs),
+}
+
+/// Where the model runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU until the GPU path lands.
+    Auto,
+    /// The CPU.
+    Cpu,
+}
+
+/// How the weights are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    /// 32-bit floats.
+    F32,
+    /// bfloat16 weights, f32 activations.
+    Bf16,
+}
+
+/// `phasebench inspect logits`.
+#[derive(Debug, Args)]
+pub struct LogitsArgs {
+    /// A preset (tiny, small, base, 1b) or a checkpoint directory.
+    #[arg(long)]
+    pub model: String,
+    /// Token ids, comma-separated: `1,5,9`.
+    #[arg(long)]
+    pub tokens: String,
+    /// Where to run.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+    /// Weight storage type.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: DtypeArg,
+    /// Seed of a preset's random weights (a scenario's engines use the scenario seed, 0 unless set).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Runs an inspect command.
+pub fn execute(command: InspectCommand) -> Status {
+    match command {
+        InspectCommand::Logits(args) => logits(&args),
+    }
+}
+
+fn logits(args: &LogitsArgs) -> Status {
+    let tokens = match parse_tokens(&args.tokens) {
+        Ok(tokens) => tokens,
+        Err(message) => {
+            eprintln!("error: --tokens: {message}");
+            return Status::InvalidInput;
+        }
+    };
+    let dtype = match args.dtype {
+        DtypeArg::F32 => candle_core::DType::F32,
+        DtypeArg::Bf16 => candle_core::DType::BF16,
+    };
+    match llm::inspect_logits(&args.model, &tokens, dtype, args.seed) {
+        Ok(logits) => {
+            // A closed pipe (`| head`) is the reader's choice, not an error.
+            let json = serde_json::to_string(&logits).unwrap_or_else(|_| "[]".into());
+            let _ = writeln!(std::io::stdout().lock(), "{json}");
+            Status::Success
+        }
+        Err(error) => {
+            eprintln!("error: --model {}: {error}", args.model);
+            Status::InvalidInput
+        }
+    }
+}
+
+/// `1,5,9` → `[1, 5, 9]`, saying which item is wrong.
+pub fn parse_tokens(text: &str) -> Result<Vec<u32>, String> {
+    if text.trim().is_empty() {
+        return Err("no tokens given; write ids separated by commas, e.g. `1,5,9`".into());
+    }
+    text.split(',')
+        .enumerate()
+        .map(|(index, item)| {
+            item.trim().parse::<u32>().map_err(|_| {
+                format!(
+                    "item {} (`{}`) is not a token id; write ids separated by commas, e.g. `1,5,9`",
+                    index + 1,
+                    item.trim()
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_tokens;
+
+    #[test]
+    fn token_lists() {
+        assert_eq!(parse_tokens("1,5,9").unwrap(), vec![1, 5, 9]);
+        assert_eq!(parse_tokens(" 7 , 8").unwrap(), vec![7, 8]);
+        assert!(parse_tokens("").unwrap_err().contains("no tokens"));
+        assert!(parse_tokens("1,,2").unwrap_err().contains("item 2"));
+        assert!(parse_tokens("1,-3").unwrap_err().contains("`-3`"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in ".{0,40}") {
+            let _ = parse_tokens(&text);
+        }
+    }
+}
