@@ -141,8 +141,12 @@ fn bad_models_are_refused_before_anything_runs() {
     run_refuses(&scenario(&garbled.display().to_string(), 8), 3, "config.json");
 
     // A prompt longer than the context (2048 for presets, 256 for the fixture).
-    run_refuses(&scenario("tiny", 5000), 10, "exceeds the model's context of 2048");
-    run_refuses(&scenario(&fixture("llama-tiny").display().to_string(), 253), 10, "context of 256");
+    run_refuses(&scenario("tiny", 5000), 10, "more than the model's context of 2048");
+    run_refuses(
+        &scenario(&fixture("llama-tiny").display().to_string(), 254),
+        10,
+        "257 positions, more than the model's context of 256",
+    );
     let too_long = vec!["1"; 300].join(",");
     inspect_refuses(&fixture("llama-tiny"), &too_long, "exceed the model's context of 256");
 }

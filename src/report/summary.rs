@@ -1,11 +1,12 @@
 //! The plain-text table printed after a run: per run p50, p99, mean,
-//! throughput, errors, and each target with its status.
+//! throughput, errors; the engine's own metrics (p50, p99, mean with its
+//! 95% interval); where the time went; and each target with its status.
 
 use std::fmt::Write as _;
 
 use crate::analysis::targets::TargetOutcome;
 use crate::quantity::{format_value, Dim};
-use crate::results::{Results, RunRecord};
+use crate::results::{Results, RunRecord, Summary};
 
 /// Renders the end-of-run summary.
 pub fn render(results: &Results, targets: &[TargetOutcome]) -> String {
@@ -32,6 +33,8 @@ pub fn render(results: &Results, targets: &[TargetOutcome]) -> String {
     line(&header.map(String::from), &mut out);
     for (record, cells) in results.runs.iter().zip(&rows) {
         line(cells, &mut out);
+        engine_metrics(record, &mut out);
+        time_shares(record, &mut out);
         for outcome in targets.iter().filter(|t| t.run == record.id) {
             let status = if outcome.held { "PASS" } else { "FAIL" };
             let mut detail = format!("    {status}  {}  (measured {}", outcome.target, outcome.measured_text());
@@ -59,6 +62,99 @@ pub fn render(results: &Results, targets: &[TargetOutcome]) -> String {
     }
     let _ = writeln!(out, "; targets: {held} of {} held", targets.len());
     out
+}
+
+/// Metrics the harness does not record itself: never `latency`,
+/// `service_time` or scalars, and not the parts of another metric.
+const HARNESS_METRICS: [&str; 2] = ["latency", "service_time"];
+
+/// One line per engine distribution metric (TTFT, decode rate, …): p50, p99
+/// and the mean with the half-width of its 95% confidence interval.
+fn engine_metrics(record: &RunRecord, out: &mut String) {
+    let shown: Vec<(&String, Summary, Dim)> = record
+        .metrics
+        .iter()
+        .filter(|(name, metric)| !HARNESS_METRICS.contains(&name.as_str()) && metric.part_of.is_none())
+        .filter_map(|(name, metric)| Some((name, metric.summary.filter(|s| s.count > 0)?, Dim::from(metric.dim))))
+        .collect();
+    let width = shown.iter().map(|(name, ..)| name.len()).max().unwrap_or(0);
+    for (name, summary, dim) in shown {
+        let _ = writeln!(
+            out,
+            "    {name:<width$}  p50 {}  p99 {}  mean {} ±{} (n={})",
+            format_value(summary.p50, dim),
+            format_value(summary.p99, dim),
+            format_value(summary.mean, dim),
+            match mean_half_width(&summary) {
+                half if half.is_nan() => "?".into(),
+                half => format_value(half, dim),
+            },
+            summary.count
+        );
+    }
+}
+
+/// 95% confidence half-width of a mean (Student's t, normal beyond 30 samples).
+fn mean_half_width(summary: &Summary) -> f64 {
+    const T95: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    if summary.count < 2 {
+        return f64::NAN;
+    }
+    let freedom = (summary.count - 1) as usize;
+    let t = T95.get(freedom - 1).copied().unwrap_or(1.96);
+    t * summary.stddev / (summary.count as f64).sqrt()
+}
+
+/// `±x` with one decimal, or `±?` when one sample leaves it unknown.
+fn plus_minus(value: f64) -> String {
+    if value.is_nan() {
+        "±?".into()
+    } else if value < 0.05 {
+        "±<0.1".into()
+    } else {
+        format!("±{value:.1}")
+    }
+}
+
+/// Where the time of an operation went: each metric that is `part_of` the
+/// latency, as a share of the mean latency with its uncertainty, the
+/// remainder as `other`, and the largest named as the bottleneck.
+fn time_shares(record: &RunRecord, out: &mut String) {
+    let Some(whole) = record.metrics.get("latency").and_then(|m| m.summary).filter(|s| s.count > 0 && s.mean > 0.0)
+    else {
+        return;
+    };
+    let mut parts: Vec<(&str, Summary)> = record
+        .metrics
+        .iter()
+        .filter(|(_, metric)| metric.part_of.as_deref() == Some("latency"))
+        .filter_map(|(name, metric)| Some((name.as_str(), metric.summary.filter(|s| s.count > 0)?)))
+        .collect();
+    if parts.is_empty() {
+        return;
+    }
+    parts.sort_by(|a, b| b.1.mean.total_cmp(&a.1.mean));
+    let named: f64 = parts.iter().map(|(_, s)| s.mean).sum();
+    // Relative uncertainty of a ratio of means: the two relative errors in quadrature.
+    let relative = |part: &Summary| {
+        let a = mean_half_width(part) / part.mean.max(f64::MIN_POSITIVE);
+        let b = mean_half_width(&whole) / whole.mean;
+        (a * a + b * b).sqrt()
+    };
+    let mut cells: Vec<String> = parts
+        .iter()
+        .map(|(name, part)| {
+            let share = part.mean / whole.mean * 100.0;
+            format!("{} {share:.1}% {}", name.trim_end_matches("_time"), plus_minus(share * relative(part)))
+        })
+        .collect();
+    let other = (1.0 - named / whole.mean) * 100.0;
+    cells.push(format!("other {other:.1}%"));
+    let _ = writeln!(out, "    time shares of latency: {}", cells.join(", "));
+    let _ = writeln!(out, "    bottleneck: {}", parts[0].0.trim_end_matches("_time"));
 }
 
 fn row(record: &RunRecord) -> [String; 7] {

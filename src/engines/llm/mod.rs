@@ -9,6 +9,7 @@
 //! do), so every call does the same amount of work.
 
 pub mod config;
+pub mod cpu;
 pub mod model;
 pub mod sampling;
 pub mod weights;
@@ -304,15 +305,22 @@ impl EngineKind for Llm {
         }
         let prompt_len = if prompt.is_empty() { count(params, "prompt_tokens") } else { prompt.len() as u64 + 1 };
         let generated = if op == "prefill" { 1 } else { count(params, "max_tokens") };
-        let needed = prompt_len + generated;
-        if needed > config.context as u64 {
+        // Positions the model runs: the prompt, then every generated token but
+        // the last (decode feeds each of its tokens after the prefill's first).
+        let positions = match op {
+            "prefill" => prompt_len,
+            "decode" => prompt_len + generated,
+            _ => prompt_len + generated - 1,
+        };
+        if positions > config.context as u64 {
             return Err(Invalid {
                 key: if prompt.is_empty() { "prompt_tokens" } else { "prompt" },
                 message: format!(
-                    "a {prompt_len}-token prompt plus {generated} generated tokens exceeds the model's context of {}",
+                    "a {prompt_len}-token prompt and {generated} generated tokens need {positions} positions, more than \
+                     the model's context of {}",
                     config.context
                 ),
-                hint: Some(format!("keep prompt and max_tokens within {} tokens", config.context)),
+                hint: Some(format!("keep the prompt and max_tokens within {} positions", config.context)),
             });
         }
         Ok(())
@@ -327,16 +335,18 @@ impl EngineKind for Llm {
             ModelSource::Preset(config) => (config, WeightSource::Random { seed: setup.seed }),
             ModelSource::Checkpoint(dir) => (Config::from_checkpoint(dir)?, WeightSource::checkpoint(dir)?),
         };
-        let threads = count(options, "threads") as usize;
-        let pool = if threads == 0 {
-            None
-        } else {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(|error| EngineError::new(format!("cannot start {threads} threads: {error}")))?;
-            Some(Arc::new(pool))
+        // Always an own pool, even for "all cores": the calling worker thread
+        // then takes part in the tensor work instead of waiting for the
+        // global pool's threads to wake up (about 30% of a small decode step).
+        let threads = match count(options, "threads") as usize {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
         };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|error| EngineError::new(format!("cannot start {threads} threads: {error}")))?;
+        let pool = Some(Arc::new(pool));
         let model = Arc::new(Model::load(config, &source, dtype, attention)?);
         let temperature = match options.get("temperature") {
             Some(Value::Number(t)) => *t,
@@ -493,7 +503,8 @@ impl LlmWorker {
         let mut decode_from = start;
         let mut steps = self.max_tokens;
         if self.mode == Mode::Decode {
-            if self.sequence.len() + self.max_tokens > self.model.config().context {
+            // The model has run every token of `sequence` but the last.
+            if self.sequence.len() - 1 + self.max_tokens > self.model.config().context {
                 // The sequence reached the context: start it again (counted in this call).
                 self.prefill_untimed()?;
                 recorder.count("resets", 1);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor, D};
 
 use super::config::Config;
+use super::cpu;
 use super::weights::WeightSource;
 use super::LlmError;
 
@@ -130,6 +131,10 @@ impl Linear {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor, LlmError> {
+        if cpu::prefers_gemv(x.dim(0)?, &self.weight) {
+            // A decoding step: bandwidth-bound, streamed by the hand-written kernel.
+            return cpu::gemv(x, &self.weight);
+        }
         let weight =
             if self.weight.dtype() == DType::F32 { self.weight.clone() } else { self.weight.to_dtype(DType::F32)? };
         Ok(x.matmul(&weight.t()?)?)
@@ -362,16 +367,9 @@ impl Model {
         let total = k.dim(1)?;
         let (kv_heads, rep) = (self.config.kv_heads, self.config.heads / self.config.kv_heads);
         let q = self.grouped(q, 0, seq)?;
-        let mut scores = (q.matmul(&k.t()?)? * self.scale())?;
-        if seq > 1 {
-            let mask = causal_mask(offset, seq, 0, total)?;
-            scores = scores.reshape((kv_heads, rep, seq, total))?.broadcast_add(&mask)?.reshape((
-                kv_heads,
-                rep * seq,
-                total,
-            ))?;
-        }
-        let probabilities = softmax(&scores)?;
+        let scores = q.matmul(&k.t()?)?;
+        debug_assert_eq!(scores.dims(), [kv_heads, rep * seq, total]);
+        let probabilities = cpu::causal_softmax(&scores, self.scale() as f32, seq, offset)?;
         self.ungrouped(&probabilities.matmul(v)?, seq)
     }
 
@@ -445,14 +443,6 @@ fn causal_mask(first: usize, rows: usize, key_start: usize, width: usize) -> Res
         .flat_map(|i| (0..width).map(move |j| if key_start + j <= first + i { 0.0 } else { f32::NEG_INFINITY }))
         .collect();
     Ok(Tensor::from_vec(values, (rows, width), &Device::Cpu)?)
-}
-
-/// Softmax over the last dimension.
-fn softmax(x: &Tensor) -> Result<Tensor, LlmError> {
-    let max = x.max_keepdim(D::Minus1)?;
-    let exp = x.broadcast_sub(&max)?.exp()?;
-    let sum = exp.sum_keepdim(D::Minus1)?;
-    Ok(exp.broadcast_div(&sum)?)
 }
 
 /// Rotary embedding, rotate-half convention: `x·cos + rotate_half(x)·sin`.

@@ -1,0 +1,219 @@
+//! Hand-written CPU kernels where candle's general ones lose the most:
+//!
+//! - [`gemv`]: the products of a decoding step. One token multiplies every
+//!   weight matrix by a single row, so the step streams each weight once and
+//!   its speed is memory bandwidth; a row-parallel dot product gets there,
+//!   and reads bf16 weights at half the bytes without widening the matrix.
+//! - [`causal_softmax`]: scale, causal mask and softmax of a score matrix in
+//!   one parallel pass over its rows, instead of one allocating pass each.
+
+use candle_core::{DType, Device, Storage, Tensor, WithDType};
+use half::bf16;
+use rayon::prelude::*;
+
+use super::LlmError;
+
+/// Rows of `x` at or below which a product runs as [`gemv`].
+pub const GEMV_MAX_ROWS: usize = 4;
+
+/// Output rows per parallel task: big enough to amortize the task, small
+/// enough to spread a layer over every core.
+const ROWS_PER_TASK: usize = 64;
+
+/// Whether `x (rows, ·) · Wᵀ` is faster here than in candle's matmul:
+/// for a few rows, when the weights are bf16 (no widened copy) or too large
+/// for the caches (where streaming at full bandwidth is all that counts).
+/// Small f32 matrices stay with candle, whose kernel wins inside the caches.
+pub fn prefers_gemv(rows: usize, weight: &Tensor) -> bool {
+    rows <= GEMV_MAX_ROWS && (weight.dtype() != DType::F32 || weight.elem_count() >= PARALLEL_MIN_WEIGHTS)
+}
+
+/// Runs `work` on the contiguous data of a CPU tensor.
+fn with_slice<T: WithDType, R>(tensor: &Tensor, work: impl FnOnce(&[T]) -> R) -> Result<R, LlmError> {
+    let (storage, layout) = tensor.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return Err(LlmError::Input("the CPU kernels need a CPU tensor".into()));
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        return Err(LlmError::Input("the CPU kernels need a contiguous tensor".into()));
+    };
+    Ok(work(&cpu.as_slice::<T>()?[start..end]))
+}
+
+/// `x · Wᵀ` for a few rows `x (rows, in)` and `W (out, in)` stored as f32 or bf16.
+pub fn gemv(x: &Tensor, weight: &Tensor) -> Result<Tensor, LlmError> {
+    let (rows, input) = x.dims2()?;
+    let (out, weight_input) = weight.dims2()?;
+    if input != weight_input {
+        return Err(LlmError::Input(format!("gemv: x has {input} columns, the weight {weight_input}")));
+    }
+    let x = x.to_dtype(DType::F32)?.contiguous()?;
+    let x: Vec<f32> = with_slice(&x, <[f32]>::to_vec)?;
+    // Output laid out (out, rows) while computing, so each task owns a contiguous block.
+    let mut result = vec![0.0_f32; out * rows];
+    match weight.dtype() {
+        DType::F32 => with_slice::<f32, _>(weight, |w| products(&x, rows, input, w, &mut result, dot_f32))?,
+        DType::BF16 => with_slice::<bf16, _>(weight, |w| products(&x, rows, input, w, &mut result, dot_bf16))?,
+        other => return Err(LlmError::Input(format!("gemv: weights of type {other:?} are not supported"))),
+    }
+    let transposed = Tensor::from_vec(result, (out, rows), &Device::Cpu)?;
+    Ok(if rows == 1 { transposed.reshape((1, out))? } else { transposed.t()?.contiguous()? })
+}
+
+fn products<W: Sync>(
+    x: &[f32],
+    rows: usize,
+    input: usize,
+    weight: &[W],
+    result: &mut [f32],
+    dot: fn(&[f32], &[W]) -> f32,
+) {
+    let task = |(index, block): (usize, &mut [f32])| {
+        let first = index * ROWS_PER_TASK;
+        for (offset, cells) in block.chunks_mut(rows).enumerate() {
+            let row = &weight[(first + offset) * input..(first + offset + 1) * input];
+            for (cell, xs) in cells.iter_mut().zip(x.chunks_exact(input)) {
+                *cell = dot(xs, row);
+            }
+        }
+    };
+    if weight.len() < PARALLEL_MIN_WEIGHTS {
+        // Waking the other threads would cost more than the product.
+        result.chunks_mut(ROWS_PER_TASK * rows).enumerate().for_each(task);
+    } else {
+        result.par_chunks_mut(ROWS_PER_TASK * rows).enumerate().for_each(task);
+    }
+}
+
+/// Weights below which a product runs on the calling thread alone.
+pub const PARALLEL_MIN_WEIGHTS: usize = 1 << 20;
+
+/// Lanes of independent sums: enough for the compiler to keep several
+/// vector registers busy.
+const LANES: usize = 16;
+
+/// bf16 is the upper half of an f32: widening is a shift.
+#[inline(always)]
+fn widen(value: bf16) -> f32 {
+    f32::from_bits(u32::from(value.to_bits()) << 16)
+}
+
+/// A dot product with [`LANES`] independent sums; `widen` turns a weight into an f32.
+#[inline(always)]
+fn dot_body<W: Copy>(a: &[f32], b: &[W], widen: impl Fn(W) -> f32) -> f32 {
+    let mut sums = [0.0_f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * widen(*y)).sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..LANES {
+            sums[lane] += x[lane] * widen(y[lane]);
+        }
+    }
+    sums.iter().sum::<f32>() + tail
+}
+
+/// Defines a dot product that uses AVX2 when the CPU has it (checked once
+/// per call, a cached flag) and portable vector code otherwise, so one
+/// binary runs everywhere and is fast where it can be.
+macro_rules! dispatched_dot {
+    ($name:ident, $weight:ty, $widen:expr) => {
+        fn $name(a: &[f32], b: &[$weight]) -> f32 {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn wide(a: &[f32], b: &[$weight]) -> f32 {
+                    dot_body(a, b, $widen)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2, checked just above.
+                    return unsafe { wide(a, b) };
+                }
+            }
+            dot_body(a, b, $widen)
+        }
+    };
+}
+
+dispatched_dot!(dot_f32, f32, |w: f32| w);
+dispatched_dot!(dot_bf16, bf16, widen);
+
+/// Softmax over the last dimension of `scores (groups, rep · seq, total)`
+/// after scaling by `scale` and masking key `j` from query `i` (the row's
+/// position within its `seq` block) unless `j ≤ offset + i`.
+pub fn causal_softmax(scores: &Tensor, scale: f32, seq: usize, offset: usize) -> Result<Tensor, LlmError> {
+    let dims = scores.dims().to_vec();
+    let total = *dims.last().ok_or_else(|| LlmError::Input("causal_softmax: a scalar".into()))?;
+    let mut values: Vec<f32> = with_slice(&scores.contiguous()?, <[f32]>::to_vec)?;
+    values.par_chunks_mut(total).enumerate().for_each(|(row, cells)| {
+        let allowed = (offset + row % seq + 1).min(total);
+        let (kept, masked) = cells.split_at_mut(allowed);
+        let mut max = f32::NEG_INFINITY;
+        for cell in kept.iter_mut() {
+            *cell *= scale;
+            max = max.max(*cell);
+        }
+        let mut sum = 0.0_f32;
+        for cell in kept.iter_mut() {
+            *cell = (*cell - max).exp();
+            sum += *cell;
+        }
+        let inverse = 1.0 / sum;
+        kept.iter_mut().for_each(|cell| *cell *= inverse);
+        masked.fill(0.0);
+    });
+    Ok(Tensor::from_vec(values, dims, &Device::Cpu)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        let mut rng = super::super::weights::SplitMix::new(seed);
+        let count = shape.iter().product();
+        let values: Vec<f32> = (0..count).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
+        Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
+    }
+
+    fn worst(a: &Tensor, b: &Tensor) -> f32 {
+        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn gemv_matches_matmul_for_f32_and_bf16() {
+        // Odd sizes: a partial last task and a dot-product tail.
+        for rows in 1..=GEMV_MAX_ROWS {
+            let x = random(&[rows, 301], 1);
+            let w = random(&[197, 301], 2);
+            let expected = x.matmul(&w.t().unwrap()).unwrap();
+            assert!(worst(&gemv(&x, &w).unwrap(), &expected) < 1e-4);
+            let w16 = w.to_dtype(DType::BF16).unwrap();
+            let expected = x.matmul(&w16.to_dtype(DType::F32).unwrap().t().unwrap()).unwrap();
+            assert!(worst(&gemv(&x, &w16).unwrap(), &expected) < 1e-4);
+        }
+        assert!(gemv(&random(&[1, 3], 1), &random(&[2, 4], 1)).is_err());
+    }
+
+    #[test]
+    fn causal_softmax_matches_masked_softmax() {
+        let (groups, rep, seq, offset) = (2, 3, 5, 4);
+        let total = offset + seq;
+        let scores = random(&[groups, rep * seq, total], 7);
+        let ours = causal_softmax(&scores, 0.5, seq, offset).unwrap().to_vec3::<f32>().unwrap();
+        let raw = scores.to_vec3::<f32>().unwrap();
+        for g in 0..groups {
+            for r in 0..rep * seq {
+                let allowed = offset + r % seq + 1;
+                let max = raw[g][r][..allowed].iter().map(|v| v * 0.5).fold(f32::NEG_INFINITY, f32::max);
+                let sum: f32 = raw[g][r][..allowed].iter().map(|v| (v * 0.5 - max).exp()).sum();
+                for j in 0..total {
+                    let expected = if j < allowed { (raw[g][r][j] * 0.5 - max).exp() / sum } else { 0.0 };
+                    assert!((ours[g][r][j] - expected).abs() < 1e-6, "{g} {r} {j}");
+                }
+            }
+        }
+    }
+}
