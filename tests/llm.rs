@@ -175,3 +175,29 @@ fn generation_records_latencies_rates_and_time_shares() {
     let e2e = summary(record, "e2e").mean;
     assert!(shares > 0.3 * e2e && shares <= e2e * 1.01, "shares {shares} of e2e {e2e}");
 }
+
+#[test]
+fn llm_cpu_scenario_smoke_runs_and_shows_where_the_time_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = phasebench()
+        .args(["run", "--smoke", "--quiet", "--out"])
+        .arg(&out)
+        .arg(root().join("scenarios/llm-cpu.yaml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(status(&output), 0, "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    for shown in ["ttft ", "decode_rate ", "time shares of latency: ", "bottleneck: ", "decode_rate.p50 > "] {
+        assert!(stdout.contains(shown), "the summary lacks {shown:?}:\n{stdout}");
+    }
+    let results = phasebench::results::store::load(&out.join("results.json")).unwrap();
+    assert!(results.smoke && results.complete);
+    // The experiment ran both arms at every prompt length.
+    for arm in ["baseline", "flash"] {
+        for n in [256, 1024, 2048] {
+            let id = format!("flash-attention:{arm}#1[prompt={n}]");
+            assert!(results.runs.iter().any(|run| run.id == id), "no run {id}");
+        }
+    }
+}

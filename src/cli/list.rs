@@ -45,11 +45,22 @@ fn options(out: &mut String, decls: &[OptionDecl], indent: &str) {
 }
 
 fn metrics<'a>(out: &mut String, decls: impl Iterator<Item = &'a MetricDecl>, indent: &str) {
+    let decls: Vec<&MetricDecl> = decls.collect();
+    let width = decls.iter().map(|metric| metric.name.len()).max().unwrap_or(0).max(14);
     for metric in decls {
         let kind = match metric.kind {
             MetricKind::Distribution => "per operation",
             MetricKind::Scalar => "per run",
         };
-        let _ = writeln!(out, "{indent}{:<14} {:<22} {:<14} {}", metric.name, metric.dim.describe(), kind, metric.doc);
+        let part =
+            metric.part_of.map(|whole| format!(" (a part of `{whole}`: reports show its share)")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{indent}{:<width$} {:<22} {:<14} {}{part}",
+            metric.name,
+            metric.dim.describe(),
+            kind,
+            metric.doc
+        );
     }
 }

@@ -96,9 +96,14 @@ impl Profile {
 }
 
 /// The keys and values of every position seen so far, per layer.
-#[derive(Clone, Debug, Default)]
+///
+/// Each layer keeps buffers with room to spare, written in place as
+/// positions arrive and grown by doubling, so a decoding step copies only
+/// its own keys and values. `clear` keeps the buffers for the next sequence.
+/// Not `Clone`: a clone would share the buffers it writes into.
+#[derive(Debug, Default)]
 pub struct Cache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<LayerCache>>,
     len: usize,
 }
 
@@ -113,10 +118,52 @@ impl Cache {
         self.len == 0
     }
 
-    /// Forgets every position.
+    /// Forgets every position (the buffers stay, to be written again).
     pub fn clear(&mut self) {
-        self.layers.clear();
         self.len = 0;
+    }
+}
+
+/// One layer's key and value buffers, `(kv_heads, capacity, head_dim)`.
+#[derive(Debug)]
+struct LayerCache {
+    keys: Tensor,
+    values: Tensor,
+}
+
+/// Positions a fresh layer buffer holds at least.
+const CACHE_MIN_CAPACITY: usize = 64;
+
+impl LayerCache {
+    /// Writes `k` and `v (kv_heads, seq, head_dim)` after `offset` positions
+    /// of `slot` (growing it when full, up to `context`) and returns views of
+    /// all `offset + seq` keys and values.
+    fn append(
+        slot: &mut Option<LayerCache>,
+        k: &Tensor,
+        v: &Tensor,
+        offset: usize,
+        context: usize,
+    ) -> Result<(Tensor, Tensor), LlmError> {
+        let needed = offset + k.dim(1)?;
+        let capacity = slot.as_ref().map_or(0, |layer| layer.keys.dims()[1]);
+        if needed > capacity {
+            let grown = (capacity * 2).max(CACHE_MIN_CAPACITY).min(context).max(needed);
+            let (heads, _, head_dim) = k.dims3()?;
+            let keys = Tensor::zeros((heads, grown, head_dim), DType::F32, &Device::Cpu)?;
+            let values = Tensor::zeros((heads, grown, head_dim), DType::F32, &Device::Cpu)?;
+            if let (Some(old), true) = (slot.as_ref(), offset > 0) {
+                keys.slice_set(&old.keys.narrow(1, 0, offset)?.contiguous()?, 1, 0)?;
+                values.slice_set(&old.values.narrow(1, 0, offset)?.contiguous()?, 1, 0)?;
+            }
+            *slot = Some(LayerCache { keys, values });
+        }
+        let Some(layer) = slot.as_ref() else {
+            return Err(LlmError::Input("the KV cache lost a layer".into()));
+        };
+        layer.keys.slice_set(&k.contiguous()?, 1, offset)?;
+        layer.values.slice_set(&v.contiguous()?, 1, offset)?;
+        Ok((layer.keys.narrow(1, 0, needed)?, layer.values.narrow(1, 0, needed)?))
     }
 }
 
@@ -158,13 +205,22 @@ impl RmsNorm {
     }
 }
 
+/// Grouped-query attention of one block: q/k/v projections, rotary
+/// embeddings, the KV cache, the attention core (naive or flash) and the
+/// output projection.
 struct Attention {
     q: Linear,
     k: Linear,
     v: Linear,
     o: Linear,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    context: usize,
+    kind: AttentionKind,
 }
 
+/// The SwiGLU MLP: `down(silu(gate(x)) · up(x))`.
 struct Mlp {
     gate: Linear,
     up: Linear,
@@ -172,12 +228,23 @@ struct Mlp {
 }
 
 impl Mlp {
+    fn load(source: &WeightSource, config: &Config, prefix: &str, dtype: DType) -> Result<Mlp, LlmError> {
+        let linear =
+            |name: &str, out, input| Linear::load(source, &format!("{prefix}.{name}.weight"), out, input, dtype);
+        Ok(Mlp {
+            gate: linear("gate_proj", config.hidden, config.dim)?,
+            up: linear("up_proj", config.hidden, config.dim)?,
+            down: linear("down_proj", config.dim, config.hidden)?,
+        })
+    }
+
     fn forward(&self, x: &Tensor) -> Result<Tensor, LlmError> {
         let gated = (self.gate.forward(x)?.silu()? * self.up.forward(x)?)?;
         self.down.forward(&gated)
     }
 }
 
+/// One decoder block: pre-norm attention and pre-norm MLP, each residual.
 struct Block {
     input_norm: RmsNorm,
     attention: Attention,
@@ -186,26 +253,38 @@ struct Block {
 }
 
 impl Block {
-    fn load(source: &WeightSource, config: &Config, index: usize, dtype: DType) -> Result<Block, LlmError> {
+    fn load(
+        source: &WeightSource,
+        config: &Config,
+        index: usize,
+        dtype: DType,
+        kind: AttentionKind,
+    ) -> Result<Block, LlmError> {
         let prefix = format!("model.layers.{index}");
-        let (dim, q_dim, kv_dim) = (config.dim, config.heads * config.head_dim, config.kv_heads * config.head_dim);
-        let linear =
-            |name: &str, out, input| Linear::load(source, &format!("{prefix}.{name}.weight"), out, input, dtype);
+        let norm = |name: &str| RmsNorm::load(source, &format!("{prefix}.{name}.weight"), config.dim, config.eps);
         Ok(Block {
-            input_norm: RmsNorm::load(source, &format!("{prefix}.input_layernorm.weight"), dim, config.eps)?,
-            attention: Attention {
-                q: linear("self_attn.q_proj", q_dim, dim)?,
-                k: linear("self_attn.k_proj", kv_dim, dim)?,
-                v: linear("self_attn.v_proj", kv_dim, dim)?,
-                o: linear("self_attn.o_proj", dim, q_dim)?,
-            },
-            post_norm: RmsNorm::load(source, &format!("{prefix}.post_attention_layernorm.weight"), dim, config.eps)?,
-            mlp: Mlp {
-                gate: linear("mlp.gate_proj", config.hidden, dim)?,
-                up: linear("mlp.up_proj", config.hidden, dim)?,
-                down: linear("mlp.down_proj", dim, config.hidden)?,
-            },
+            input_norm: norm("input_layernorm")?,
+            attention: Attention::load(source, config, &format!("{prefix}.self_attn"), dtype, kind)?,
+            post_norm: norm("post_attention_layernorm")?,
+            mlp: Mlp::load(source, config, &format!("{prefix}.mlp"), dtype)?,
         })
+    }
+
+    /// `x (seq, dim)` after the `offset` positions in `slot`, which it extends.
+    fn forward(
+        &self,
+        x: Tensor,
+        rotary: &(Tensor, Tensor),
+        slot: &mut Option<LayerCache>,
+        offset: usize,
+        profile: &mut Profile,
+    ) -> Result<Tensor, LlmError> {
+        let h = profile.time(Category::Norms, || self.input_norm.forward(&x))?;
+        let attended = self.attention.forward(&h, rotary, slot, offset, profile)?;
+        let x = (x + attended)?;
+        let h = profile.time(Category::Norms, || self.post_norm.forward(&x))?;
+        let m = profile.time(Category::Mlp, || self.mlp.forward(&h))?;
+        Ok((x + m)?)
     }
 }
 
@@ -217,7 +296,6 @@ pub struct Model {
     norm: RmsNorm,
     head: Linear,
     inverse_frequencies: Vec<f64>,
-    attention: AttentionKind,
 }
 
 /// Query rows per flash-attention tile.
@@ -234,8 +312,9 @@ impl Model {
         attention: AttentionKind,
     ) -> Result<Model, LlmError> {
         let embedding = source.get("model.embed_tokens.weight", &[config.vocab, config.dim], dtype)?;
-        let blocks =
-            (0..config.layers).map(|index| Block::load(source, &config, index, dtype)).collect::<Result<_, _>>()?;
+        let blocks = (0..config.layers)
+            .map(|index| Block::load(source, &config, index, dtype, attention))
+            .collect::<Result<_, _>>()?;
         let norm = RmsNorm::load(source, "model.norm.weight", config.dim, config.eps)?;
         let head = if config.tied {
             Linear { weight: embedding.clone() }
@@ -243,7 +322,7 @@ impl Model {
             Linear::load(source, "lm_head.weight", config.vocab, config.dim, dtype)?
         };
         let inverse_frequencies = config.inverse_frequencies();
-        Ok(Model { config, embedding, blocks, norm, head, inverse_frequencies, attention })
+        Ok(Model { config, embedding, blocks, norm, head, inverse_frequencies })
     }
 
     /// The configuration.
@@ -277,7 +356,7 @@ impl Model {
             return Err(LlmError::Input(format!("token {bad} is outside the vocabulary of {}", self.config.vocab)));
         }
         if cache.layers.len() != self.blocks.len() {
-            cache.layers = vec![None; self.blocks.len()];
+            cache.layers = (0..self.blocks.len()).map(|_| None).collect();
         }
         let device = Device::Cpu;
         let mut x = profile.time(Category::Embedding, || {
@@ -285,46 +364,15 @@ impl Model {
             Ok(self.embedding.index_select(&ids, 0)?.to_dtype(DType::F32)?)
         })?;
         let (cos, sin) = profile.time(Category::Attention, || self.rotary(offset, seq))?;
+        let rotary = (cos, sin);
         for (block, slot) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            let h = profile.time(Category::Norms, || block.input_norm.forward(&x))?;
-            let (q, k, v) = profile.time(Category::Projections, || {
-                let a = &block.attention;
-                Ok((a.q.forward(&h)?, a.k.forward(&h)?, a.v.forward(&h)?))
-            })?;
-            let mixed = profile.time(Category::Attention, || {
-                let q = self.heads(&q, self.config.heads, seq)?;
-                let k = self.heads(&k, self.config.kv_heads, seq)?;
-                let v = self.heads(&v, self.config.kv_heads, seq)?;
-                let q = rotate(&q, &cos, &sin)?;
-                let k = rotate(&k, &cos, &sin)?;
-                let (k, v) = match slot.take() {
-                    Some((past_k, past_v)) => (Tensor::cat(&[&past_k, &k], 1)?, Tensor::cat(&[&past_v, &v], 1)?),
-                    None => (k, v),
-                };
-                let out = match self.attention {
-                    AttentionKind::Naive => self.naive_attention(&q, &k, &v, offset)?,
-                    AttentionKind::Flash => self.flash_attention(&q, &k, &v, offset)?,
-                };
-                *slot = Some((k, v));
-                // (heads, seq, head_dim) → (seq, heads · head_dim)
-                Ok(out.transpose(0, 1)?.contiguous()?.reshape((seq, self.config.heads * self.config.head_dim))?)
-            })?;
-            let attended = profile.time(Category::Projections, || block.attention.o.forward(&mixed))?;
-            x = (x + attended)?;
-            let h = profile.time(Category::Norms, || block.post_norm.forward(&x))?;
-            let m = profile.time(Category::Mlp, || block.mlp.forward(&h))?;
-            x = (x + m)?;
+            x = block.forward(x, &rotary, slot, offset, profile)?;
         }
         cache.len = offset + seq;
         let last = if all_positions { x } else { x.narrow(0, seq - 1, 1)? };
         let normed = profile.time(Category::Norms, || self.norm.forward(&last))?;
         let logits = profile.time(Category::Head, || self.head.forward(&normed))?;
         Ok(if all_positions { logits } else { logits.squeeze(0)? })
-    }
-
-    /// `(seq, heads · head_dim)` → `(heads, seq, head_dim)`.
-    fn heads(&self, x: &Tensor, heads: usize, seq: usize) -> Result<Tensor, LlmError> {
-        Ok(x.reshape((seq, heads, self.config.head_dim))?.transpose(0, 1)?.contiguous()?)
     }
 
     /// Cosine and sine tables `(seq, head_dim)` for positions `offset..offset+seq`,
@@ -344,28 +392,86 @@ impl Model {
         let shape = (seq, half * 2);
         Ok((Tensor::from_vec(cos, shape, &Device::Cpu)?, Tensor::from_vec(sin, shape, &Device::Cpu)?))
     }
+}
+
+impl Attention {
+    fn load(
+        source: &WeightSource,
+        config: &Config,
+        prefix: &str,
+        dtype: DType,
+        kind: AttentionKind,
+    ) -> Result<Attention, LlmError> {
+        let (dim, q_dim, kv_dim) = (config.dim, config.heads * config.head_dim, config.kv_heads * config.head_dim);
+        let linear =
+            |name: &str, out, input| Linear::load(source, &format!("{prefix}.{name}.weight"), out, input, dtype);
+        Ok(Attention {
+            q: linear("q_proj", q_dim, dim)?,
+            k: linear("k_proj", kv_dim, dim)?,
+            v: linear("v_proj", kv_dim, dim)?,
+            o: linear("o_proj", dim, q_dim)?,
+            heads: config.heads,
+            kv_heads: config.kv_heads,
+            head_dim: config.head_dim,
+            context: config.context,
+            kind,
+        })
+    }
+
+    /// Attention of `x (seq, dim)` over the `offset` cached positions in
+    /// `slot` and its own, which it appends to `slot`.
+    fn forward(
+        &self,
+        x: &Tensor,
+        (cos, sin): &(Tensor, Tensor),
+        slot: &mut Option<LayerCache>,
+        offset: usize,
+        profile: &mut Profile,
+    ) -> Result<Tensor, LlmError> {
+        let seq = x.dim(0)?;
+        let (q, k, v) =
+            profile.time(Category::Projections, || Ok((self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?)))?;
+        let mixed = profile.time(Category::Attention, || {
+            let q = rotate(&self.split_heads(&q, self.heads, seq)?, cos, sin)?;
+            let k = rotate(&self.split_heads(&k, self.kv_heads, seq)?, cos, sin)?;
+            let v = self.split_heads(&v, self.kv_heads, seq)?;
+            let (k, v) = LayerCache::append(slot, &k, &v, offset, self.context)?;
+            let out = match self.kind {
+                AttentionKind::Naive => self.naive_attention(&q, &k, &v, offset)?,
+                AttentionKind::Flash => self.flash_attention(&q, &k, &v, offset)?,
+            };
+            // (heads, seq, head_dim) → (seq, heads · head_dim)
+            Ok(out.transpose(0, 1)?.contiguous()?.reshape((seq, self.heads * self.head_dim))?)
+        })?;
+        profile.time(Category::Projections, || self.o.forward(&mixed))
+    }
+
+    /// `(seq, heads · head_dim)` → `(heads, seq, head_dim)`.
+    fn split_heads(&self, x: &Tensor, heads: usize, seq: usize) -> Result<Tensor, LlmError> {
+        Ok(x.reshape((seq, heads, self.head_dim))?.transpose(0, 1)?.contiguous()?)
+    }
 
     /// Query heads grouped under their key/value head: `(kv_heads, rep · rows, head_dim)`.
     fn grouped(&self, q: &Tensor, start: usize, rows: usize) -> Result<Tensor, LlmError> {
-        let (kv_heads, rep) = (self.config.kv_heads, self.config.heads / self.config.kv_heads);
+        let (kv_heads, rep) = (self.kv_heads, self.heads / self.kv_heads);
         let seq = q.dim(1)?;
-        let q = q.reshape((kv_heads, rep, seq, self.config.head_dim))?.narrow(2, start, rows)?;
-        Ok(q.contiguous()?.reshape((kv_heads, rep * rows, self.config.head_dim))?)
+        let q = q.reshape((kv_heads, rep, seq, self.head_dim))?.narrow(2, start, rows)?;
+        Ok(q.contiguous()?.reshape((kv_heads, rep * rows, self.head_dim))?)
     }
 
     /// Back from grouped rows to `(heads, rows, head_dim)`.
     fn ungrouped(&self, x: &Tensor, rows: usize) -> Result<Tensor, LlmError> {
-        Ok(x.reshape((self.config.heads, rows, self.config.head_dim))?)
+        Ok(x.reshape((self.heads, rows, self.head_dim))?)
     }
 
     fn scale(&self) -> f64 {
-        1.0 / (self.config.head_dim as f64).sqrt()
+        1.0 / (self.head_dim as f64).sqrt()
     }
 
     fn naive_attention(&self, q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tensor, LlmError> {
         let seq = q.dim(1)?;
         let total = k.dim(1)?;
-        let (kv_heads, rep) = (self.config.kv_heads, self.config.heads / self.config.kv_heads);
+        let (kv_heads, rep) = (self.kv_heads, self.heads / self.kv_heads);
         let q = self.grouped(q, 0, seq)?;
         let scores = q.matmul(&k.t()?)?;
         debug_assert_eq!(scores.dims(), [kv_heads, rep * seq, total]);
@@ -400,13 +506,13 @@ impl Model {
         rows: usize,
     ) -> Result<Tensor, LlmError> {
         let total = k.dim(1)?;
-        let (kv_heads, rep) = (self.config.kv_heads, self.config.heads / self.config.kv_heads);
+        let (kv_heads, rep) = (self.kv_heads, self.heads / self.kv_heads);
         let q = self.grouped(q, start, rows)?;
         let grouped_rows = rep * rows;
         let last_position = offset + start + rows - 1;
         let mut running_max = Tensor::full(f32::NEG_INFINITY, (kv_heads, grouped_rows, 1), &Device::Cpu)?;
         let mut running_sum = Tensor::zeros((kv_heads, grouped_rows, 1), DType::F32, &Device::Cpu)?;
-        let mut output = Tensor::zeros((kv_heads, grouped_rows, self.config.head_dim), DType::F32, &Device::Cpu)?;
+        let mut output = Tensor::zeros((kv_heads, grouped_rows, self.head_dim), DType::F32, &Device::Cpu)?;
         for key_start in (0..total).step_by(FLASH_KEY_TILE) {
             if key_start > last_position {
                 break;

@@ -1,0 +1,21 @@
+"""Model shapes shared by the Python side of the LLM peer benchmarks.
+
+Must match bench/llm/candle-peer/src/main.rs (PRESETS) and the phasebench
+engine's presets. These are the llama2.c stories15M / stories110M shapes with
+a 2048-token context, f32, tied embeddings.
+"""
+
+PRESETS = {
+    "small": dict(vocab=32000, dim=288, layers=6, heads=6, kv_heads=6,
+                  hidden=768, rope_theta=10000.0, eps=1e-5, max_ctx=2048),
+    "base": dict(vocab=32000, dim=768, layers=12, heads=12, kv_heads=12,
+                 hidden=2048, rope_theta=10000.0, eps=1e-5, max_ctx=2048),
+}
+
+
+def head_dim(p):
+    return p["dim"] // p["heads"]
+
+
+def kv_dim(p):
+    return head_dim(p) * p["kv_heads"]
