@@ -201,3 +201,41 @@ fn llm_cpu_scenario_smoke_runs_and_shows_where_the_time_goes() {
         }
     }
 }
+
+#[test]
+fn text_prompts_use_the_checkpoint_tokenizer_like_transformers() {
+    let dir = fixture("llama-tiny");
+    let reference: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("tokenizer_reference.json")).unwrap()).unwrap();
+    let model = dir.display().to_string();
+    for entry in reference["encodings"].as_array().unwrap() {
+        let text = entry["text"].as_str().unwrap();
+        let expected: Vec<u32> =
+            entry["ids"].as_array().unwrap().iter().map(|id| id.as_u64().unwrap() as u32).collect();
+        assert_eq!(phasebench::engines::llm::text_tokens(&model, text).unwrap(), expected, "{text:?}");
+    }
+
+    // `inspect logits --text` is `--tokens` of the same ids.
+    let logits = |args: &[&str]| {
+        let output = phasebench().args(["inspect", "logits", "--model", &model]).args(args).output().unwrap();
+        assert_eq!(status(&output), 0, "{}", String::from_utf8_lossy(&output.stderr));
+        output.stdout
+    };
+    assert_eq!(logits(&["--text", "Hello, world"]), logits(&["--tokens", "1,154,59"]));
+
+    // A scenario prompt is tokenized once: 3 tokens per call.
+    let yaml = format!(
+        "scenario: llm\nengines:\n  m: {{ kind: llm, model: \"{model}\" }}\nphases:\n  - name: p\n    workloads:\n      - name: g\n        engine: m\n        op: generate\n        with: {{ prompt: \"Hello, world\", max_tokens: 4 }}\n        iterations: 2\n        warmup: 0x\n"
+    );
+    let scenario = Scenario::new(&yaml);
+    let output = scenario.run(&[]);
+    assert_eq!(status(&output), 0, "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(run(&scenario.results(), "g").counters["prompt_tokens"], 2 * 3);
+
+    // Without tokenizer.json a text prompt is refused where it is written.
+    let without = fixture("llama-tiny-llama3").display().to_string();
+    run_refuses(&yaml.replace(&model, &without), 10, "there is no");
+    let output = phasebench().args(["inspect", "logits", "--model", &without, "--text", "Hello"]).output().unwrap();
+    assert_eq!(status(&output), 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("tokenizer.json"));
+}

@@ -40,8 +40,11 @@ pub struct LogitsArgs {
     #[arg(long)]
     pub model: String,
     /// Token ids, comma-separated: `1,5,9`.
+    #[arg(long, required_unless_present = "text", conflicts_with = "text")]
+    pub tokens: Option<String>,
+    /// Text instead of ids: byte-level tokens on presets, the checkpoint's tokenizer.json otherwise.
     #[arg(long)]
-    pub tokens: String,
+    pub text: Option<String>,
     /// Where to run.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
@@ -61,10 +64,15 @@ pub fn execute(command: InspectCommand) -> Status {
 }
 
 fn logits(args: &LogitsArgs) -> Status {
-    let tokens = match parse_tokens(&args.tokens) {
+    let tokens = match (&args.tokens, &args.text) {
+        (Some(list), _) => parse_tokens(list).map_err(|message| format!("--tokens: {message}")),
+        (None, Some(text)) => llm::text_tokens(&args.model, text).map_err(|error| format!("--text: {error}")),
+        (None, None) => Err("give --tokens or --text".into()),
+    };
+    let tokens = match tokens {
         Ok(tokens) => tokens,
         Err(message) => {
-            eprintln!("error: --tokens: {message}");
+            eprintln!("error: {message}");
             return Status::InvalidInput;
         }
     };

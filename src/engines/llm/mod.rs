@@ -59,7 +59,7 @@ const PROMPT: OptionDecl = OptionDecl {
     name: "prompt",
     ty: ValueType::Text,
     default: Some(""),
-    doc: "prompt text (byte-level tokens on presets)",
+    doc: "prompt text: byte-level tokens on presets, the checkpoint's tokenizer.json otherwise",
 };
 
 const MAX_TOKENS: OptionDecl = OptionDecl {
@@ -247,6 +247,57 @@ fn model_source(name: &str) -> Result<ModelSource<'_>, Invalid> {
     })
 }
 
+/// How text prompts become tokens.
+#[derive(Clone)]
+pub enum TextTokens {
+    /// Presets: a beginning-of-sequence token (1), then one token per byte.
+    Bytes,
+    /// A checkpoint's `tokenizer.json`, with its special tokens.
+    Tokenizer(Arc<tokenizers::Tokenizer>),
+    /// A checkpoint without `tokenizer.json`: text prompts cannot be read.
+    Missing(std::path::PathBuf),
+}
+
+impl TextTokens {
+    /// The tokenizer for a model named by a preset or checkpoint directory.
+    fn for_model(name: &str) -> Result<TextTokens, LlmError> {
+        if Config::preset(name).is_some() {
+            return Ok(TextTokens::Bytes);
+        }
+        let path = Path::new(name).join("tokenizer.json");
+        if !path.is_file() {
+            return Ok(TextTokens::Missing(path));
+        }
+        let tokenizer = tokenizers::Tokenizer::from_file(&path)
+            .map_err(|error| LlmError::Checkpoint(format!("{}: {error}", path.display())))?;
+        Ok(TextTokens::Tokenizer(Arc::new(tokenizer)))
+    }
+
+    /// The tokens of `text`, checked against the model's vocabulary.
+    pub fn encode(&self, text: &str, vocab: usize) -> Result<Vec<u32>, LlmError> {
+        let tokens = match self {
+            TextTokens::Bytes => byte_tokens(text),
+            TextTokens::Tokenizer(tokenizer) => tokenizer
+                .encode(text, true)
+                .map_err(|error| LlmError::Input(format!("the tokenizer failed on the prompt: {error}")))?
+                .get_ids()
+                .to_vec(),
+            TextTokens::Missing(path) => {
+                return Err(LlmError::Input(format!(
+                    "text prompts need the checkpoint's tokenizer, and there is no {}",
+                    path.display()
+                )))
+            }
+        };
+        if let Some(bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(LlmError::Input(format!(
+                "the tokenizer produced token {bad}, outside the model's vocabulary of {vocab}"
+            )));
+        }
+        Ok(tokens)
+    }
+}
+
 /// The configuration an instance would load, checked as far as possible without loading weights.
 fn checked_config(options: &Params) -> Result<(Config, bool), Invalid> {
     let name = text(options, "model");
@@ -296,14 +347,21 @@ impl EngineKind for Llm {
             return Ok(());
         };
         let prompt = text(params, "prompt");
-        if !prompt.is_empty() && !preset {
-            return Err(Invalid {
+        let prompt_len = if prompt.is_empty() {
+            count(params, "prompt_tokens")
+        } else {
+            let invalid = |error: LlmError| Invalid {
                 key: "prompt",
-                message: "text prompts on a checkpoint need its tokenizer, which phasebench does not read yet".into(),
-                hint: Some("give the prompt length as `prompt_tokens` instead".into()),
-            });
-        }
-        let prompt_len = if prompt.is_empty() { count(params, "prompt_tokens") } else { prompt.len() as u64 + 1 };
+                message: error.to_string(),
+                hint: Some(if preset {
+                    "check the text".into()
+                } else {
+                    "put the checkpoint's tokenizer.json beside config.json, or give `prompt_tokens` instead".into()
+                }),
+            };
+            let tokens = TextTokens::for_model(text(options, "model")).map_err(invalid)?;
+            tokens.encode(prompt, config.vocab).map_err(invalid)?.len() as u64
+        };
         let generated = if op == "prefill" { 1 } else { count(params, "max_tokens") };
         // Positions the model runs: the prompt, then every generated token but
         // the last (decode feeds each of its tokens after the prefill's first).
@@ -358,7 +416,7 @@ impl EngineKind for Llm {
             kv_cache: !matches!(options.get("kv_cache"), Some(Value::Bool(false))),
             temperature,
             top_k: count(options, "top_k") as usize,
-            byte_tokens: Config::preset(name).is_some(),
+            text_tokens: TextTokens::for_model(name)?,
         }))
     }
 }
@@ -369,7 +427,7 @@ struct LlmEngine {
     kv_cache: bool,
     temperature: f64,
     top_k: usize,
-    byte_tokens: bool,
+    text_tokens: TextTokens,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -388,9 +446,12 @@ impl Engine for LlmEngine {
             other => return Err(EngineError::new(format!("llm has no operation `{other}`"))),
         };
         let prompt_text = text(params, "prompt");
-        if !prompt_text.is_empty() && !self.byte_tokens {
-            return Err(EngineError::new("text prompts need the checkpoint's tokenizer, which is not read yet"));
-        }
+        // A text prompt is the same tokens for every worker: encode it once.
+        let prompt = if prompt_text.is_empty() {
+            Prompt::Drawn(count(params, "prompt_tokens") as usize)
+        } else {
+            Prompt::Tokens(self.text_tokens.encode(prompt_text, self.model.config().vocab)?)
+        };
         Ok(Arc::new(LlmOperation {
             model: Arc::clone(&self.model),
             pool: self.pool.clone(),
@@ -398,8 +459,7 @@ impl Engine for LlmEngine {
             temperature: self.temperature,
             top_k: self.top_k,
             mode,
-            prompt_text: prompt_text.to_owned(),
-            prompt_tokens: count(params, "prompt_tokens") as usize,
+            prompt,
             max_tokens: (count(params, "max_tokens") as usize).max(1),
         }))
     }
@@ -412,9 +472,14 @@ struct LlmOperation {
     temperature: f64,
     top_k: usize,
     mode: Mode,
-    prompt_text: String,
-    prompt_tokens: usize,
+    prompt: Prompt,
     max_tokens: usize,
+}
+
+/// A prompt: a length whose ids each worker draws from its seed, or fixed tokens.
+enum Prompt {
+    Drawn(usize),
+    Tokens(Vec<u32>),
 }
 
 /// Byte-level tokens of a text prompt, after a beginning-of-sequence token (id 1).
@@ -424,13 +489,14 @@ pub fn byte_tokens(text: &str) -> Vec<u32> {
 
 impl Operation for LlmOperation {
     fn worker(&self, _index: usize, seed: u64) -> Result<Box<dyn OpWorker>, EngineError> {
-        let prompt = if self.prompt_text.is_empty() {
-            // Ids from 3 upward avoid the special tokens most vocabularies start with.
-            let vocab = self.model.config().vocab.max(4) as u64;
-            let mut rng = SplitMix::new(seed);
-            (0..self.prompt_tokens).map(|_| 3 + rng.below(vocab - 3) as u32).collect()
-        } else {
-            byte_tokens(&self.prompt_text)
+        let prompt = match &self.prompt {
+            Prompt::Drawn(length) => {
+                // Ids from 3 upward avoid the special tokens most vocabularies start with.
+                let vocab = self.model.config().vocab.max(4) as u64;
+                let mut rng = SplitMix::new(seed);
+                (0..*length).map(|_| 3 + rng.below(vocab - 3) as u32).collect()
+            }
+            Prompt::Tokens(tokens) => tokens.clone(),
         };
         let mut worker = LlmWorker {
             model: Arc::clone(&self.model),
@@ -563,6 +629,15 @@ pub fn inspect_logits(model: &str, tokens: &[u32], dtype: DType, seed: u64) -> R
     let model = Model::load(config, &source, dtype, AttentionKind::Naive)?;
     let logits = model.forward(tokens, &mut Cache::default(), &mut Profile::default(), false)?;
     Ok(logits.to_vec1::<f32>()?)
+}
+
+/// The tokens of `text` for a model named by a preset or checkpoint directory.
+pub fn text_tokens(model: &str, text: &str) -> Result<Vec<u32>, LlmError> {
+    let config = match model_source(model).map_err(|invalid| LlmError::Input(invalid.message))? {
+        ModelSource::Preset(config) => config,
+        ModelSource::Checkpoint(dir) => Config::from_checkpoint(dir)?,
+    };
+    TextTokens::for_model(model)?.encode(text, config.vocab)
 }
 
 /// Names of the time-share metrics, in the order reports list them.
