@@ -141,6 +141,60 @@ macro_rules! dispatched_dot {
 dispatched_dot!(dot_f32, f32, |w: f32| w);
 dispatched_dot!(dot_bf16, bf16, widen);
 
+/// Attention of one query position: `q (heads, 1, head_dim)` over the first
+/// `total` rows of the key and value buffers `(kv_heads, capacity, head_dim)`
+/// (grouped-query: query head `h` reads key/value head `h / (heads / kv_heads)`).
+/// Scores, softmax and the weighted sum of values in one pass per head,
+/// returned as `(heads, 1, head_dim)`.
+pub fn decode_attention(
+    q: &Tensor,
+    keys: &Tensor,
+    values: &Tensor,
+    total: usize,
+    scale: f32,
+) -> Result<Tensor, LlmError> {
+    let (heads, rows, head_dim) = q.dims3()?;
+    let (kv_heads, capacity, kv_head_dim) = keys.dims3()?;
+    if rows != 1 || kv_head_dim != head_dim || kv_heads == 0 || heads % kv_heads != 0 || total > capacity {
+        return Err(LlmError::Input(format!(
+            "decode_attention: q {:?} does not fit keys {:?} at {total} positions",
+            q.dims(),
+            keys.dims()
+        )));
+    }
+    let group = heads / kv_heads;
+    let q: Vec<f32> = with_slice(&q.contiguous()?, <[f32]>::to_vec)?;
+    let mut out = vec![0.0_f32; heads * head_dim];
+    with_slice::<f32, _>(keys, |keys| {
+        with_slice::<f32, _>(values, |values| {
+            let head = |(index, out): (usize, &mut [f32])| {
+                let start = (index / group) * capacity * head_dim;
+                let keys = &keys[start..start + total * head_dim];
+                let values = &values[start..start + total * head_dim];
+                let query = &q[index * head_dim..(index + 1) * head_dim];
+                let mut weights: Vec<f32> =
+                    keys.chunks_exact(head_dim).map(|key| dot_f32(query, key) * scale).collect();
+                let max = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0;
+                for weight in &mut weights {
+                    *weight = (*weight - max).exp();
+                    sum += *weight;
+                }
+                for (weight, value) in weights.iter().zip(values.chunks_exact(head_dim)) {
+                    let weight = weight / sum;
+                    out.iter_mut().zip(value).for_each(|(o, v)| *o += weight * v);
+                }
+            };
+            if heads * total * head_dim < PARALLEL_MIN_WEIGHTS {
+                out.chunks_mut(head_dim).enumerate().for_each(head);
+            } else {
+                out.par_chunks_mut(head_dim).enumerate().for_each(head);
+            }
+        })
+    })??;
+    Ok(Tensor::from_vec(out, (heads, 1, head_dim), &Device::Cpu)?)
+}
+
 /// Softmax over the last dimension of `scores (groups, rep · seq, total)`
 /// after scaling by `scale` and masking key `j` from query `i` (the row's
 /// position within its `seq` block) unless `j ≤ offset + i`.
@@ -199,6 +253,29 @@ mod tests {
             assert!(worst(&gemv(&x, &w16).unwrap(), &expected) < 1e-4);
         }
         assert!(gemv(&random(&[1, 3], 1), &random(&[2, 4], 1)).is_err());
+    }
+
+    #[test]
+    fn decode_attention_matches_the_textbook_formula() {
+        let (heads, kv_heads, capacity, head_dim, total) = (6, 2, 40, 8, 33);
+        let q = random(&[heads, 1, head_dim], 3);
+        let keys = random(&[kv_heads, capacity, head_dim], 4);
+        let values = random(&[kv_heads, capacity, head_dim], 5);
+        let ours = decode_attention(&q, &keys, &values, total, 0.35).unwrap().to_vec3::<f32>().unwrap();
+        let (qv, kv, vv) =
+            (q.to_vec3::<f32>().unwrap(), keys.to_vec3::<f32>().unwrap(), values.to_vec3::<f32>().unwrap());
+        for h in 0..heads {
+            let g = h / (heads / kv_heads);
+            let scores: Vec<f32> =
+                (0..total).map(|j| (0..head_dim).map(|d| qv[h][0][d] * kv[g][j][d]).sum::<f32>() * 0.35).collect();
+            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = scores.iter().map(|s| (s - max).exp()).sum();
+            for d in 0..head_dim {
+                let expected: f32 = (0..total).map(|j| (scores[j] - max).exp() / sum * vv[g][j][d]).sum();
+                assert!((ours[h][0][d] - expected).abs() < 1e-5, "head {h} dim {d}");
+            }
+        }
+        assert!(decode_attention(&q, &keys, &values, capacity + 1, 0.35).is_err());
     }
 
     #[test]

@@ -436,6 +436,12 @@ impl Attention {
             let k = rotate(&self.split_heads(&k, self.kv_heads, seq)?, cos, sin)?;
             let v = self.split_heads(&v, self.kv_heads, seq)?;
             let (k, v) = LayerCache::append(slot, &k, &v, offset, self.context)?;
+            if let (1, Some(layer)) = (seq, slot.as_ref()) {
+                // One query row (a decoding step): its score row is all there
+                // is to hold, in either variant; one fused pass, no tensor ops.
+                let out = cpu::decode_attention(&q, &layer.keys, &layer.values, offset + 1, self.scale() as f32)?;
+                return Ok(out.reshape((1, self.heads * self.head_dim))?);
+            }
             let out = match self.kind {
                 AttentionKind::Naive => self.naive_attention(&q, &k, &v, offset)?,
                 AttentionKind::Flash => self.flash_attention(&q, &k, &v, offset)?,
