@@ -69,8 +69,15 @@ const MAX_TOKENS: OptionDecl = OptionDecl {
     doc: "tokens to generate per call",
 };
 
-const TIME_SHARES: [&str; 7] =
-    ["embedding_time", "projection_time", "attention_time", "mlp_time", "norm_time", "head_time", "sampling_time"];
+/// A metric list followed by the seven time-share metrics every operation records.
+macro_rules! with_time_shares {
+    ($($name:literal),*) => {
+        &[$($name,)* "embedding_time", "projection_time", "attention_time", "mlp_time", "norm_time", "head_time",
+          "sampling_time"]
+    };
+}
+
+const TIME_SHARES: &[&str] = with_time_shares!();
 
 const fn time_metric(name: &'static str, doc: &'static str) -> MetricDecl {
     MetricDecl { name, dim: Dim::TIME, kind: MetricKind::Distribution, part_of: None, doc }
@@ -138,54 +145,19 @@ static DECL: EngineDecl = EngineDecl {
             name: "generate",
             doc: "prefill the prompt, then decode until max_tokens tokens",
             params: &[PROMPT_TOKENS, PROMPT, MAX_TOKENS],
-            metrics: &[
-                "ttft",
-                "itl",
-                "tpot",
-                "e2e",
-                "decode_rate",
-                "prefill_rate",
-                "embedding_time",
-                "projection_time",
-                "attention_time",
-                "mlp_time",
-                "norm_time",
-                "head_time",
-                "sampling_time",
-            ],
+            metrics: with_time_shares!("ttft", "itl", "tpot", "e2e", "decode_rate", "prefill_rate"),
         },
         OpDecl {
             name: "prefill",
             doc: "run the prompt and sample the first token",
             params: &[PROMPT_TOKENS, PROMPT],
-            metrics: &[
-                "ttft",
-                "prefill_rate",
-                "embedding_time",
-                "projection_time",
-                "attention_time",
-                "mlp_time",
-                "norm_time",
-                "head_time",
-                "sampling_time",
-            ],
+            metrics: with_time_shares!("ttft", "prefill_rate"),
         },
         OpDecl {
             name: "decode",
             doc: "continue a prefilled sequence by max_tokens tokens (the prompt is prefilled once, untimed)",
             params: &[PROMPT_TOKENS, PROMPT, MAX_TOKENS],
-            metrics: &[
-                "itl",
-                "tpot",
-                "decode_rate",
-                "embedding_time",
-                "projection_time",
-                "attention_time",
-                "mlp_time",
-                "norm_time",
-                "head_time",
-                "sampling_time",
-            ],
+            metrics: with_time_shares!("itl", "tpot", "decode_rate"),
         },
     ],
     metrics: &[
@@ -642,5 +614,5 @@ pub fn text_tokens(model: &str, text: &str) -> Result<Vec<u32>, LlmError> {
 
 /// Names of the time-share metrics, in the order reports list them.
 pub fn time_share_metrics() -> &'static [&'static str] {
-    &TIME_SHARES
+    TIME_SHARES
 }
