@@ -66,6 +66,7 @@ static DECL: EngineDecl = EngineDecl {
         dim: Dim::TIME,
         kind: MetricKind::Distribution,
         part_of: None,
+        derive: None,
         doc: "how much longer the call took than asked (timer precision)",
     }],
 };

@@ -88,8 +88,48 @@ pub struct MetricDecl {
     pub kind: MetricKind,
     /// The metric this one is a part of (a time category of `latency`), for time shares.
     pub part_of: Option<&'static str>,
+    /// For a per-run scalar: how it is computed from the run's counters.
+    pub derive: Option<Derive>,
     /// One line for `phasebench list`.
     pub doc: &'static str,
+}
+
+/// How a per-run scalar metric follows from the counters the workers kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Derive {
+    /// The counter itself.
+    Counter(&'static str),
+    /// `part / (part + other)`, such as hits over all lookups.
+    Share {
+        /// The counted part.
+        part: &'static str,
+        /// The rest.
+        other: &'static str,
+    },
+    /// `numerator / denominator`, such as bytes on disk per byte written.
+    Quotient {
+        /// Above the line.
+        numerator: &'static str,
+        /// Below the line.
+        denominator: &'static str,
+    },
+}
+
+impl Derive {
+    /// The value from counters (missing counters are 0); `None` when it divides by zero.
+    pub fn value(&self, counter: impl Fn(&str) -> u64) -> Option<f64> {
+        match *self {
+            Derive::Counter(name) => Some(counter(name) as f64),
+            Derive::Share { part, other } => {
+                let (part, other) = (counter(part) as f64, counter(other) as f64);
+                (part + other > 0.0).then(|| part / (part + other))
+            }
+            Derive::Quotient { numerator, denominator } => {
+                let below = counter(denominator) as f64;
+                (below > 0.0).then(|| counter(numerator) as f64 / below)
+            }
+        }
+    }
 }
 
 /// One operation an engine performs.
@@ -151,6 +191,7 @@ pub static HARNESS_METRICS: &[MetricDecl] = &[
         dim: Dim::TIME,
         kind: MetricKind::Distribution,
         part_of: None,
+        derive: None,
         doc: "time per operation; in open loop, from its intended start (coordinated omission corrected)",
     },
     MetricDecl {
@@ -158,6 +199,7 @@ pub static HARNESS_METRICS: &[MetricDecl] = &[
         dim: Dim::TIME,
         kind: MetricKind::Distribution,
         part_of: None,
+        derive: None,
         doc: "time per operation from its actual start, excluding queueing",
     },
     MetricDecl {
@@ -165,6 +207,7 @@ pub static HARNESS_METRICS: &[MetricDecl] = &[
         dim: Dim::PER_TIME,
         kind: MetricKind::Scalar,
         part_of: None,
+        derive: None,
         doc: "completed operations per second of measured time",
     },
     MetricDecl {
@@ -172,6 +215,7 @@ pub static HARNESS_METRICS: &[MetricDecl] = &[
         dim: Dim::NONE,
         kind: MetricKind::Scalar,
         part_of: None,
+        derive: None,
         doc: "operations that failed",
     },
     MetricDecl {
@@ -179,6 +223,7 @@ pub static HARNESS_METRICS: &[MetricDecl] = &[
         dim: Dim::NONE,
         kind: MetricKind::Scalar,
         part_of: None,
+        derive: None,
         doc: "failed operations as a fraction of all attempted",
     },
 ];

@@ -13,10 +13,11 @@ pub mod catalog;
 pub mod llm;
 pub mod params;
 pub mod recorder;
+pub mod vault;
 
 use std::sync::Arc;
 
-pub use catalog::{EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
+pub use catalog::{Derive, EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
 pub use params::{Params, Value};
 pub use recorder::Recorder;
 
@@ -92,7 +93,7 @@ pub trait OpWorker: Send {
 
 /// Every built-in engine kind.
 pub fn registry() -> &'static [&'static dyn EngineKind] {
-    &[&calibrate::Calibrate, &llm::Llm]
+    &[&calibrate::Calibrate, &llm::Llm, &vault::VaultKind]
 }
 
 /// The engine kind called `kind`.

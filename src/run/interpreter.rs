@@ -185,6 +185,12 @@ fn record_of(spec: &RunSpec, measurement: &Measurement, wall_start: DateTime<Utc
     for (name, amount) in tally.recorder.counters() {
         record.counters.insert((*name).into(), *amount);
     }
+    // Per-run scalars the engine derives from its counters (hit rates, amplification).
+    for decl in spec.metrics.iter().filter(|m| m.kind == crate::engines::MetricKind::Scalar) {
+        if let Some(value) = decl.derive.and_then(|d| d.value(|name| record.counters.get(name).copied().unwrap_or(0))) {
+            record.metrics.insert(decl.name.into(), scalar(value, decl.dim));
+        }
+    }
     record
 }
 

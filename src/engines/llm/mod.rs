@@ -80,11 +80,11 @@ macro_rules! with_time_shares {
 const TIME_SHARES: &[&str] = with_time_shares!();
 
 const fn time_metric(name: &'static str, doc: &'static str) -> MetricDecl {
-    MetricDecl { name, dim: Dim::TIME, kind: MetricKind::Distribution, part_of: None, doc }
+    MetricDecl { name, dim: Dim::TIME, kind: MetricKind::Distribution, part_of: None, derive: None, doc }
 }
 
 const fn share_metric(name: &'static str, doc: &'static str) -> MetricDecl {
-    MetricDecl { name, dim: Dim::TIME, kind: MetricKind::Distribution, part_of: Some("latency"), doc }
+    MetricDecl { name, dim: Dim::TIME, kind: MetricKind::Distribution, part_of: Some("latency"), derive: None, doc }
 }
 
 static DECL: EngineDecl = EngineDecl {
@@ -170,6 +170,7 @@ static DECL: EngineDecl = EngineDecl {
             dim: Dim::TOKEN_RATE,
             kind: MetricKind::Distribution,
             part_of: None,
+            derive: None,
             doc: "tokens per second after the first",
         },
         MetricDecl {
@@ -177,6 +178,7 @@ static DECL: EngineDecl = EngineDecl {
             dim: Dim::TOKEN_RATE,
             kind: MetricKind::Distribution,
             part_of: None,
+            derive: None,
             doc: "prompt tokens per second of time to first token",
         },
         share_metric("embedding_time", "time in the token embedding lookup, per call"),
