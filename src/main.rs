@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         cli::Command::Validate { file } => cli::validate(&file),
         cli::Command::List => cli::list(),
         cli::Command::Inspect { what } => cli::inspect::execute(what),
+        cli::Command::Vault { what } => cli::vault::execute(what),
     };
     ExitCode::from(status as u8)
 }

@@ -3,6 +3,7 @@
 pub mod inspect;
 pub mod list;
 pub mod run;
+pub mod vault;
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +43,12 @@ pub enum Command {
     },
     /// List engines, operations, options and metrics with their units.
     List,
+    /// The vault store: put, get, check, compact.
+    Vault {
+        /// What to do.
+        #[command(subcommand)]
+        what: vault::VaultCommand,
+    },
     /// Look inside an engine: `inspect logits --model DIR|PRESET --tokens 1,5,9`.
     Inspect {
         /// What to inspect.

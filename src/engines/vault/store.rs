@@ -288,12 +288,18 @@ fn take_lock(dir: &Path) -> Result<File, VaultError> {
         .write(true)
         .open(&path)
         .map_err(io(format!("opening {}", path.display())))?;
-    // SAFETY: flock on a descriptor this function owns; no memory is shared.
-    let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if taken != 0 {
-        return Err(VaultError::Locked(dir.to_owned()));
+    // A process that forks (to run another program) holds a copy of every
+    // descriptor until its child calls exec, and with it any flock: a vault
+    // just closed by such a process can look locked for a moment. Retry for
+    // up to 100 ms before calling it locked.
+    for _ in 0..20 {
+        // SAFETY: flock on a descriptor this function owns; no memory is shared.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(file);
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
-    Ok(file)
+    Err(VaultError::Locked(dir.to_owned()))
 }
 
 /// Completes a compaction a crash interrupted: its outputs are durable, so the inputs it names go.

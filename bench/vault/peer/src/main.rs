@@ -87,13 +87,7 @@ impl Zipfian {
         let zetan = zeta(items, theta);
         let alpha = 1.0 / (1.0 - theta);
         let eta = (1.0 - (2.0 / items as f64).powf(1.0 - theta)) / (1.0 - zeta2theta / zetan);
-        Zipfian {
-            items,
-            alpha,
-            zetan,
-            eta,
-            half_pow_theta: 0.5f64.powf(theta),
-        }
+        Zipfian { items, alpha, zetan, eta, half_pow_theta: 0.5f64.powf(theta) }
     }
 
     /// Rank for a uniform u in [0, 1); rank 0 is the most popular.
@@ -291,18 +285,16 @@ struct Args {
     ops: Option<u64>,
     dir: Option<PathBuf>,
     seed: u64,
+    dump_ops: Option<u64>,
 }
 
 const USAGE: &str = "usage: vault-peer --store redb|sled --workload A|B|C --durability durable|none \
-[--keys 100000] [--value-size 1024] [--ops N] [--dir DIR] [--seed S]";
+[--keys 100000] [--value-size 1024] [--ops N] [--dir DIR] [--seed S]\n\
+       vault-peer --workload A|B|C --dump-ops N [--keys K] [--value-size V] [--seed S]   (print the op stream, no store)";
 
 fn parse_u64(s: &str) -> Res<u64> {
     let s = s.replace('_', "");
-    Ok(if let Some(h) = s.strip_prefix("0x") {
-        u64::from_str_radix(h, 16)?
-    } else {
-        s.parse::<u64>()?
-    })
+    Ok(if let Some(h) = s.strip_prefix("0x") { u64::from_str_radix(h, 16)? } else { s.parse::<u64>()? })
 }
 
 fn parse_args() -> Res<Args> {
@@ -314,6 +306,7 @@ fn parse_args() -> Res<Args> {
     let mut ops = None;
     let mut dir = None;
     let mut seed = 42u64;
+    let mut dump_ops = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
@@ -358,8 +351,13 @@ fn parse_args() -> Res<Args> {
             "--ops" => ops = Some(parse_u64(&val()?)?),
             "--dir" => dir = Some(PathBuf::from(val()?)),
             "--seed" => seed = parse_u64(&val()?)?,
+            "--dump-ops" => dump_ops = Some(parse_u64(&val()?)?),
             o => return Err(format!("unknown argument {o:?}\n{USAGE}").into()),
         }
+    }
+    if dump_ops.is_some() {
+        store = store.or(Some(StoreKind::Redb));
+        durability = durability.or(Some(Durab::None));
     }
     let (Some(store), Some(workload), Some(durability)) = (store, workload, durability) else {
         return Err(format!("--store, --workload and --durability are required\n{USAGE}").into());
@@ -367,16 +365,7 @@ fn parse_args() -> Res<Args> {
     if keys == 0 || keys > 9_999_999_999 {
         return Err("--keys must be in 1..=9999999999".into());
     }
-    Ok(Args {
-        store,
-        workload,
-        durability,
-        keys,
-        value_size,
-        ops,
-        dir,
-        seed,
-    })
+    Ok(Args { store, workload, durability, keys, value_size, ops, dir, seed, dump_ops })
 }
 
 fn default_ops(workload: char, d: Durab) -> u64 {
@@ -421,8 +410,45 @@ fn main() {
     }
 }
 
+fn hex16(v: &[u8]) -> String {
+    v.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Print the protocol's generated streams (test vectors for other peers).
+fn dump(a: &Args, n: u64) {
+    let mut val = vec![0u8; a.value_size];
+    let mut key = [0u8; KEY_LEN];
+    for i in 0..3u64.min(a.keys) {
+        format_key(&mut key, i);
+        fill_value(&mut val, a.seed ^ i);
+        println!("preload {} value[..16]={}", std::str::from_utf8(&key).unwrap(), hex16(&val));
+    }
+    let zipf = Zipfian::new(a.keys, 0.99);
+    println!("zetan={:.12} eta={:.12}", zipf.zetan, zipf.eta);
+    let mut rng = SplitMix64::new(a.seed ^ OP_STREAM_SALT);
+    let rf = read_fraction(a.workload);
+    for seq in 0..n {
+        let u_op = rng.next_f64();
+        let u_key = rng.next_f64();
+        let rank = zipf.rank(u_key);
+        let idx = fnv1a_64(rank) % a.keys;
+        format_key(&mut key, idx);
+        let k = std::str::from_utf8(&key).unwrap();
+        if u_op < rf {
+            println!("{seq} read {k} rank={rank} u_op={u_op:.6} u_key={u_key:.6}");
+        } else {
+            fill_value(&mut val, a.seed ^ idx ^ ((seq + 1) << 34));
+            println!("{seq} update {k} rank={rank} u_op={u_op:.6} u_key={u_key:.6} value[..16]={}", hex16(&val));
+        }
+    }
+}
+
 fn real_main() -> Res<()> {
     let a = parse_args()?;
+    if let Some(n) = a.dump_ops {
+        dump(&a, n);
+        return Ok(());
+    }
     let ops = a.ops.unwrap_or_else(|| default_ops(a.workload, a.durability));
     let warmup = ops / 10;
     let store_name = match a.store {
@@ -442,9 +468,7 @@ fn real_main() -> Res<()> {
             d.clone()
         }
         None => {
-            let base = std::env::var_os("VAULT_BENCH_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(std::env::temp_dir);
+            let base = std::env::var_os("VAULT_BENCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
             std::fs::create_dir_all(&base)?;
             let t = tempfile::Builder::new().prefix("vault-peer-").tempdir_in(base)?;
             let p = t.path().to_path_buf();
@@ -501,9 +525,7 @@ fn real_main() -> Res<()> {
             let ns = t.elapsed().as_nanos() as u64;
             match v {
                 Some(v) if v.len() == a.value_size => {}
-                Some(v) => {
-                    return Err(format!("read {idx}: {} bytes, expected {}", v.len(), a.value_size).into())
-                }
+                Some(v) => return Err(format!("read {idx}: {} bytes, expected {}", v.len(), a.value_size).into()),
                 None => return Err(format!("read {idx}: key missing").into()),
             }
             if measured {

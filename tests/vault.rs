@@ -1,0 +1,288 @@
+//! The vault store: a model check against a BTreeMap, crash tests that kill
+//! a writing process with SIGKILL, torn and corrupt files, and the command
+//! line's refusals.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{phasebench, status};
+use phasebench::engines::vault::{store, CacheLayout, SyncPolicy, Vault, VaultError, VaultOptions};
+use proptest::prelude::*;
+
+fn options(cache: bool) -> VaultOptions {
+    VaultOptions {
+        sync: SyncPolicy::None,
+        segment_size: 4096,
+        cache_bytes: if cache { 2048 } else { 0 },
+        cache_layout: CacheLayout::Sharded,
+        cache_shards: 4,
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put(u8, Vec<u8>),
+    Delete(u8),
+    Get(u8),
+    Compact,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..24_u8, prop::collection::vec(any::<u8>(), 0..300)).prop_map(|(k, v)| Op::Put(k, v)),
+        2 => (0..24_u8).prop_map(Op::Delete),
+        4 => (0..24_u8).prop_map(Op::Get),
+        1 => Just(Op::Compact),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+fn key(k: u8) -> Vec<u8> {
+    format!("key-{k}").into_bytes()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// Every sequence of puts, deletes, gets, compactions and reopenings
+    /// agrees with a BTreeMap, with and without the read cache, across
+    /// segment rollovers (4 KiB segments).
+    #[test]
+    fn agrees_with_a_btreemap(ops in prop::collection::vec(op(), 1..80), cache in any::<bool>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut vault = Vault::open(dir.path(), options(cache)).unwrap();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for op in ops {
+            match op {
+                Op::Put(k, v) => {
+                    vault.put(&key(k), &v).unwrap();
+                    model.insert(key(k), v);
+                }
+                Op::Delete(k) => {
+                    let existed = vault.delete(&key(k)).unwrap();
+                    prop_assert_eq!(existed, model.remove(&key(k)).is_some());
+                }
+                Op::Get(k) => {
+                    let got = vault.get(&key(k)).unwrap().map(|v| v.to_vec());
+                    prop_assert_eq!(got.as_ref(), model.get(&key(k)));
+                }
+                Op::Compact => {
+                    vault.compact().unwrap();
+                }
+                Op::Reopen => {
+                    drop(vault);
+                    vault = Vault::open(dir.path(), options(cache)).unwrap_or_else(|e| panic!("reopen: {e}"));
+                }
+            }
+            prop_assert_eq!(vault.len(), model.len());
+        }
+        drop(vault);
+        let vault = Vault::open(dir.path(), options(cache)).unwrap();
+        for (k, v) in &model {
+            let got = vault.get(k).unwrap();
+            prop_assert_eq!(got.as_deref(), Some(v.as_slice()));
+        }
+        let scanned: Vec<Vec<u8>> = vault.scan(b"", usize::MAX).unwrap().into_iter().map(|(k, _)| k).collect();
+        prop_assert_eq!(scanned, model.keys().cloned().collect::<Vec<_>>());
+        drop(vault);
+        let report = store::check(dir.path()).unwrap();
+        prop_assert_eq!(report.live_keys, model.len() as u64);
+    }
+}
+
+/// The value a crash-test key is written with.
+fn crash_value(key: &str) -> String {
+    format!("{key}:{}", "v".repeat(key.len() * 7 % 200))
+}
+
+/// A child `phasebench vault put --sync always` is killed with SIGKILL at a
+/// random moment, 50 times over one vault; every key it acknowledged must
+/// be there with its value, and `check` must find no corruption.
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault_dir = dir.path().join("vault");
+    let bin = assert_cmd::cargo::cargo_bin("phasebench");
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut seed = 0x5eed_u64;
+    for cycle in 0..50 {
+        let mut child = Command::new(&bin)
+            .args(["vault", "put", "--sync", "always"])
+            .arg(&vault_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            for i in 0.. {
+                let key = format!("c{cycle}-k{i}");
+                if writeln!(stdin, "{key}\t{}", crash_value(&key)).is_err() {
+                    break;
+                }
+            }
+        });
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let reader = {
+            let acked = Arc::clone(&acked);
+            let stdout = child.stdout.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    match line {
+                        Ok(key) => acked.lock().unwrap().push(key),
+                        Err(_) => break,
+                    }
+                }
+            })
+        };
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(20 + (seed >> 33) % 120));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        reader.join().unwrap();
+        feeder.join().unwrap();
+        acknowledged.extend(acked.lock().unwrap().drain(..));
+
+        let report = store::check(&vault_dir).unwrap_or_else(|error| panic!("cycle {cycle}: check failed: {error}"));
+        assert!(report.live_keys >= acknowledged.len() as u64, "cycle {cycle}: {report:?}");
+        let vault = Vault::open(&vault_dir, VaultOptions::default()).unwrap();
+        for key in &acknowledged {
+            let value = vault.get(key.as_bytes()).unwrap();
+            assert_eq!(value.as_deref(), Some(crash_value(key).as_bytes()), "cycle {cycle}: acknowledged {key} lost");
+        }
+        if cycle % 10 == 9 {
+            vault.compact().unwrap();
+        }
+    }
+    assert!(acknowledged.len() > 100, "the child acknowledged only {} writes", acknowledged.len());
+}
+
+/// A vault with a few keys, closed: the path of its active segment.
+fn small_vault(dir: &Path, keys: usize) -> std::path::PathBuf {
+    let vault = Vault::open(dir, options(false)).unwrap();
+    for i in 0..keys {
+        vault.put(format!("k{i}").as_bytes(), &[i as u8; 100]).unwrap();
+    }
+    drop(vault);
+    let mut segments: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segments.sort();
+    segments.pop().unwrap()
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_everything_before_it_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let active = small_vault(dir.path(), 5);
+    let bytes = std::fs::read(&active).unwrap();
+    // Half of the last record, as a crash mid-append leaves it.
+    std::fs::write(&active, &bytes[..bytes.len() - 60]).unwrap();
+    let report = store::check(dir.path()).unwrap();
+    assert!(report.torn_tail.is_some());
+    let vault = Vault::open(dir.path(), options(false)).unwrap();
+    assert_eq!(vault.len(), 4);
+    assert!(vault.get(b"k4").unwrap().is_none());
+    vault.put(b"k4", b"again").unwrap();
+    drop(vault);
+    assert!(store::check(dir.path()).unwrap().torn_tail.is_none());
+    let vault = Vault::open(dir.path(), options(false)).unwrap();
+    assert_eq!(vault.get(b"k4").unwrap().as_deref(), Some(b"again".as_slice()));
+}
+
+#[test]
+fn a_flipped_byte_is_reported_with_file_and_offset_not_served() {
+    // In a sealed segment (70 keys of ~120 bytes fill several 4 KiB segments).
+    let dir = tempfile::tempdir().unwrap();
+    small_vault(dir.path(), 70);
+    let first = dir.path().join("0000000001.seg");
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[200] ^= 0x40;
+    std::fs::write(&first, &bytes).unwrap();
+    match Vault::open(dir.path(), options(false)) {
+        Err(VaultError::Corrupt { file, offset, .. }) => {
+            assert_eq!(file, first);
+            assert!(offset <= 200, "{offset}");
+        }
+        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+    }
+    let check = phasebench().args(["vault", "check"]).arg(dir.path()).output().unwrap();
+    assert_eq!(status(&check), 1);
+    assert!(String::from_utf8_lossy(&check.stderr).contains("0000000001.seg at offset"));
+
+    // In the middle of the active segment, with good records after it: not a torn tail.
+    let dir = tempfile::tempdir().unwrap();
+    let active = small_vault(dir.path(), 5);
+    let mut bytes = std::fs::read(&active).unwrap();
+    bytes[16 + 30] ^= 1;
+    std::fs::write(&active, &bytes).unwrap();
+    assert!(matches!(Vault::open(dir.path(), options(false)), Err(VaultError::Corrupt { .. })));
+
+    // Damage after opening: the read fails instead of returning the bytes.
+    let dir = tempfile::tempdir().unwrap();
+    let active = small_vault(dir.path(), 3);
+    let vault = Vault::open(dir.path(), options(false)).unwrap();
+    let mut bytes = std::fs::read(&active).unwrap();
+    let last = bytes.len() - 10;
+    bytes[last] ^= 1;
+    std::fs::write(&active, &bytes).unwrap();
+    assert!(matches!(vault.get(b"k2"), Err(VaultError::Corrupt { .. })));
+}
+
+#[test]
+fn the_command_line_refuses_what_is_not_a_usable_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not a vault: a directory with other files.
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    for args in [vec!["put"], vec!["get"], vec!["check"], vec!["compact"]] {
+        let mut command = phasebench();
+        command.arg("vault").args(&args).arg(dir.path());
+        if args[0] == "get" {
+            command.arg("k");
+        }
+        let output = command.write_stdin("k\tv\n").output().unwrap();
+        assert_eq!(status(&output), 2, "{args:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("is not a vault"), "{args:?}");
+    }
+    assert_eq!(std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "mine");
+
+    // Locked: another process (here: this one) has it open.
+    let vault_dir = dir.path().join("v");
+    let vault = Vault::open(&vault_dir, VaultOptions::default()).unwrap();
+    vault.put(b"kept", b"yes").unwrap();
+    let output = phasebench().args(["vault", "put"]).arg(&vault_dir).write_stdin("k\tv\n").output().unwrap();
+    assert_eq!(status(&output), 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("locked by another process"));
+    drop(vault);
+    let output = phasebench().args(["vault", "get"]).arg(&vault_dir).arg("kept").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "yes\n");
+
+    // A place that cannot be written (sysfs is read-only even for root).
+    let output = phasebench().args(["vault", "put", "/sys/phasebench-vault"]).write_stdin("k\tv\n").output().unwrap();
+    assert_eq!(status(&output), 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("creating /sys/phasebench-vault"));
+
+    // A bad line stops the input with its number; the lines before it stay.
+    let fresh = dir.path().join("w");
+    let output =
+        phasebench().args(["vault", "put"]).arg(&fresh).write_stdin("a\t1\nno tab here\nb\t2\n").output().unwrap();
+    assert_eq!(status(&output), 2);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("stdin line 2"));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "a\n");
+    let output = phasebench().args(["vault", "get"]).arg(&fresh).arg("a").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "1\n");
+
+    // A bad sync policy.
+    let output = phasebench().args(["vault", "put", "--sync", "sometimes"]).arg(&fresh).output().unwrap();
+    assert_eq!(status(&output), 2);
+}
