@@ -286,3 +286,26 @@ fn the_command_line_refuses_what_is_not_a_usable_vault() {
     let output = phasebench().args(["vault", "put", "--sync", "sometimes"]).arg(&fresh).output().unwrap();
     assert_eq!(status(&output), 2);
 }
+
+#[test]
+fn vault_scenario_smoke_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = phasebench()
+        .args(["run", "--smoke", "--quiet", "--out"])
+        .arg(&out)
+        .arg(common::root().join("scenarios/vault.yaml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(status(&output), 0, "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let results = phasebench::results::store::load(&out.join("results.json")).unwrap();
+    assert!(results.smoke && results.complete);
+    let write = common::run(&results, "write");
+    assert_eq!(write.counters["syncs"], write.operations, "sync: always syncs every write");
+    assert!(write.metrics["write_amplification"].value.unwrap() >= 1.0);
+    for arm in ["baseline", "sharded"] {
+        assert!(results.runs.iter().any(|run| run.id == format!("sharded-cache:{arm}#1")), "{arm}");
+    }
+    assert!(stdout.contains("cache_hit_rate"), "{stdout}");
+}

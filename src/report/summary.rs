@@ -68,6 +68,9 @@ pub fn render(results: &Results, targets: &[TargetOutcome]) -> String {
 /// `service_time` or scalars, and not the parts of another metric.
 const HARNESS_METRICS: [&str; 2] = ["latency", "service_time"];
 
+/// Per-run scalars of the harness, shown in the table's columns.
+const HARNESS_SCALARS: [&str; 3] = ["throughput", "errors", "error_rate"];
+
 /// One line per engine distribution metric (TTFT, decode rate, …): p50, p99
 /// and the mean with the half-width of its 95% confidence interval.
 fn engine_metrics(record: &RunRecord, out: &mut String) {
@@ -77,6 +80,17 @@ fn engine_metrics(record: &RunRecord, out: &mut String) {
         .filter(|(name, metric)| !HARNESS_METRICS.contains(&name.as_str()) && metric.part_of.is_none())
         .filter_map(|(name, metric)| Some((name, metric.summary.filter(|s| s.count > 0)?, Dim::from(metric.dim))))
         .collect();
+    let scalars: Vec<String> = record
+        .metrics
+        .iter()
+        .filter(|(name, metric)| {
+            metric.kind == crate::engines::MetricKind::Scalar && !HARNESS_SCALARS.contains(&name.as_str())
+        })
+        .filter_map(|(name, metric)| Some(format!("{name} {}", format_value(metric.value?, Dim::from(metric.dim)))))
+        .collect();
+    if !scalars.is_empty() {
+        let _ = writeln!(out, "    {}", scalars.join(", "));
+    }
     let width = shown.iter().map(|(name, ..)| name.len()).max().unwrap_or(0);
     for (name, summary, dim) in shown {
         let _ = writeln!(
