@@ -309,3 +309,38 @@ fn vault_scenario_smoke_runs() {
     }
     assert!(stdout.contains("cache_hit_rate"), "{stdout}");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Opening and checking a vault whose segment or hint holds arbitrary
+    /// bytes (after a valid segment header, or not) returns an error or a
+    /// vault, never a panic.
+    #[test]
+    fn arbitrary_files_never_panic(
+        body in prop::collection::vec(any::<u8>(), 0..600),
+        with_header in any::<bool>(),
+        as_hint in any::<bool>(),
+        second in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Vault::open(dir.path(), options(false)).unwrap());
+        let id = if second { 2 } else { 1 };
+        let mut bytes = Vec::new();
+        if with_header {
+            bytes.extend_from_slice(b"PBVSEG01");
+            bytes.extend_from_slice(&(id as u64).to_le_bytes());
+        }
+        bytes.extend_from_slice(&body);
+        if as_hint {
+            std::fs::write(dir.path().join(format!("{id:010}.hint")), &bytes).unwrap();
+        } else {
+            std::fs::write(dir.path().join(format!("{id:010}.seg")), &bytes).unwrap();
+        }
+        let _ = store::check(dir.path());
+        if let Ok(vault) = Vault::open(dir.path(), options(false)) {
+            let _ = vault.get(b"anything");
+            let _ = vault.scan(b"", 10);
+        }
+    }
+}
