@@ -344,3 +344,92 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn reads_continue_correctly_while_compaction_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Arc::new(Vault::open(dir.path(), options(true)).unwrap());
+    let value = |i: usize, round: usize| format!("{i}:{round}:{}", "x".repeat(i % 50)).into_bytes();
+    for round in 0..3 {
+        for i in 0..400 {
+            vault.put(format!("k{i}").as_bytes(), &value(i, round)).unwrap();
+        }
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (vault, stop) = (Arc::clone(&vault), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for i in (0..400).step_by(7) {
+                        let got = vault.get(format!("k{i}").as_bytes()).unwrap();
+                        assert_eq!(got.as_deref(), Some(value(i, 2).as_slice()), "k{i}");
+                        reads += 1;
+                    }
+                }
+                reads
+            })
+        })
+        .collect();
+    for _ in 0..5 {
+        vault.compact().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(reads > 0);
+    drop(vault);
+    let vault = Vault::open(dir.path(), options(false)).unwrap();
+    assert_eq!(vault.len(), 400);
+    assert!(store::check(dir.path()).is_err(), "still locked by the open vault");
+    drop(vault);
+    let report = store::check(dir.path()).unwrap();
+    assert_eq!(report.live_keys, 400);
+    assert!(report.values <= 400 + 400, "compaction dropped the overwritten values: {report:?}");
+}
+
+#[test]
+fn group_commit_shares_syncs_between_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = VaultOptions { sync: SyncPolicy::Group(Duration::from_millis(2)), ..VaultOptions::default() };
+    let vault = Arc::new(Vault::open(dir.path(), options).unwrap());
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let vault = Arc::clone(&vault);
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    vault.put(format!("w{w}-{i}").as_bytes(), b"value").unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let syncs = vault.stats.syncs.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(syncs < 200, "200 grouped writes took {syncs} syncs");
+    assert!(syncs >= 50, "every writer waited for a sync: {syncs}");
+}
+
+#[test]
+fn a_scenario_on_a_locked_or_foreign_directory_is_refused_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    let _open = Vault::open(&locked, VaultOptions::default()).unwrap();
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("data.db"), "not mine").unwrap();
+    for (path, message) in [(&locked, "locked by another process"), (&foreign, "is not a vault")] {
+        let yaml = format!(
+            "scenario: v\nengines:\n  v: {{ kind: vault, dir: \"{}\" }}\nphases:\n  - name: p\n    workloads:\n      - {{ name: r, engine: v, op: read, iterations: 1 }}\n",
+            path.display()
+        );
+        let scenario = common::Scenario::new(&yaml);
+        let output = scenario.run(&[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(status(&output), 2, "{stderr}");
+        assert!(stderr.contains(message) && stderr.contains("scenario.yaml:3:"), "{stderr}");
+        assert!(!scenario.out().exists());
+    }
+    assert_eq!(std::fs::read_to_string(foreign.join("data.db")).unwrap(), "not mine");
+}

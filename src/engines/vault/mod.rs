@@ -215,6 +215,9 @@ fn check_dir(dir: &str) -> Result<(), Invalid> {
     if path.exists() && !path.is_dir() {
         return Err(invalid(format!("`{dir}` is a file, not a directory"), "name a vault directory or a new one"));
     }
+    if path.join(format::MARKER).is_file() {
+        return store::probe_lock(path).map_err(|error| invalid(error.to_string(), "close the other process first"));
+    }
     if path.is_dir() && !path.join(format::MARKER).is_file() {
         let empty = std::fs::read_dir(path).map(|mut entries| entries.next().is_none()).unwrap_or(false);
         if !empty {

@@ -302,6 +302,11 @@ fn take_lock(dir: &Path) -> Result<File, VaultError> {
     Err(VaultError::Locked(dir.to_owned()))
 }
 
+/// Whether another process holds the vault in `dir` open (takes and at once releases the lock).
+pub fn probe_lock(dir: &Path) -> Result<(), VaultError> {
+    take_lock(dir).map(drop)
+}
+
 /// Completes a compaction a crash interrupted: its outputs are durable, so the inputs it names go.
 fn finish_compaction(dir: &Path) -> Result<(), VaultError> {
     let manifest = dir.join(COMPACTION_MANIFEST);
