@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod llm;
 pub mod params;
 pub mod recorder;
+pub mod rng;
 pub mod vault;
 
 use std::sync::Arc;

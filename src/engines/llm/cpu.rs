@@ -227,7 +227,7 @@ mod tests {
     use super::*;
 
     fn random(shape: &[usize], seed: u64) -> Tensor {
-        let mut rng = super::super::weights::SplitMix::new(seed);
+        let mut rng = crate::engines::rng::SplitMix::new(seed);
         let count = shape.iter().product();
         let values: Vec<f32> = (0..count).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
         Tensor::from_vec(values, shape, &Device::Cpu).unwrap()

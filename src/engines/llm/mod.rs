@@ -22,11 +22,12 @@ use candle_core::DType;
 
 use super::catalog::{EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
 use super::{Engine, EngineError, EngineKind, EngineSetup, Invalid, OpWorker, Operation, Params, Recorder, Value};
+use crate::engines::rng::SplitMix;
 use crate::quantity::Dim;
 pub use config::Config;
 pub use model::{AttentionKind, Cache, Model, Profile};
 use sampling::Sampler;
-use weights::{SplitMix, WeightSource};
+use weights::WeightSource;
 
 /// Why the model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]

@@ -578,7 +578,7 @@ mod tests {
     }
 
     fn tokens(n: usize, seed: u64) -> Vec<u32> {
-        let mut rng = super::super::weights::SplitMix::new(seed);
+        let mut rng = crate::engines::rng::SplitMix::new(seed);
         (0..n).map(|_| rng.below(2048) as u32).collect()
     }
 

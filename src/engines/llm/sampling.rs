@@ -1,6 +1,6 @@
 //! Choosing the next token from logits: greedy, temperature and top-k, from a seeded generator.
 
-use super::weights::SplitMix;
+use crate::engines::rng::SplitMix;
 
 /// Picks tokens from logits.
 #[derive(Clone, Debug)]

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::catalog::{Derive, EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
+use super::rng::SplitMix;
 use super::{Engine, EngineError, EngineKind, EngineSetup, Invalid, OpWorker, Operation, Params, Recorder, Value};
 use crate::quantity::Dim;
 pub use cache::CacheLayout;
@@ -382,7 +383,7 @@ impl Operation for VaultOperation {
             inserted: Arc::clone(&self.inserted),
             deleted: Arc::clone(&self.deleted),
             per_step_metrics: self.per_step_metrics,
-            rng: workload::Rng::new(seed),
+            rng: SplitMix::new(seed),
         }))
     }
 }
@@ -396,7 +397,7 @@ struct VaultWorker {
     inserted: Arc<AtomicU64>,
     deleted: Arc<AtomicU64>,
     per_step_metrics: bool,
-    rng: workload::Rng,
+    rng: SplitMix,
 }
 
 impl VaultWorker {

@@ -1,35 +1,7 @@
 //! The YCSB core workloads: which key an operation touches (uniform,
 //! scrambled zipfian, latest) and which operation it is (mixes A–F).
 
-/// splitmix64: small, fast and seedable.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1_u64 << 53) as f64
-    }
-
-    /// Uniform in [0, n).
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-}
+use crate::engines::rng::SplitMix;
 
 /// YCSB's Zipfian generator (Gray et al., "Quickly generating billion-record
 /// synthetic databases"): rank 0 is the most popular of `items`.
@@ -60,7 +32,7 @@ impl Zipfian {
     }
 
     /// The next rank.
-    pub fn next(&self, rng: &mut Rng) -> u64 {
+    pub fn next(&self, rng: &mut SplitMix) -> u64 {
         let u = rng.next_f64();
         let uz = u * self.zetan;
         if uz < 1.0 {
@@ -95,7 +67,7 @@ impl KeyChooser {
     }
 
     /// A key index below `existing` (keys inserted so far, at least the preloaded ones).
-    pub fn next(&self, rng: &mut Rng, existing: u64) -> u64 {
+    pub fn next(&self, rng: &mut SplitMix, existing: u64) -> u64 {
         let existing = existing.max(1);
         match self {
             KeyChooser::Uniform(_) => rng.below(existing),
@@ -163,7 +135,7 @@ impl Mix {
     }
 
     /// The next step.
-    pub fn choose(&self, rng: &mut Rng) -> Step {
+    pub fn choose(&self, rng: &mut SplitMix) -> Step {
         if rng.below(100) < u64::from(self.steps[0].1) {
             self.steps[0].0
         } else {
@@ -179,7 +151,7 @@ mod tests {
     #[test]
     fn zipfian_is_skewed_and_in_range() {
         let zipfian = Zipfian::new(1000, ZIPFIAN_THETA);
-        let mut rng = Rng::new(1);
+        let mut rng = SplitMix::new(1);
         let mut counts = vec![0_u32; 1000];
         for _ in 0..100_000 {
             counts[zipfian.next(&mut rng) as usize] += 1;
@@ -191,7 +163,7 @@ mod tests {
 
     #[test]
     fn choosers_stay_within_existing_keys() {
-        let mut rng = Rng::new(2);
+        let mut rng = SplitMix::new(2);
         for name in ["uniform", "zipfian", "latest"] {
             let chooser = KeyChooser::new(name, 100);
             for existing in [1, 50, 100, 150] {
@@ -207,7 +179,7 @@ mod tests {
 
     #[test]
     fn mixes_have_their_proportions() {
-        let mut rng = Rng::new(3);
+        let mut rng = SplitMix::new(3);
         let mix = Mix::ycsb("B").unwrap();
         let reads = (0..10_000).filter(|_| mix.choose(&mut rng) == Step::Read).count();
         assert!((9_300..9_700).contains(&reads), "{reads}");
