@@ -13,15 +13,19 @@ use super::Status;
 pub enum InspectCommand {
     /// Print the final position's logits for a token list as a JSON array.
     Logits(LogitsArgs),
+    /// Say which CUDA libraries and GPU `device: cuda` would use (exit 1 if none).
+    Cuda,
 }
 
 /// Where the model runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DeviceArg {
-    /// The CPU until the GPU path lands.
+    /// The GPU when CUDA is usable, else the CPU.
     Auto,
     /// The CPU.
     Cpu,
+    /// An NVIDIA GPU (CUDA 13).
+    Cuda,
 }
 
 /// How the weights are stored.
@@ -60,6 +64,43 @@ pub struct LogitsArgs {
 pub fn execute(command: InspectCommand) -> Status {
     match command {
         InspectCommand::Logits(args) => logits(&args),
+        InspectCommand::Cuda => cuda(),
+    }
+}
+
+fn cuda() -> Status {
+    let mut out = std::io::stdout().lock();
+    let found = match llm::cuda::probe::cuda() {
+        Ok(found) => found,
+        Err(missing) => {
+            let _ = writeln!(out, "{missing}");
+            if let Ok(nvrtc) = llm::cuda::probe::nvrtc() {
+                let _ = writeln!(out, "NVRTC alone was found (kernels can be compiled): {nvrtc}");
+            }
+            return Status::TargetMissed;
+        }
+    };
+    let _ = writeln!(
+        out,
+        "driver:  {} (CUDA {}.{})",
+        found.driver,
+        found.driver_version / 1000,
+        found.driver_version % 1000 / 10
+    );
+    let _ = writeln!(out, "nvrtc:   {}", found.nvrtc);
+    let _ = writeln!(out, "cublas:  {}", found.cublas);
+    let _ = writeln!(out, "devices: {}", found.devices);
+    match llm::cuda::Gpu::new() {
+        Ok(gpu) => {
+            let name = gpu.context.name().unwrap_or_default();
+            let memory = gpu.context.total_mem().unwrap_or(0) as f64 / (1u64 << 30) as f64;
+            let _ = writeln!(out, "gpu 0:   {name}, {memory:.1} GiB, kernels compiled for {}", gpu.kernels.arch);
+            Status::Success
+        }
+        Err(error) => {
+            let _ = writeln!(out, "gpu 0:   cannot be used: {error}");
+            Status::TargetMissed
+        }
     }
 }
 
@@ -80,7 +121,19 @@ fn logits(args: &LogitsArgs) -> Status {
         DtypeArg::F32 => candle_core::DType::F32,
         DtypeArg::Bf16 => candle_core::DType::BF16,
     };
-    match llm::inspect_logits(&args.model, &tokens, dtype, args.seed) {
+    let device = match args.device {
+        DeviceArg::Cpu => Ok(llm::Device::Cpu),
+        DeviceArg::Cuda => llm::cuda::probe::cuda().map(|_| llm::Device::Cuda),
+        DeviceArg::Auto => Ok(if llm::cuda::probe::cuda().is_ok() { llm::Device::Cuda } else { llm::Device::Cpu }),
+    };
+    let device = match device {
+        Ok(device) => device,
+        Err(missing) => {
+            eprintln!("error: --device cuda: {missing}");
+            return Status::InvalidInput;
+        }
+    };
+    match llm::inspect_logits(&args.model, &tokens, dtype, args.seed, device) {
         Ok(logits) => {
             // A closed pipe (`| head`) is the reader's choice, not an error.
             let json = serde_json::to_string(&logits).unwrap_or_else(|_| "[]".into());

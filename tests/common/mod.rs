@@ -70,6 +70,12 @@ pub fn status(output: &Output) -> i32 {
 }
 
 /// Repository root, for the shipped scenarios.
+///
+/// `PHASEBENCH_REPO` overrides it, for test binaries built on one machine
+/// and run from a copy of the repository on another (scripts/gpu-check.sh).
 pub fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        std::env::var_os("PHASEBENCH_REPO").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+    })
 }

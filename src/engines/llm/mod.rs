@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod cpu;
+pub mod cuda;
 pub mod model;
 pub mod sampling;
 pub mod weights;
@@ -38,6 +39,9 @@ pub enum LlmError {
     /// A request the model cannot serve (too long, unknown token).
     #[error("{0}")]
     Input(String),
+    /// The GPU is missing or failed.
+    #[error("{0}")]
+    Device(String),
     /// A tensor operation failed.
     #[error("tensor operation failed: {0}")]
     Tensor(#[from] candle_core::Error),
@@ -100,9 +104,9 @@ static DECL: EngineDecl = EngineDecl {
         },
         OptionDecl {
             name: "device",
-            ty: ValueType::Choice(&["auto", "cpu"]),
+            ty: ValueType::Choice(&["auto", "cpu", "cuda"]),
             default: Some("auto"),
-            doc: "where to run; auto uses the CPU until the GPU path lands",
+            doc: "where to run: cpu, cuda (an NVIDIA GPU, CUDA 13), or auto (cuda when usable, else cpu)",
         },
         OptionDecl {
             name: "dtype",
@@ -126,7 +130,7 @@ static DECL: EngineDecl = EngineDecl {
             name: "threads",
             ty: ValueType::Count { min: 0, max: 1024 },
             default: Some("0"),
-            doc: "worker threads for tensor work (0: all cores)",
+            doc: "worker threads for tensor work on the CPU (0: all cores)",
         },
         OptionDecl {
             name: "temperature",
@@ -313,7 +317,18 @@ impl EngineKind for Llm {
     }
 
     fn validate(&self, options: &Params) -> Result<(), Invalid> {
-        checked_config(options).map(|_| ())
+        let (config, _) = checked_config(options)?;
+        if text(options, "device") == "cuda" {
+            cuda::probe::cuda().map_err(|missing| Invalid {
+                key: "device",
+                message: format!("device `cuda` cannot run here: {missing}"),
+                hint: Some("use `device: cpu`, or `auto` to use a GPU only where there is one".into()),
+            })?;
+            if let Some(reason) = cuda::unsupported(&config) {
+                return Err(Invalid { key: "device", message: reason, hint: Some("use `device: cpu`".into()) });
+            }
+        }
+        Ok(())
     }
 
     fn validate_op(&self, options: &Params, op: &str, params: &Params) -> Result<(), Invalid> {
@@ -364,30 +379,30 @@ impl EngineKind for Llm {
         let dtype = if text(options, "dtype") == "bf16" { DType::BF16 } else { DType::F32 };
         let attention = if text(options, "attention") == "flash" { AttentionKind::Flash } else { AttentionKind::Naive };
         let name = text(options, "model");
-        let (config, source) = match model_source(name).map_err(|invalid| EngineError::new(invalid.message))? {
-            ModelSource::Preset(config) => (config, WeightSource::Random { seed: setup.seed }),
-            ModelSource::Checkpoint(dir) => (Config::from_checkpoint(dir)?, WeightSource::checkpoint(dir)?),
+        let (config, source) = load_source(name, setup.seed)?;
+        let runner = match choose_device(text(options, "device"), &config)? {
+            Device::Cuda => Runner::Cuda(Arc::new(cuda::CudaModel::load(config, &source, dtype, attention)?)),
+            Device::Cpu => {
+                // Always an own pool, even for "all cores": the calling worker thread
+                // then takes part in the tensor work instead of waiting for the
+                // global pool's threads to wake up (about 30% of a small decode step).
+                let threads = match count(options, "threads") as usize {
+                    0 => std::thread::available_parallelism().map_or(1, usize::from),
+                    n => n,
+                };
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(|error| EngineError::new(format!("cannot start {threads} threads: {error}")))?;
+                Runner::Cpu { model: Arc::new(Model::load(config, &source, dtype, attention)?), pool: Arc::new(pool) }
+            }
         };
-        // Always an own pool, even for "all cores": the calling worker thread
-        // then takes part in the tensor work instead of waiting for the
-        // global pool's threads to wake up (about 30% of a small decode step).
-        let threads = match count(options, "threads") as usize {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
-            n => n,
-        };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|error| EngineError::new(format!("cannot start {threads} threads: {error}")))?;
-        let pool = Some(Arc::new(pool));
-        let model = Arc::new(Model::load(config, &source, dtype, attention)?);
         let temperature = match options.get("temperature") {
             Some(Value::Number(t)) => *t,
             _ => 0.0,
         };
         Ok(Arc::new(LlmEngine {
-            model,
-            pool,
+            runner,
             kv_cache: !matches!(options.get("kv_cache"), Some(Value::Bool(false))),
             temperature,
             top_k: count(options, "top_k") as usize,
@@ -396,9 +411,59 @@ impl EngineKind for Llm {
     }
 }
 
+/// The configuration and weights a model name stands for.
+fn load_source(name: &str, seed: u64) -> Result<(Config, WeightSource), LlmError> {
+    Ok(match model_source(name).map_err(|invalid| LlmError::Input(invalid.message))? {
+        ModelSource::Preset(config) => (config, WeightSource::Random { seed }),
+        ModelSource::Checkpoint(dir) => (Config::from_checkpoint(dir)?, WeightSource::checkpoint(dir)?),
+    })
+}
+
+/// Where a model runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// candle-core on the CPU.
+    Cpu,
+    /// An NVIDIA GPU.
+    Cuda,
+}
+
+/// The device for the `device` option: `auto` takes the GPU when CUDA is
+/// usable and the model fits the kernels, and says so when it falls back.
+pub fn choose_device(option: &str, config: &Config) -> Result<Device, LlmError> {
+    match option {
+        "cuda" => {
+            cuda::probe::cuda().map_err(LlmError::Device)?;
+            Ok(Device::Cuda)
+        }
+        "auto" => match cuda::probe::cuda().map(|_| cuda::unsupported(config)) {
+            Ok(None) => Ok(Device::Cuda),
+            Ok(Some(reason)) | Err(reason) => {
+                eprintln!("notice: llm runs on the CPU (device: auto): {reason}");
+                Ok(Device::Cpu)
+            }
+        },
+        _ => Ok(Device::Cpu),
+    }
+}
+
+/// A loaded model and what runs it.
+enum Runner {
+    Cpu { model: Arc<Model>, pool: Arc<rayon::ThreadPool> },
+    Cuda(Arc<cuda::CudaModel>),
+}
+
+impl Runner {
+    fn config(&self) -> &Config {
+        match self {
+            Runner::Cpu { model, .. } => model.config(),
+            Runner::Cuda(model) => model.config(),
+        }
+    }
+}
+
 struct LlmEngine {
-    model: Arc<Model>,
-    pool: Option<Arc<rayon::ThreadPool>>,
+    runner: Runner,
     kv_cache: bool,
     temperature: f64,
     top_k: usize,
@@ -425,11 +490,14 @@ impl Engine for LlmEngine {
         let prompt = if prompt_text.is_empty() {
             Prompt::Drawn(count(params, "prompt_tokens") as usize)
         } else {
-            Prompt::Tokens(self.text_tokens.encode(prompt_text, self.model.config().vocab)?)
+            Prompt::Tokens(self.text_tokens.encode(prompt_text, self.runner.config().vocab)?)
+        };
+        let runner = match &self.runner {
+            Runner::Cpu { model, pool } => Runner::Cpu { model: Arc::clone(model), pool: Arc::clone(pool) },
+            Runner::Cuda(model) => Runner::Cuda(Arc::clone(model)),
         };
         Ok(Arc::new(LlmOperation {
-            model: Arc::clone(&self.model),
-            pool: self.pool.clone(),
+            runner,
             kv_cache: self.kv_cache,
             temperature: self.temperature,
             top_k: self.top_k,
@@ -441,8 +509,7 @@ impl Engine for LlmEngine {
 }
 
 struct LlmOperation {
-    model: Arc<Model>,
-    pool: Option<Arc<rayon::ThreadPool>>,
+    runner: Runner,
     kv_cache: bool,
     temperature: f64,
     top_k: usize,
@@ -467,22 +534,26 @@ impl Operation for LlmOperation {
         let prompt = match &self.prompt {
             Prompt::Drawn(length) => {
                 // Ids from 3 upward avoid the special tokens most vocabularies start with.
-                let vocab = self.model.config().vocab.max(4) as u64;
+                let vocab = self.runner.config().vocab.max(4) as u64;
                 let mut rng = SplitMix::new(seed);
                 (0..*length).map(|_| 3 + rng.below(vocab - 3) as u32).collect()
             }
             Prompt::Tokens(tokens) => tokens.clone(),
         };
+        let state = match &self.runner {
+            Runner::Cpu { model, pool } => {
+                State::Cpu { model: Arc::clone(model), pool: Arc::clone(pool), cache: Cache::default() }
+            }
+            Runner::Cuda(model) => State::Cuda(Box::new(cuda::CudaState::new(Arc::clone(model))?)),
+        };
         let mut worker = LlmWorker {
-            model: Arc::clone(&self.model),
-            pool: self.pool.clone(),
+            state,
             kv_cache: self.kv_cache,
             mode: self.mode,
             prompt,
             max_tokens: self.max_tokens,
             sampler: Sampler::new(self.temperature, self.top_k, seed ^ 0x5eed),
             sequence: Vec::new(),
-            cache: Cache::default(),
         };
         if self.mode == Mode::Decode {
             worker.install(|w| w.prefill_untimed())?;
@@ -491,34 +562,63 @@ impl Operation for LlmOperation {
     }
 }
 
+/// A worker's model state: the CPU cache and thread pool, or a GPU stream and its cache.
+enum State {
+    Cpu { model: Arc<Model>, pool: Arc<rayon::ThreadPool>, cache: Cache },
+    Cuda(Box<cuda::CudaState>),
+}
+
 struct LlmWorker {
-    model: Arc<Model>,
-    pool: Option<Arc<rayon::ThreadPool>>,
+    state: State,
     kv_cache: bool,
     mode: Mode,
     prompt: Vec<u32>,
     max_tokens: usize,
     sampler: Sampler,
-    /// Decode mode: the sequence so far, continued by every call.
+    /// The sequence so far (decode mode continues it on every call).
     sequence: Vec<u32>,
-    cache: Cache,
 }
 
 impl LlmWorker {
-    /// Runs `work` on the engine's thread pool, if it has its own.
+    /// Runs `work` on the engine's thread pool (CPU) or directly (GPU).
     fn install<T: Send>(&mut self, work: impl FnOnce(&mut Self) -> T + Send) -> T {
-        match self.pool.clone() {
-            Some(pool) => pool.install(|| work(self)),
-            None => work(self),
+        match &self.state {
+            State::Cpu { pool, .. } => Arc::clone(pool).install(|| work(self)),
+            State::Cuda(_) => work(self),
+        }
+    }
+
+    fn context(&self) -> usize {
+        match &self.state {
+            State::Cpu { model, .. } => model.config().context,
+            State::Cuda(state) => state.config().context,
+        }
+    }
+
+    fn clear(&mut self) {
+        match &mut self.state {
+            State::Cpu { cache, .. } => cache.clear(),
+            State::Cuda(state) => state.clear(),
+        }
+    }
+
+    /// Runs `tokens` after the cached positions and chooses the next token.
+    fn next_token(&mut self, tokens: &[u32], profile: &mut Profile) -> Result<u32, EngineError> {
+        match &mut self.state {
+            State::Cpu { model, cache, .. } => {
+                let logits = model.forward(tokens, cache, profile, false)?;
+                let sampler = &mut self.sampler;
+                Ok(profile.time(model::Category::Sampling, || Ok(sampler.sample(&logits.to_vec1::<f32>()?)))?)
+            }
+            State::Cuda(state) => Ok(state.next_token(tokens, profile, &mut self.sampler)?),
         }
     }
 
     fn prefill_untimed(&mut self) -> Result<(), EngineError> {
-        self.cache.clear();
-        let mut profile = Profile::default();
-        let logits = self.model.forward(&self.prompt, &mut self.cache, &mut profile, false)?;
-        let first = self.sampler.sample(&logits.to_vec1::<f32>().map_err(LlmError::from)?);
-        self.sequence = self.prompt.clone();
+        self.clear();
+        let prompt = self.prompt.clone();
+        let first = self.next_token(&prompt, &mut Profile::default())?;
+        self.sequence = prompt;
         self.sequence.push(first);
         Ok(())
     }
@@ -526,14 +626,16 @@ impl LlmWorker {
     /// One decoding step after `sequence`: with the cache, only the last
     /// token runs; without it, the whole sequence runs again.
     fn step(&mut self, profile: &mut Profile) -> Result<u32, EngineError> {
-        let logits = if self.kv_cache {
+        let token = if self.kv_cache {
             let last = *self.sequence.last().ok_or_else(|| EngineError::new("empty sequence"))?;
-            self.model.forward(&[last], &mut self.cache, profile, false)?
+            self.next_token(&[last], profile)?
         } else {
-            self.cache.clear();
-            self.model.forward(&self.sequence, &mut self.cache, profile, false)?
+            self.clear();
+            let sequence = std::mem::take(&mut self.sequence);
+            let token = self.next_token(&sequence, profile);
+            self.sequence = sequence;
+            token?
         };
-        let token = profile.time(model::Category::Sampling, || Ok(self.sampler.sample(&logits.to_vec1::<f32>()?)))?;
         self.sequence.push(token);
         Ok(token)
     }
@@ -545,18 +647,18 @@ impl LlmWorker {
         let mut steps = self.max_tokens;
         if self.mode == Mode::Decode {
             // The model has run every token of `sequence` but the last.
-            if self.sequence.len() - 1 + self.max_tokens > self.model.config().context {
+            if self.sequence.len() - 1 + self.max_tokens > self.context() {
                 // The sequence reached the context: start it again (counted in this call).
                 self.prefill_untimed()?;
                 recorder.count("resets", 1);
             }
         } else {
-            self.cache.clear();
-            let logits = self.model.forward(&self.prompt, &mut self.cache, &mut profile, false)?;
-            let first =
-                profile.time(model::Category::Sampling, || Ok(self.sampler.sample(&logits.to_vec1::<f32>()?)))?;
+            self.clear();
+            let prompt = std::mem::take(&mut self.prompt);
+            let first = self.next_token(&prompt, &mut profile);
+            self.prompt = prompt;
             self.sequence = self.prompt.clone();
-            self.sequence.push(first);
+            self.sequence.push(first?);
             let ttft = start.elapsed();
             recorder.record_duration("ttft", ttft);
             recorder.record("prefill_rate", self.prompt.len() as f64 / ttft.as_secs_f64().max(1e-12));
@@ -595,15 +697,27 @@ impl OpWorker for LlmWorker {
     }
 }
 
-/// The final position's logits for `tokens`, for checking against other implementations.
-pub fn inspect_logits(model: &str, tokens: &[u32], dtype: DType, seed: u64) -> Result<Vec<f32>, LlmError> {
-    let (config, source) = match model_source(model).map_err(|invalid| LlmError::Input(invalid.message))? {
-        ModelSource::Preset(config) => (config, WeightSource::Random { seed }),
-        ModelSource::Checkpoint(dir) => (Config::from_checkpoint(dir)?, WeightSource::checkpoint(dir)?),
-    };
-    let model = Model::load(config, &source, dtype, AttentionKind::Naive)?;
-    let logits = model.forward(tokens, &mut Cache::default(), &mut Profile::default(), false)?;
-    Ok(logits.to_vec1::<f32>()?)
+/// The final position's logits for `tokens`, for checking against other
+/// implementations (on the CPU or, with `device: cuda`, the GPU).
+pub fn inspect_logits(
+    model: &str,
+    tokens: &[u32],
+    dtype: DType,
+    seed: u64,
+    device: Device,
+) -> Result<Vec<f32>, LlmError> {
+    let (config, source) = load_source(model, seed)?;
+    match device {
+        Device::Cpu => {
+            let model = Model::load(config, &source, dtype, AttentionKind::Naive)?;
+            let logits = model.forward(tokens, &mut Cache::default(), &mut Profile::default(), false)?;
+            Ok(logits.to_vec1::<f32>()?)
+        }
+        Device::Cuda => {
+            let model = Arc::new(cuda::CudaModel::load(config, &source, dtype, AttentionKind::Naive)?);
+            cuda::CudaState::new(model)?.logits(tokens)
+        }
+    }
 }
 
 /// The tokens of `text` for a model named by a preset or checkpoint directory.

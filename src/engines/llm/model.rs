@@ -68,6 +68,12 @@ impl Profile {
     pub fn time<T>(&mut self, category: Category, work: impl FnOnce() -> Result<T, LlmError>) -> Result<T, LlmError> {
         let start = Instant::now();
         let result = work();
+        self.add(category, start.elapsed());
+        result
+    }
+
+    /// Adds `time` to `category` (for work timed elsewhere, such as with device events).
+    pub fn add(&mut self, category: Category, time: Duration) {
         let slot = match category {
             Category::Embedding => &mut self.embedding,
             Category::Projections => &mut self.projections,
@@ -77,11 +83,10 @@ impl Profile {
             Category::Head => &mut self.head,
             Category::Sampling => &mut self.sampling,
         };
-        *slot += start.elapsed();
-        result
+        *slot += time;
     }
 
-    /// Every category with its metric name.
+    /// The accumulated times under their metric names.
     pub fn named(&self) -> [(&'static str, Duration); 7] {
         [
             ("embedding_time", self.embedding),

@@ -16,6 +16,21 @@ impl Sampler {
         Sampler { temperature, top_k, rng: SplitMix::new(seed) }
     }
 
+    /// The temperature (0: greedy).
+    pub fn temperature(&self) -> f64 {
+        self.temperature
+    }
+
+    /// How many of the likeliest tokens are kept (0: all).
+    pub fn top_k(&self) -> usize {
+        self.top_k
+    }
+
+    /// The next uniform draw in [0, 1), for sampling done elsewhere (on a GPU).
+    pub fn draw(&mut self) -> f32 {
+        self.rng.next_f32()
+    }
+
     /// The next token.
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
         if self.temperature <= 0.0 || logits.len() < 2 {
