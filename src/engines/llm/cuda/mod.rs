@@ -787,6 +787,7 @@ impl CudaState {
         }
         self.reserve(offset + seq)?;
         self.reserve_rows(seq)?;
+        self.timeline.used = 0; // drop the marks of a step that failed half-way
         let storage = model.storage;
         let suffix = storage.suffix();
         let s = &self.scratch;
