@@ -16,6 +16,9 @@
 
 // ---------------------------------------------------------------- tensor cores
 
+// Every kernel's dynamic shared memory (its size is set at launch).
+extern __shared__ __align__(16) unsigned char dynamic_shared[];
+
 __device__ __forceinline__ unsigned int shared_address(const void* p) {
     unsigned int a;
     asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
@@ -32,6 +35,22 @@ __device__ __forceinline__ void ldmatrix_x4_trans(unsigned int* r, unsigned int 
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(address));
+}
+
+// 16 bytes from global to shared memory without passing through registers;
+// `bytes` 0 fills the destination with zeros.
+__device__ __forceinline__ void copy_async16(void* shared, const void* global, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(shared_address(shared)), "l"(global), "r"(bytes));
+}
+__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;"); }
+__device__ __forceinline__ void copy_async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;"); }
+__device__ __forceinline__ void copy_async_wait_all() { asm volatile("cp.async.wait_group 0;"); }
+
+// 2^x with the hardware approximation (relative error about 2^-22; 2^-inf = 0).
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
 }
 
 struct Bf16Mma {
@@ -75,14 +94,16 @@ __device__ __forceinline__ unsigned int pair_at(const unsigned short* base, int 
     return *(const unsigned int*)(base + row * stride + column);
 }
 
-// Grid: (ceil(seq / 64), heads); 128 threads. scale_log2 = log2(e) / sqrt(D).
+// Grid: (ceil(seq / 64), heads); 128 threads; dynamic shared memory
+// mma_shared_bytes(D): two stages of K and V tiles, so that the next tile
+// loads (cp.async) while this one is computed. scale_log2 = log2(e) / sqrt(D).
 template <typename M, int D>
 __device__ void flash_prefill_mma(const unsigned short* q, const unsigned short* k, const unsigned short* v,
                                   unsigned short* out, int seq, int offset, int heads, int kv_heads,
                                   float scale_log2) {
     constexpr int STRIDE = D + 8;  // padded rows: conflict-free ldmatrix
-    __shared__ __align__(16) unsigned short ks[MMA_KEYS * STRIDE];
-    __shared__ __align__(16) unsigned short vs[MMA_KEYS * STRIDE];
+    constexpr int TILE = MMA_KEYS * STRIDE;
+    unsigned short* tiles = (unsigned short*)dynamic_shared;  // [stage][K, V][MMA_KEYS][STRIDE]
     const int h = blockIdx.y, g = h / (heads / kv_heads);
     // The last rows see the most keys: start them first.
     const int block_row = (gridDim.x - 1 - blockIdx.x) * MMA_ROWS;
@@ -90,6 +111,30 @@ __device__ void flash_prefill_mma(const unsigned short* q, const unsigned short*
     const int quad_row = lane >> 2, quad_col = (lane & 3) * 2;
     const long long q_stride = (long long)heads * D, kv_stride = (long long)kv_heads * D;
     const int r0 = block_row + warp * 16 + quad_row, r1 = r0 + 8;
+
+    const int keys = offset + min(seq, block_row + MMA_ROWS);  // keys the block needs
+    const int warp_last = offset + block_row + warp * 16 + 15;   // last position of this warp
+    const int pos0 = offset + r0, pos1 = offset + r1;
+    const unsigned short* kg = k + g * D;
+    const unsigned short* vg = v + g * D;
+    const int tile_count = (keys + MMA_KEYS - 1) / MMA_KEYS;
+
+    // Issues the copies of key tile `t` into stage t mod 2 (zeros past `keys`).
+    auto load = [&](int t) {
+        unsigned short* ks = tiles + (t & 1) * 2 * TILE;
+        unsigned short* vs = ks + TILE;
+        constexpr int VECTORS = D / 8;
+        for (int e = threadIdx.x; e < MMA_KEYS * VECTORS; e += blockDim.x) {
+            int row = e / VECTORS, column = (e % VECTORS) * 8;
+            long long key = (long long)t * MMA_KEYS + row;
+            int bytes = key < keys ? 16 : 0;
+            long long at = (key < keys ? key : 0) * kv_stride + column;
+            copy_async16(ks + row * STRIDE + column, kg + at, bytes);
+            copy_async16(vs + row * STRIDE + column, vg + at, bytes);
+        }
+        copy_async_commit();
+    };
+    load(0);
 
     unsigned int qa[D / 16][4];
     const unsigned short* qh = q + h * D;
@@ -105,101 +150,93 @@ __device__ void flash_prefill_mma(const unsigned short* q, const unsigned short*
     for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
 
-    const int keys = offset + min(seq, block_row + MMA_ROWS);  // keys the block needs
-    const int warp_last = offset + block_row + warp * 16 + 15;   // last position of this warp
-    const int pos0 = offset + r0, pos1 = offset + r1;
-    const unsigned short* kg = k + g * D;
-    const unsigned short* vg = v + g * D;
-    for (int j0 = 0; j0 < keys; j0 += MMA_KEYS) {
-        __syncthreads();
-        constexpr int VECTORS = D / 8;
-        for (int e = threadIdx.x; e < MMA_KEYS * VECTORS; e += blockDim.x) {
-            int row = e / VECTORS, column = (e % VECTORS) * 8;
-            long long key = j0 + row;
-            uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = make_uint4(0u, 0u, 0u, 0u);
-            if (key < keys) {
-                kv = *(const uint4*)(kg + key * kv_stride + column);
-                vv = *(const uint4*)(vg + key * kv_stride + column);
-            }
-            *(uint4*)(ks + row * STRIDE + column) = kv;
-            *(uint4*)(vs + row * STRIDE + column) = vv;
+    for (int tile = 0; tile < tile_count; tile++) {
+        if (tile + 1 < tile_count) {
+            load(tile + 1);
+            copy_async_wait_all_but_one();
+        } else {
+            copy_async_wait_all();
         }
         __syncthreads();
-        if (j0 > warp_last) continue;  // every key of the tile is after every row of this warp
-
-        // S = Q·Kᵀ for 16 rows × 64 keys.
-        float s[MMA_KEYS / 8][4];
+        const int j0 = tile * MMA_KEYS;
+        const unsigned short* ks = tiles + (tile & 1) * 2 * TILE;
+        const unsigned short* vs = ks + TILE;
+        if (j0 <= warp_last) {  // else every key of the tile is after every row of this warp
+            // S = Q·Kᵀ for 16 rows × 64 keys.
+            float s[MMA_KEYS / 8][4];
 #pragma unroll
-        for (int n = 0; n < MMA_KEYS / 8; n++) {
-            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+            for (int n = 0; n < MMA_KEYS / 8; n++) {
+                s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
 #pragma unroll
-            for (int t = 0; t < D / 32; t++) {
-                unsigned int b[4];
-                int matrix = lane >> 3;
-                ldmatrix_x4(b, shared_address(ks + (n * 8 + (lane & 7)) * STRIDE + t * 32 + matrix * 8));
-                M::mma(s[n], qa[2 * t], b[0], b[1]);
-                M::mma(s[n], qa[2 * t + 1], b[2], b[3]);
+                for (int t = 0; t < D / 32; t++) {
+                    unsigned int b[4];
+                    int matrix = lane >> 3;
+                    ldmatrix_x4(b, shared_address(ks + (n * 8 + (lane & 7)) * STRIDE + t * 32 + matrix * 8));
+                    M::mma(s[n], qa[2 * t], b[0], b[1]);
+                    M::mma(s[n], qa[2 * t + 1], b[2], b[3]);
+                }
+            }
+            // Mask, scale into the log2 domain, and the running maxima.
+            float x0 = -INFINITY, x1 = -INFINITY;
+#pragma unroll
+            for (int n = 0; n < MMA_KEYS / 8; n++) {
+                int key = j0 + n * 8 + quad_col;
+                s[n][0] = key <= pos0 ? s[n][0] * scale_log2 : -INFINITY;
+                s[n][1] = key + 1 <= pos0 ? s[n][1] * scale_log2 : -INFINITY;
+                s[n][2] = key <= pos1 ? s[n][2] * scale_log2 : -INFINITY;
+                s[n][3] = key + 1 <= pos1 ? s[n][3] * scale_log2 : -INFINITY;
+                x0 = fmaxf(x0, fmaxf(s[n][0], s[n][1]));
+                x1 = fmaxf(x1, fmaxf(s[n][2], s[n][3]));
+            }
+            x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
+            x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
+            x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
+            x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
+            float n0 = fmaxf(m0, x0), n1 = fmaxf(m1, x1);
+            // A row with nothing visible yet keeps a finite base (no inf - inf).
+            float base0 = n0 == -INFINITY ? 0.f : n0, base1 = n1 == -INFINITY ? 0.f : n1;
+            float c0 = fast_exp2(m0 - base0), c1 = fast_exp2(m1 - base1);
+            m0 = n0;
+            m1 = n1;
+            float sum0 = 0.f, sum1 = 0.f;
+#pragma unroll
+            for (int n = 0; n < MMA_KEYS / 8; n++) {
+                s[n][0] = fast_exp2(s[n][0] - base0);
+                s[n][1] = fast_exp2(s[n][1] - base0);
+                s[n][2] = fast_exp2(s[n][2] - base1);
+                s[n][3] = fast_exp2(s[n][3] - base1);
+                sum0 += s[n][0] + s[n][1];
+                sum1 += s[n][2] + s[n][3];
+            }
+            l0 = l0 * c0 + sum0;
+            l1 = l1 * c1 + sum1;
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) {
+                o[n][0] *= c0;
+                o[n][1] *= c0;
+                o[n][2] *= c1;
+                o[n][3] *= c1;
+            }
+            // O += P·V, P taken straight from the score registers.
+#pragma unroll
+            for (int t = 0; t < MMA_KEYS / 16; t++) {
+                unsigned int a[4];
+                a[0] = M::pack(s[2 * t][0], s[2 * t][1]);
+                a[1] = M::pack(s[2 * t][2], s[2 * t][3]);
+                a[2] = M::pack(s[2 * t + 1][0], s[2 * t + 1][1]);
+                a[3] = M::pack(s[2 * t + 1][2], s[2 * t + 1][3]);
+#pragma unroll
+                for (int p = 0; p < D / 16; p++) {
+                    unsigned int b[4];
+                    int matrix = lane >> 3;
+                    int key = t * 16 + (matrix & 1) * 8 + (lane & 7);
+                    ldmatrix_x4_trans(b, shared_address(vs + key * STRIDE + p * 16 + (matrix >> 1) * 8));
+                    M::mma(o[2 * p], a, b[0], b[1]);
+                    M::mma(o[2 * p + 1], a, b[2], b[3]);
+                }
             }
         }
-        // Mask, scale into the log2 domain, and the running maxima.
-        float x0 = -INFINITY, x1 = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < MMA_KEYS / 8; n++) {
-            int key = j0 + n * 8 + quad_col;
-            s[n][0] = key <= pos0 ? s[n][0] * scale_log2 : -INFINITY;
-            s[n][1] = key + 1 <= pos0 ? s[n][1] * scale_log2 : -INFINITY;
-            s[n][2] = key <= pos1 ? s[n][2] * scale_log2 : -INFINITY;
-            s[n][3] = key + 1 <= pos1 ? s[n][3] * scale_log2 : -INFINITY;
-            x0 = fmaxf(x0, fmaxf(s[n][0], s[n][1]));
-            x1 = fmaxf(x1, fmaxf(s[n][2], s[n][3]));
-        }
-        x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 1));
-        x0 = fmaxf(x0, __shfl_xor_sync(0xffffffffu, x0, 2));
-        x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 1));
-        x1 = fmaxf(x1, __shfl_xor_sync(0xffffffffu, x1, 2));
-        float n0 = fmaxf(m0, x0), n1 = fmaxf(m1, x1);
-        // A row with nothing visible yet keeps a finite base (no inf - inf).
-        float base0 = n0 == -INFINITY ? 0.f : n0, base1 = n1 == -INFINITY ? 0.f : n1;
-        float c0 = exp2f(m0 - base0), c1 = exp2f(m1 - base1);
-        m0 = n0;
-        m1 = n1;
-        float sum0 = 0.f, sum1 = 0.f;
-#pragma unroll
-        for (int n = 0; n < MMA_KEYS / 8; n++) {
-            s[n][0] = exp2f(s[n][0] - base0);
-            s[n][1] = exp2f(s[n][1] - base0);
-            s[n][2] = exp2f(s[n][2] - base1);
-            s[n][3] = exp2f(s[n][3] - base1);
-            sum0 += s[n][0] + s[n][1];
-            sum1 += s[n][2] + s[n][3];
-        }
-        l0 = l0 * c0 + sum0;
-        l1 = l1 * c1 + sum1;
-#pragma unroll
-        for (int n = 0; n < D / 8; n++) {
-            o[n][0] *= c0;
-            o[n][1] *= c0;
-            o[n][2] *= c1;
-            o[n][3] *= c1;
-        }
-        // O += P·V, P taken straight from the score registers.
-#pragma unroll
-        for (int t = 0; t < MMA_KEYS / 16; t++) {
-            unsigned int a[4];
-            a[0] = M::pack(s[2 * t][0], s[2 * t][1]);
-            a[1] = M::pack(s[2 * t][2], s[2 * t][3]);
-            a[2] = M::pack(s[2 * t + 1][0], s[2 * t + 1][1]);
-            a[3] = M::pack(s[2 * t + 1][2], s[2 * t + 1][3]);
-#pragma unroll
-            for (int p = 0; p < D / 16; p++) {
-                unsigned int b[4];
-                int matrix = lane >> 3;
-                int key = t * 16 + (matrix & 1) * 8 + (lane & 7);
-                ldmatrix_x4_trans(b, shared_address(vs + key * STRIDE + p * 16 + (matrix >> 1) * 8));
-                M::mma(o[2 * p], a, b[0], b[1]);
-                M::mma(o[2 * p + 1], a, b[2], b[3]);
-            }
-        }
+        __syncthreads();  // the next iteration's copies overwrite this stage
     }
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
@@ -238,7 +275,7 @@ MMA_KERNEL(flash_prefill_mma128_f16, F16Mma, 128)
 template <typename T>
 __device__ void flash_prefill_simt(const T* q, const T* k, const T* v, T* out, int seq, int offset, int heads,
                                    int kv_heads, int D, float scale) {
-    extern __shared__ float tiles[];
+    float* tiles = (float*)dynamic_shared;
     float* ks = tiles;                          // [SIMT_KEYS][D + 1]
     float* vs = ks + SIMT_KEYS * (D + 1);       // [SIMT_KEYS][D]
     float* qs = vs + SIMT_KEYS * D;             // [SIMT_ROWS][D]
@@ -304,56 +341,92 @@ extern "C" __global__ void flash_prefill_bf16(const bf16* q, const bf16* k, cons
 
 // ---------------------------------------------------------------- decoding
 
-#define DECODE_KEYS 256  // keys per block
+#define DECODE_KEYS 128   // keys per block, one per thread
+#define DECODE_GROUP 8    // query heads per block at most (of one key/value head)
 
-// One query row per head over `total` keys. Grid: (heads, ceil(total /
-// 256)); 128 threads (D at most 128); dynamic shared memory (D + 256 + 128) floats.
-// Writes each block's unnormalized output, maximum and sum.
+// acc[r] += q_r · row for the `count` query rows in qs ([count][D], f32).
+template <typename T>
+__device__ __forceinline__ void dot_keys_scalar(const T* row, const float* qs, int D, int count, float* acc) {
+    for (int d = 0; d < D; d++) {
+        float kd = to_float(row[d]);
+#pragma unroll
+        for (int r = 0; r < DECODE_GROUP; r++)
+            if (r < count) acc[r] += qs[r * D + d] * kd;
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void dot_keys(const T* row, const float* qs, int D, int count, float* acc) {
+    dot_keys_scalar(row, qs, D, count, acc);
+}
+
+// bf16 rows in 16-byte loads (rows are 16-byte aligned when D is a multiple of 8).
+template <>
+__device__ __forceinline__ void dot_keys<bf16>(const bf16* row, const float* qs, int D, int count, float* acc) {
+    if ((D & 7) != 0) {
+        dot_keys_scalar(row, qs, D, count, acc);
+        return;
+    }
+    for (int d = 0; d < D; d += 8) {
+        uint4 packed = *(const uint4*)(row + d);
+        unsigned int words[4] = {packed.x, packed.y, packed.z, packed.w};
+#pragma unroll
+        for (int w = 0; w < 4; w++) {
+            float lo = __uint_as_float(words[w] << 16), hi = __uint_as_float(words[w] & 0xffff0000u);
+#pragma unroll
+            for (int r = 0; r < DECODE_GROUP; r++)
+                if (r < count) acc[r] += qs[r * D + d + 2 * w] * lo + qs[r * D + d + 2 * w + 1] * hi;
+        }
+    }
+}
+
+// One query row per head over `total` keys. A block takes up to 8 query
+// heads sharing one key/value head, so each key row is read once for all
+// of them, and 128 keys (one per thread). Grid: (kv_heads ·
+// ceil(rep / 8), ceil(total / 128)) with rep = heads / kv_heads; 128
+// threads; dynamic shared memory (8·D + 8·128) floats. Writes each block's
+// unnormalized output, maximum and sum per query head.
 template <typename T>
 __device__ void flash_decode(const T* q, const T* k, const T* v, float* part_out, float* part_stats, int total,
                              int heads, int kv_heads, int D, float scale) {
-    extern __shared__ float shared[];
     __shared__ float scratch[32];
-    float* qs = shared;
-    float* scores = qs + D;
-    float* sums = scores + DECODE_KEYS;
-    const int h = blockIdx.x, split = blockIdx.y, g = h / (heads / kv_heads);
-    const int begin = split * DECODE_KEYS, end = min(total, begin + DECODE_KEYS);
+    float* qs = (float*)dynamic_shared;        // [count][D]
+    float* scores = qs + DECODE_GROUP * D;     // [count][DECODE_KEYS]
+    const int rep = heads / kv_heads;
+    const int groups = (rep + DECODE_GROUP - 1) / DECODE_GROUP;
+    const int g = blockIdx.x / groups;
+    const int first = g * rep + (blockIdx.x % groups) * DECODE_GROUP;
+    const int count = min(DECODE_GROUP, g * rep + rep - first);
+    const int split = blockIdx.y, begin = split * DECODE_KEYS, end = min(total, begin + DECODE_KEYS);
     const long long kv_stride = (long long)kv_heads * D;
-    for (int d = threadIdx.x; d < D; d += blockDim.x) qs[d] = to_float(q[h * D + d]) * scale;
+    for (int e = threadIdx.x; e < count * D; e += blockDim.x) qs[e] = to_float(q[(long long)first * D + e]) * scale;
     __syncthreads();
-    float largest = -INFINITY;
-    for (int j = begin + threadIdx.x; j < end; j += blockDim.x) {
-        const T* row = k + j * kv_stride + g * D;
-        float s = 0.f;
-        for (int d = 0; d < D; d++) s += qs[d] * to_float(row[d]);
-        scores[j - begin] = s;
-        largest = fmaxf(largest, s);
+    const int j = begin + threadIdx.x;
+    float acc[DECODE_GROUP];
+#pragma unroll
+    for (int r = 0; r < DECODE_GROUP; r++) acc[r] = 0.f;
+    if (j < end) dot_keys(k + j * kv_stride + g * D, qs, D, count, acc);
+#pragma unroll
+    for (int r = 0; r < DECODE_GROUP; r++)
+        if (r < count) scores[r * DECODE_KEYS + threadIdx.x] = j < end ? acc[r] : -INFINITY;
+    for (int r = 0; r < count; r++) {
+        float s = scores[r * DECODE_KEYS + threadIdx.x];
+        float largest = block_max(s, scratch);  // finite: the block has at least one key
+        float p = j < end ? expf(s - largest) : 0.f;
+        scores[r * DECODE_KEYS + threadIdx.x] = p;
+        float sum = block_sum(p, scratch);
+        if (threadIdx.x == 0) {
+            part_stats[((long long)split * heads + first + r) * 2] = largest;
+            part_stats[((long long)split * heads + first + r) * 2 + 1] = sum;
+        }
     }
-    largest = block_max(largest, scratch);
-    float sum = 0.f;
-    for (int j = begin + threadIdx.x; j < end; j += blockDim.x) {
-        float p = expf(scores[j - begin] - largest);
-        scores[j - begin] = p;
-        sum += p;
-    }
-    sum = block_sum(sum, scratch);  // also orders the score writes before the reads below
-    const int groups = max(1, (int)blockDim.x / D);
-    const int d = threadIdx.x % D, group = threadIdx.x / D;
-    float acc = 0.f;
-    if (group < groups && (int)threadIdx.x < groups * D) {
-        for (int j = begin + group; j < end; j += groups) acc += scores[j - begin] * to_float(v[j * kv_stride + g * D + d]);
-    }
-    sums[threadIdx.x] = acc;
     __syncthreads();
-    for (int e = threadIdx.x; e < D; e += blockDim.x) {
-        float t = 0.f;
-        for (int gi = 0; gi < groups; gi++) t += sums[gi * D + e];
-        part_out[((long long)split * heads + h) * D + e] = t;
-    }
-    if (threadIdx.x == 0) {
-        part_stats[((long long)split * heads + h) * 2] = largest;
-        part_stats[((long long)split * heads + h) * 2 + 1] = sum;
+    for (int e = threadIdx.x; e < count * D; e += blockDim.x) {
+        int r = e / D, d = e % D;
+        float out = 0.f;
+        const float* p = scores + r * DECODE_KEYS - begin;
+        for (int key = begin; key < end; key++) out += p[key] * to_float(v[key * kv_stride + g * D + d]);
+        part_out[((long long)split * heads + first + r) * D + d] = out;
     }
 }
 

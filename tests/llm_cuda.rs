@@ -249,6 +249,8 @@ const SHAPES: &[(usize, usize, usize, usize, usize)] = &[
     (77, 5, 2, 2, 48),
     (50, 0, 2, 1, 16),
     (200, 0, 2, 1, 32),
+    (1, 500, 16, 1, 64),
+    (1, 77, 12, 3, 40),
 ];
 
 #[test]
@@ -304,7 +306,7 @@ fn the_f16_tensor_core_kernel_matches_the_reference() {
             &format!("flash_prefill_mma{head_dim}_f16"),
             (seq.div_ceil(64) as u32, 4, 1),
             128,
-            0,
+            kernels::mma_shared_bytes(head_dim) as u32,
             &[
                 Ptr(x.q.ptr()),
                 Ptr(x.k.ptr()),

@@ -146,6 +146,17 @@ pub fn compile(family: &Family, arch: &str) -> Result<Vec<u8>, String> {
     }
 }
 
+/// The head size of a tensor-core flash kernel (`flash_prefill_mma64_bf16` → 64).
+fn mma_head_dim(name: &str) -> Option<usize> {
+    name.strip_prefix("flash_prefill_mma")?.split('_').next()?.parse().ok()
+}
+
+/// Dynamic shared memory of the tensor-core flash kernel for head size `d`:
+/// two stages of a 64-key K tile and V tile, rows padded by 8 elements.
+pub fn mma_shared_bytes(head_dim: usize) -> usize {
+    2 * 2 * 64 * (head_dim + 8) * 2
+}
+
 /// The kernels loaded into one device's context.
 pub struct Kernels {
     functions: HashMap<&'static str, CudaFunction>,
@@ -179,6 +190,14 @@ pub fn load(context: &Arc<CudaContext>) -> Result<Arc<Kernels>, String> {
             .map_err(|e| format!("loading {} for {arch}: {e}", family.file))?;
         for &name in family.kernels {
             let function = module.load_function(name).map_err(|e| format!("finding kernel {name}: {e}"))?;
+            if let Some(head_dim) = mma_head_dim(name) {
+                // Past 48 KiB, dynamic shared memory must be asked for.
+                let attribute =
+                    cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+                function
+                    .set_attribute(attribute, mma_shared_bytes(head_dim) as i32)
+                    .map_err(|e| format!("allowing {name} its shared memory: {e}"))?;
+            }
             functions.insert(name, function);
         }
     }

@@ -349,7 +349,10 @@ fn ensure(slot: &mut Option<Buffer>, stream: &Arc<CudaStream>, bytes: usize) -> 
     Ok(slot.as_ref().map_or(0, Buffer::ptr))
 }
 
-const DECODE_KEYS: usize = 256;
+/// Keys per block of the decode kernel (one per thread).
+const DECODE_KEYS: usize = 128;
+/// Query heads per block of the decode kernel, at most.
+const DECODE_GROUP: usize = 8;
 
 /// Which kernel path a call takes (for tests and reports).
 pub fn attention_path(kind: AttentionKind, storage: Storage, shape: &AttentionShape) -> &'static str {
@@ -386,11 +389,12 @@ pub fn attention(
             let splits = total.div_ceil(DECODE_KEYS);
             let partial_out = ensure(&mut scratch.partial_out, &gpu.stream, splits * heads * head_dim * 4)?;
             let partial_stats = ensure(&mut scratch.partial_stats, &gpu.stream, splits * heads * 2 * 4)?;
-            let shared = ((head_dim + DECODE_KEYS + 128) * 4) as u32;
+            let shared = ((DECODE_GROUP * head_dim + DECODE_GROUP * DECODE_KEYS) * 4) as u32;
+            let groups = (heads / kv_heads).div_ceil(DECODE_GROUP);
             gpu.launch(
                 &format!("flash_decode_{suffix}"),
-                (heads as u32, splits as u32, 1),
-                128,
+                ((kv_heads * groups) as u32, splits as u32, 1),
+                DECODE_KEYS as u32,
                 shared,
                 &[
                     Arg::Ptr(q),
@@ -424,7 +428,7 @@ pub fn attention(
             &format!("flash_prefill_mma{head_dim}_{suffix}"),
             (seq.div_ceil(64) as u32, heads as u32, 1),
             128,
-            0,
+            kernels::mma_shared_bytes(head_dim) as u32,
             &[
                 Arg::Ptr(q),
                 Arg::Ptr(k),
