@@ -341,55 +341,50 @@ extern "C" __global__ void flash_prefill_bf16(const bf16* q, const bf16* k, cons
 
 // ---------------------------------------------------------------- decoding
 
-#define DECODE_KEYS 128   // keys per block, one per thread
+#define DECODE_KEYS 32    // keys per block: one per lane
 #define DECODE_GROUP 8    // query heads per block at most (of one key/value head)
+#define DECODE_SLOTS 4    // warps per block
 
-// acc[r] += q_r · row for the `count` query rows in qs ([count][D], f32).
+// q · row over D elements (q in f32 shared memory).
 template <typename T>
-__device__ __forceinline__ void dot_keys_scalar(const T* row, const float* qs, int D, int count, float* acc) {
-    for (int d = 0; d < D; d++) {
-        float kd = to_float(row[d]);
-#pragma unroll
-        for (int r = 0; r < DECODE_GROUP; r++)
-            if (r < count) acc[r] += qs[r * D + d] * kd;
-    }
-}
-
-template <typename T>
-__device__ __forceinline__ void dot_keys(const T* row, const float* qs, int D, int count, float* acc) {
-    dot_keys_scalar(row, qs, D, count, acc);
+__device__ __forceinline__ float dot_row(const T* row, const float* q, int D) {
+    float acc = 0.f;
+    for (int d = 0; d < D; d++) acc += q[d] * to_float(row[d]);
+    return acc;
 }
 
 // bf16 rows in 16-byte loads (rows are 16-byte aligned when D is a multiple of 8).
 template <>
-__device__ __forceinline__ void dot_keys<bf16>(const bf16* row, const float* qs, int D, int count, float* acc) {
+__device__ __forceinline__ float dot_row<bf16>(const bf16* row, const float* q, int D) {
     if ((D & 7) != 0) {
-        dot_keys_scalar(row, qs, D, count, acc);
-        return;
+        float acc = 0.f;
+        for (int d = 0; d < D; d++) acc += q[d] * to_float(row[d]);
+        return acc;
     }
+    float acc = 0.f;
     for (int d = 0; d < D; d += 8) {
         uint4 packed = *(const uint4*)(row + d);
         unsigned int words[4] = {packed.x, packed.y, packed.z, packed.w};
 #pragma unroll
         for (int w = 0; w < 4; w++) {
-            float lo = __uint_as_float(words[w] << 16), hi = __uint_as_float(words[w] & 0xffff0000u);
-#pragma unroll
-            for (int r = 0; r < DECODE_GROUP; r++)
-                if (r < count) acc[r] += qs[r * D + d + 2 * w] * lo + qs[r * D + d + 2 * w + 1] * hi;
+            acc += q[d + 2 * w] * __uint_as_float(words[w] << 16);
+            acc += q[d + 2 * w + 1] * __uint_as_float(words[w] & 0xffff0000u);
         }
     }
+    return acc;
 }
 
-// One query row per head over `total` keys. A block takes up to 8 query
-// heads sharing one key/value head, so each key row is read once for all
-// of them, and 128 keys (one per thread). Grid: (kv_heads ·
-// ceil(rep / 8), ceil(total / 128)) with rep = heads / kv_heads; 128
-// threads; dynamic shared memory (8·D + 8·128) floats. Writes each block's
-// unnormalized output, maximum and sum per query head.
+// One query row per head over `total` keys, split into many small blocks
+// (a decoding step is too little work to fill the GPU otherwise). A block
+// takes up to 8 query heads sharing one key/value head and 32 keys: lane i
+// of each warp scores key i for the warp's heads, then a warp per head
+// does that head's softmax. Grid: (kv_heads · ceil(rep / 8), ceil(total /
+// 32)) with rep = heads / kv_heads; 128 threads; dynamic shared memory
+// (8·D + 8·32) floats. Writes each block's unnormalized output, maximum
+// and sum per query head, merged by flash_decode_combine.
 template <typename T>
 __device__ void flash_decode(const T* q, const T* k, const T* v, float* part_out, float* part_stats, int total,
                              int heads, int kv_heads, int D, float scale) {
-    __shared__ float scratch[32];
     float* qs = (float*)dynamic_shared;        // [count][D]
     float* scores = qs + DECODE_GROUP * D;     // [count][DECODE_KEYS]
     const int rep = heads / kv_heads;
@@ -398,24 +393,22 @@ __device__ void flash_decode(const T* q, const T* k, const T* v, float* part_out
     const int first = g * rep + (blockIdx.x % groups) * DECODE_GROUP;
     const int count = min(DECODE_GROUP, g * rep + rep - first);
     const int split = blockIdx.y, begin = split * DECODE_KEYS, end = min(total, begin + DECODE_KEYS);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const long long kv_stride = (long long)kv_heads * D;
     for (int e = threadIdx.x; e < count * D; e += blockDim.x) qs[e] = to_float(q[(long long)first * D + e]) * scale;
     __syncthreads();
-    const int j = begin + threadIdx.x;
-    float acc[DECODE_GROUP];
-#pragma unroll
-    for (int r = 0; r < DECODE_GROUP; r++) acc[r] = 0.f;
-    if (j < end) dot_keys(k + j * kv_stride + g * D, qs, D, count, acc);
-#pragma unroll
-    for (int r = 0; r < DECODE_GROUP; r++)
-        if (r < count) scores[r * DECODE_KEYS + threadIdx.x] = j < end ? acc[r] : -INFINITY;
-    for (int r = 0; r < count; r++) {
-        float s = scores[r * DECODE_KEYS + threadIdx.x];
-        float largest = block_max(s, scratch);  // finite: the block has at least one key
+    const int j = begin + lane;
+    for (int r = warp; r < count; r += DECODE_SLOTS) {
+        scores[r * DECODE_KEYS + lane] = j < end ? dot_row(k + j * kv_stride + g * D, qs + r * D, D) : -INFINITY;
+    }
+    // Each warp's softmax reads only the scores its own lanes wrote.
+    for (int r = warp; r < count; r += DECODE_SLOTS) {
+        float s = scores[r * DECODE_KEYS + lane];
+        float largest = warp_max(s);  // finite: lane 0's key is always inside
         float p = j < end ? expf(s - largest) : 0.f;
-        scores[r * DECODE_KEYS + threadIdx.x] = p;
-        float sum = block_sum(p, scratch);
-        if (threadIdx.x == 0) {
+        scores[r * DECODE_KEYS + lane] = p;
+        float sum = warp_sum(p);
+        if (lane == 0) {
             part_stats[((long long)split * heads + first + r) * 2] = largest;
             part_stats[((long long)split * heads + first + r) * 2 + 1] = sum;
         }

@@ -15,7 +15,13 @@ fn every_shipped_scenario_validates() {
     for entry in std::fs::read_dir(root().join("scenarios")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
-            phasebench().arg("validate").arg(&path).assert().code(0);
+            // A GPU scenario is refused where CUDA is not usable, and says why.
+            let needs_gpu = std::fs::read_to_string(&path).unwrap().contains("device: cuda");
+            if needs_gpu && phasebench::engines::llm::cuda::probe::cuda().is_err() {
+                phasebench().arg("validate").arg(&path).assert().code(2).stderr(contains("cannot run here"));
+            } else {
+                phasebench().arg("validate").arg(&path).assert().code(0);
+            }
         }
     }
 }

@@ -349,8 +349,8 @@ fn ensure(slot: &mut Option<Buffer>, stream: &Arc<CudaStream>, bytes: usize) -> 
     Ok(slot.as_ref().map_or(0, Buffer::ptr))
 }
 
-/// Keys per block of the decode kernel (one per thread).
-const DECODE_KEYS: usize = 128;
+/// Keys per block of the decode kernel (one per lane).
+const DECODE_KEYS: usize = 32;
 /// Query heads per block of the decode kernel, at most.
 const DECODE_GROUP: usize = 8;
 
@@ -394,7 +394,7 @@ pub fn attention(
             gpu.launch(
                 &format!("flash_decode_{suffix}"),
                 ((kv_heads * groups) as u32, splits as u32, 1),
-                DECODE_KEYS as u32,
+                128,
                 shared,
                 &[
                     Arg::Ptr(q),
