@@ -252,18 +252,20 @@ __device__ void flash_prefill_mma(const unsigned short* q, const unsigned short*
     }
 }
 
-#define MMA_KERNEL(name, M, D)                                                                                  \
-    extern "C" __global__ void __launch_bounds__(128) name(const unsigned short* q, const unsigned short* k,   \
+// `blocks`: blocks per SM to fit in registers (4 at D = 64 caps them at 128
+// per thread, 3 at D = 128 at 168), for more warps to hide latency.
+#define MMA_KERNEL(name, M, D, blocks)                                                                          \
+    extern "C" __global__ void __launch_bounds__(128, blocks) name(const unsigned short* q, const unsigned short* k,   \
                                                            const unsigned short* v, unsigned short* out,      \
                                                            int seq, int offset, int heads, int kv_heads,      \
                                                            float scale_log2) {                                \
         flash_prefill_mma<M, D>(q, k, v, out, seq, offset, heads, kv_heads, scale_log2);                      \
     }
 
-MMA_KERNEL(flash_prefill_mma64_bf16, Bf16Mma, 64)
-MMA_KERNEL(flash_prefill_mma128_bf16, Bf16Mma, 128)
-MMA_KERNEL(flash_prefill_mma64_f16, F16Mma, 64)
-MMA_KERNEL(flash_prefill_mma128_f16, F16Mma, 128)
+MMA_KERNEL(flash_prefill_mma64_bf16, Bf16Mma, 64, 4)
+MMA_KERNEL(flash_prefill_mma128_bf16, Bf16Mma, 128, 3)
+MMA_KERNEL(flash_prefill_mma64_f16, F16Mma, 64, 4)
+MMA_KERNEL(flash_prefill_mma128_f16, F16Mma, 128, 3)
 
 // ---------------------------------------------------------------- ordinary cores
 

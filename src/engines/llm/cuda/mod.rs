@@ -145,6 +145,7 @@ impl Buffer {
 }
 
 /// A kernel argument, kept alive until the launch.
+#[derive(Clone, Copy, Debug)]
 pub enum Arg {
     /// A device address.
     Ptr(u64),
@@ -384,6 +385,11 @@ pub fn attention(
     let scale = 1.0 / (head_dim as f32).sqrt();
     let int = |v: usize| Arg::Int(v as i32);
     let suffix = storage.suffix();
+    // Both prefill kernels start with the same arguments.
+    let prefill_args = |rest: &[Arg]| -> Vec<Arg> {
+        let common = [q, k, v, out].map(Arg::Ptr).into_iter().chain([seq, offset, heads, kv_heads].map(int));
+        common.chain(rest.iter().copied()).collect()
+    };
     match attention_path(kind, storage, shape) {
         "flash_decode" => {
             let splits = total.div_ceil(DECODE_KEYS);
@@ -424,43 +430,17 @@ pub fn attention(
                 ],
             )
         }
-        "flash_prefill_mma" => gpu.launch(
-            &format!("flash_prefill_mma{head_dim}_{suffix}"),
-            (seq.div_ceil(64) as u32, heads as u32, 1),
-            128,
-            kernels::mma_shared_bytes(head_dim) as u32,
-            &[
-                Arg::Ptr(q),
-                Arg::Ptr(k),
-                Arg::Ptr(v),
-                Arg::Ptr(out),
-                int(seq),
-                int(offset),
-                int(heads),
-                int(kv_heads),
-                Arg::Float(scale * std::f32::consts::LOG2_E),
-            ],
-        ),
+        "flash_prefill_mma" => {
+            let args = prefill_args(&[Arg::Float(scale * std::f32::consts::LOG2_E)]);
+            let shared = kernels::mma_shared_bytes(head_dim) as u32;
+            let grid = (seq.div_ceil(64) as u32, heads as u32, 1);
+            gpu.launch(&format!("flash_prefill_mma{head_dim}_{suffix}"), grid, 128, shared, &args)
+        }
         "flash_prefill" => {
+            let args = prefill_args(&[int(head_dim), Arg::Float(scale)]);
             let shared = ((32 * (head_dim + 1) + 32 * head_dim + 8 * head_dim) * 4) as u32;
-            gpu.launch(
-                &format!("flash_prefill_{suffix}"),
-                (seq.div_ceil(8) as u32, heads as u32, 1),
-                256,
-                shared,
-                &[
-                    Arg::Ptr(q),
-                    Arg::Ptr(k),
-                    Arg::Ptr(v),
-                    Arg::Ptr(out),
-                    int(seq),
-                    int(offset),
-                    int(heads),
-                    int(kv_heads),
-                    int(head_dim),
-                    Arg::Float(scale),
-                ],
-            )
+            let grid = (seq.div_ceil(8) as u32, heads as u32, 1);
+            gpu.launch(&format!("flash_prefill_{suffix}"), grid, 256, shared, &args)
         }
         _ => {
             // Naive: the whole score matrix (heads, seq, total) in f32.
