@@ -52,6 +52,11 @@ pub const FAMILIES: &[Family] = &[
         kernels: &["causal_softmax_f32", "causal_softmax_bf16"],
     },
     Family {
+        file: "gemv.cu",
+        source: include_str!("../../../../kernels/gemv.cu"),
+        kernels: &["gemv_f32", "gemv_bf16"],
+    },
+    Family {
         file: "sampling.cu",
         source: include_str!("../../../../kernels/sampling.cu"),
         kernels: &["argmax_f32", "sample_f32"],

@@ -309,6 +309,34 @@ impl Gpu {
         .map_err(blas_error("cuBLAS matrix product"))
     }
 
+    /// `y (rows × out, f32) = x (rows × input) · Wᵀ`, or `+=` with
+    /// `accumulate`; W `(out × input)` and x in `storage`. One row (a
+    /// decoding step) goes to the matrix-vector kernel, which streams the
+    /// weights at close to the memory bandwidth; more rows go to cuBLAS.
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear(
+        &self,
+        storage: Storage,
+        rows: usize,
+        out: usize,
+        input: usize,
+        (x, w, y): (u64, u64, u64),
+        accumulate: bool,
+    ) -> Result<(), LlmError> {
+        if rows == 1 && input % 8 == 0 {
+            let int = |v: usize| Arg::Int(v as i32);
+            return self.launch(
+                &format!("gemv_{}", storage.suffix()),
+                (out.div_ceil(8) as u32, 1, 1),
+                256,
+                0,
+                &[Arg::Ptr(w), Arg::Ptr(x), Arg::Ptr(y), int(out), int(input), int(usize::from(accumulate))],
+            );
+        }
+        let (x, w) = (Operand::new(x, storage, input), Operand::new(w, storage, input));
+        self.matmul_bt(rows, out, input, x, w, (y, F32, out, 0), 1, accumulate)
+    }
+
     /// Waits for the stream and reports any error of earlier launches.
     pub fn synchronize(&self) -> Result<(), LlmError> {
         self.stream.synchronize().map_err(cuda_error("running on the GPU"))
@@ -816,16 +844,7 @@ impl CudaState {
             timeline.mark(gpu, Category::Norms)?;
             norm(&layer.input_norm, seq, x)?;
             timeline.mark(gpu, Category::Projections)?;
-            gpu.matmul_bt(
-                seq,
-                qkv_width,
-                c.dim,
-                Operand::new(normed, storage, c.dim),
-                Operand::new(layer.qkv.ptr(), storage, c.dim),
-                (qkv, F32, qkv_width, 0),
-                1,
-                false,
-            )?;
+            gpu.linear(storage, seq, qkv_width, c.dim, (normed, layer.qkv.ptr(), qkv), false)?;
             timeline.mark(gpu, Category::Attention)?;
             let (k_cache, v_cache) = (self.keys[index].ptr(), self.values[index].ptr());
             gpu.launch(
@@ -848,29 +867,11 @@ impl CudaState {
             let shape = AttentionShape { seq, offset, heads: c.heads, kv_heads: c.kv_heads, head_dim: c.head_dim };
             attention(gpu, model.attention, storage, &shape, (q, k_cache, v_cache, mixed), &mut self.attention)?;
             timeline.mark(gpu, Category::Projections)?;
-            gpu.matmul_bt(
-                seq,
-                c.dim,
-                q_width,
-                Operand::new(mixed, storage, q_width),
-                Operand::new(layer.o.ptr(), storage, q_width),
-                (x, F32, c.dim, 0),
-                1,
-                true,
-            )?;
+            gpu.linear(storage, seq, c.dim, q_width, (mixed, layer.o.ptr(), x), true)?;
             timeline.mark(gpu, Category::Norms)?;
             norm(&layer.post_norm, seq, x)?;
             timeline.mark(gpu, Category::Mlp)?;
-            gpu.matmul_bt(
-                seq,
-                2 * c.hidden,
-                c.dim,
-                Operand::new(normed, storage, c.dim),
-                Operand::new(layer.gate_up.ptr(), storage, c.dim),
-                (gate_up, F32, 2 * c.hidden, 0),
-                1,
-                false,
-            )?;
+            gpu.linear(storage, seq, 2 * c.hidden, c.dim, (normed, layer.gate_up.ptr(), gate_up), false)?;
             gpu.launch(
                 &format!("silu_mul_{suffix}"),
                 (seq as u32, c.hidden.div_ceil(256) as u32, 1),
@@ -878,31 +879,13 @@ impl CudaState {
                 0,
                 &[Arg::Ptr(gate_up), Arg::Ptr(activated), int(c.hidden)],
             )?;
-            gpu.matmul_bt(
-                seq,
-                c.dim,
-                c.hidden,
-                Operand::new(activated, storage, c.hidden),
-                Operand::new(layer.down.ptr(), storage, c.hidden),
-                (x, F32, c.dim, 0),
-                1,
-                true,
-            )?;
+            gpu.linear(storage, seq, c.dim, c.hidden, (activated, layer.down.ptr(), x), true)?;
         }
         timeline.mark(gpu, Category::Norms)?;
         norm(&model.norm, 1, x + ((seq - 1) * c.dim * 4) as u64)?;
         timeline.mark(gpu, Category::Head)?;
         let head = model.head.as_ref().unwrap_or(&model.embedding);
-        gpu.matmul_bt(
-            1,
-            c.vocab,
-            c.dim,
-            Operand::new(normed, storage, c.dim),
-            Operand::new(head.ptr(), storage, c.dim),
-            (logits, F32, c.vocab, 0),
-            1,
-            false,
-        )?;
+        gpu.linear(storage, 1, c.vocab, c.dim, (normed, head.ptr(), logits), false)?;
         self.len = offset + seq;
         self.on_device = None;
         Ok(())
