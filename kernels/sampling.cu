@@ -45,6 +45,36 @@ extern "C" __global__ void argmax_f32(const float* logits, int n, unsigned int* 
     if (threadIdx.x == 0) out[0] = (unsigned int)at;
 }
 
+// Greedy choice over many blocks: each block finds the best of its
+// contiguous chunk of `chunk` logits (index -1 when all are NaN), then
+// argmax_merge_f32 (one block) picks the best chunk winner, the lower index
+// on ties. One block over 128k logits reads at one SM's bandwidth; this
+// spreads the read over the GPU.
+extern "C" __global__ void argmax_chunks_f32(const float* logits, int n, int chunk, float* best_values,
+                                             int* best_indices) {
+    int begin = blockIdx.x * chunk;
+    int at = block_argmax(logits + begin, min(chunk, n - begin));
+    if (threadIdx.x == 0) {
+        float v = logits[begin + at];
+        best_values[blockIdx.x] = v;
+        best_indices[blockIdx.x] = isnan(v) ? -1 : begin + at;
+    }
+}
+
+extern "C" __global__ void argmax_merge_f32(const float* best_values, const int* best_indices, int chunks,
+                                            unsigned int* out) {
+    if (threadIdx.x != 0) return;
+    float best = 0.f;
+    int at = -1;
+    for (int c = 0; c < chunks; c++) {
+        if (best_indices[c] >= 0 && better(best_values[c], best_indices[c], best, at)) {
+            best = best_values[c];
+            at = best_indices[c];
+        }
+    }
+    out[0] = at < 0 ? 0u : (unsigned int)at;
+}
+
 // An unsigned key that orders floats as their values do (NaN lowest).
 __device__ __forceinline__ unsigned int order_key(float v) {
     if (isnan(v)) return 0u;

@@ -345,6 +345,25 @@ fn sampling_on_the_device_agrees_with_the_host() {
         use cuda::Arg::{Float, Int, Ptr};
         let greedy = chosen(vec![Ptr(device.ptr()), Int(n as i32), Ptr(out.ptr())], "argmax_f32", &mut out);
         assert_eq!(greedy, phasebench::engines::llm::sampling::argmax(&logits), "argmax over {n}");
+        // The many-block greedy choice of decoding steps, with the maximum
+        // repeated (the first must win) and NaNs (they never win).
+        let mut tricky = logits.clone();
+        let top = tricky.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        for at in [n - 1, n / 2, n / 3] {
+            tricky[at] = top + 1.0;
+        }
+        tricky[0] = f32::NAN;
+        for values in [&logits, &tricky] {
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let input = Buffer::upload(&gpu.stream, &bytes).unwrap();
+            let partial = Buffer::new(&gpu.stream, Gpu::argmax_scratch_bytes(n)).unwrap();
+            out.fill(&gpu.stream, 0xff).unwrap();
+            gpu.argmax(input.ptr(), n, partial.ptr(), out.ptr()).unwrap();
+            gpu.synchronize().unwrap();
+            let b = out.download(&gpu.stream).unwrap();
+            let got = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            assert_eq!(got, phasebench::engines::llm::sampling::argmax(values), "many-block argmax over {n}");
+        }
         let top1 = chosen(
             vec![Ptr(device.ptr()), Int(n as i32), Float(0.8), Int(1), Float(0.7), Ptr(out.ptr())],
             "sample_f32",

@@ -59,7 +59,7 @@ pub const FAMILIES: &[Family] = &[
     Family {
         file: "sampling.cu",
         source: include_str!("../../../../kernels/sampling.cu"),
-        kernels: &["argmax_f32", "sample_f32"],
+        kernels: &["argmax_f32", "argmax_chunks_f32", "argmax_merge_f32", "sample_f32"],
     },
     Family {
         file: "attention.cu",

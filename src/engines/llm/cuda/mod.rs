@@ -337,6 +337,34 @@ impl Gpu {
         self.matmul_bt(rows, out, input, x, w, (y, F32, out, 0), 1, accumulate)
     }
 
+    /// The index of the largest of `n` f32 logits (the lowest on ties, NaN
+    /// never) into `out[0]`, over many blocks; `partial` holds
+    /// [`Gpu::argmax_scratch_bytes`] bytes.
+    pub fn argmax(&self, logits: u64, n: usize, partial: u64, out: u64) -> Result<(), LlmError> {
+        let chunks = n.div_ceil(ARGMAX_CHUNK);
+        let indices = partial + (chunks * 4) as u64;
+        let int = |v: usize| Arg::Int(v as i32);
+        self.launch(
+            "argmax_chunks_f32",
+            (chunks as u32, 1, 1),
+            1024,
+            0,
+            &[Arg::Ptr(logits), int(n), int(ARGMAX_CHUNK), Arg::Ptr(partial), Arg::Ptr(indices)],
+        )?;
+        self.launch(
+            "argmax_merge_f32",
+            (1, 1, 1),
+            32,
+            0,
+            &[Arg::Ptr(partial), Arg::Ptr(indices), int(chunks), Arg::Ptr(out)],
+        )
+    }
+
+    /// Scratch bytes [`Gpu::argmax`] needs for `n` logits.
+    pub fn argmax_scratch_bytes(n: usize) -> usize {
+        n.div_ceil(ARGMAX_CHUNK) * 8
+    }
+
     /// Waits for the stream and reports any error of earlier launches.
     pub fn synchronize(&self) -> Result<(), LlmError> {
         self.stream.synchronize().map_err(cuda_error("running on the GPU"))
@@ -344,6 +372,9 @@ impl Gpu {
 }
 
 const F32: blas_sys::cudaDataType = blas_sys::cudaDataType::CUDA_R_32F;
+
+/// Logits per block of the greedy choice.
+const ARGMAX_CHUNK: usize = 4096;
 
 /// The attention core on device buffers: `q (seq, heads·D)` against the
 /// first `offset + seq` positions of `k`/`v` `(capacity, kv_heads·D)`, into
@@ -627,6 +658,7 @@ struct Scratch {
     activated: Option<Buffer>,
     ids: Option<Buffer>,
     logits: Option<Buffer>,
+    argmax: Option<Buffer>,
 }
 
 /// Events at category boundaries, timed after the step.
@@ -772,6 +804,7 @@ impl CudaState {
             activated: Some(Buffer::new(stream, rows * c.hidden * size)?),
             ids: Some(Buffer::new(stream, rows * 4)?),
             logits: Some(Buffer::new(stream, c.vocab * 4)?),
+            argmax: Some(Buffer::new(stream, Gpu::argmax_scratch_bytes(c.vocab))?),
         };
         self.on_device = None;
         Ok(())
@@ -831,11 +864,13 @@ impl CudaState {
         )?;
         let qkv_width = (c.heads + 2 * c.kv_heads) * c.head_dim;
         let q_width = c.heads * c.head_dim;
+        // Four elements per thread stay in registers between the kernel's two passes.
+        let norm_threads = c.dim.div_ceil(4).next_multiple_of(32).clamp(32, 1024) as u32;
         let norm = |weights: &Buffer, rows: usize, input: u64| {
             gpu.launch(
                 &format!("rmsnorm_{suffix}"),
                 (rows as u32, 1, 1),
-                256,
+                norm_threads,
                 0,
                 &[Arg::Ptr(input), Arg::Ptr(weights.ptr()), Arg::Ptr(normed), int(c.dim), Arg::Float(c.eps as f32)],
             )
@@ -923,7 +958,8 @@ impl CudaState {
                 ],
             )?;
         } else {
-            gpu.launch("argmax_f32", (1, 1, 1), 1024, 0, &[Arg::Ptr(logits), vocab, Arg::Ptr(ids)])?;
+            let partial = self.scratch.argmax.as_ref().map_or(0, Buffer::ptr);
+            gpu.argmax(logits, self.model.config.vocab, partial, ids)?;
         }
         let mut id = [0u8; 4];
         // SAFETY: `ids` holds at least one u32 written by the kernel above.
