@@ -241,3 +241,33 @@ fn cache_dir() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
     Some(base.join("phasebench").join("kernels"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_declared_kernel_is_defined_in_its_source() {
+        for family in FAMILIES {
+            for kernel in family.kernels {
+                let definition = format!(" {kernel}(");
+                let by_macro = format!("MMA_KERNEL({kernel},");
+                assert!(
+                    family.source.contains(&definition) || family.source.contains(&by_macro),
+                    "{} does not define {kernel}",
+                    family.file
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn tensor_core_kernels_get_their_shared_memory() {
+        assert_eq!(mma_head_dim("flash_prefill_mma64_bf16"), Some(64));
+        assert_eq!(mma_head_dim("flash_prefill_mma128_f16"), Some(128));
+        assert_eq!(mma_head_dim("flash_prefill_bf16"), None);
+        // Two stages of K and V, 64 keys, rows padded by 8 two-byte elements.
+        assert_eq!(mma_shared_bytes(64), 36_864);
+        assert_eq!(mma_shared_bytes(128), 69_632);
+    }
+}

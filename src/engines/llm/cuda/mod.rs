@@ -987,3 +987,46 @@ impl CudaState {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(seq: usize, head_dim: usize) -> AttentionShape {
+        AttentionShape { seq, offset: 0, heads: 4, kv_heads: 2, head_dim }
+    }
+
+    #[test]
+    fn attention_takes_the_path_its_shape_allows() {
+        assert_eq!(attention_path(AttentionKind::Naive, Storage::Bf16, &shape(100, 64)), "naive");
+        assert_eq!(attention_path(AttentionKind::Flash, Storage::Bf16, &shape(1, 64)), "flash_decode");
+        assert_eq!(attention_path(AttentionKind::Flash, Storage::Bf16, &shape(100, 64)), "flash_prefill_mma");
+        assert_eq!(attention_path(AttentionKind::Flash, Storage::Bf16, &shape(100, 128)), "flash_prefill_mma");
+        assert_eq!(attention_path(AttentionKind::Flash, Storage::Bf16, &shape(100, 48)), "flash_prefill");
+        assert_eq!(attention_path(AttentionKind::Flash, Storage::F32, &shape(100, 64)), "flash_prefill");
+    }
+
+    #[test]
+    fn weights_are_encoded_as_the_host_rounds_them() {
+        let values = [1.0f32, -2.5, 1.0 + 1.0 / 256.0, 3.0e-3];
+        let bytes = Storage::Bf16.encode(&values);
+        let back: Vec<f32> = bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect();
+        let expected: Vec<f32> = values.iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect();
+        assert_eq!(back, expected);
+        assert_eq!(Storage::F32.encode(&values).len(), 16);
+    }
+
+    #[test]
+    fn head_sizes_past_the_kernels_are_refused() {
+        let mut config = Config::preset("tiny").unwrap();
+        assert_eq!(unsupported(&config), None);
+        config.head_dim = 256;
+        assert!(unsupported(&config).unwrap().contains("up to 128"));
+    }
+
+    #[test]
+    fn argmax_scratch_covers_every_chunk() {
+        assert_eq!(Gpu::argmax_scratch_bytes(1), 8);
+        assert_eq!(Gpu::argmax_scratch_bytes(128_256), 32 * 8);
+    }
+}
