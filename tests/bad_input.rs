@@ -30,6 +30,19 @@ fn doc(lines: &[&str]) -> String {
     text
 }
 
+/// A scenario with one engine (line 3) and one workload (line 7, text from column 9).
+fn agents(engine: &str, workload: &str) -> String {
+    doc(&[
+        "scenario: a",
+        "engines:",
+        &format!("  {engine}"),
+        "phases:",
+        "  - name: p",
+        "    workloads:",
+        &format!("      - {workload}"),
+    ])
+}
+
 /// A scenario with one `calibrate` instance `cal` and one workload `w`.
 ///
 /// Header lines are 1–7 (`- name: w` is line 7); `body[i]` becomes line
@@ -253,6 +266,23 @@ fn cases() -> Vec<Case> {
         case("variant called baseline", with_experiment(&["experiments:", "  - name: e", "    workload: w",
                 "    metric: latency.p50", "    variants: { baseline: { with: { duration: 2ms } } }"]),
             15, 17, "cannot be called `baseline`", "`baseline:`"),
+
+        // ---- agents ----
+        case("zero agents", agents("crew: { kind: agents, workers: 0 }", "{ name: w, engine: crew, op: cpu }"),
+            3, 34, "option `workers`: 0 is out of range", "count 1..=1024"),
+        case("fanout of zero", agents("crew: { kind: agents }", "{ name: w, engine: crew, op: fanout, with: { tasks: 0 } }"),
+            7, 61, "parameter `tasks`: 0 is out of range", "count 1..="),
+        case("workflow names an engine not configured", agents("crew: { kind: agents }",
+                "{ name: w, engine: crew, op: workflow, with: { steps: \"llm.generate -> crew.cpu\" } }"),
+            7, 63, "step 1 names engine `llm`, which this scenario does not configure", "`crew`"),
+        case("workflow step with an unknown operation", agents("crew: { kind: agents }",
+                "{ name: w, engine: crew, op: workflow, with: { steps: \"crew.cpu -> crew.wrok\" } }"),
+            7, 63, "step 2: engine kind `agents` has no operation `wrok`", "`cpu`"),
+        case("nested workflow", agents("crew: { kind: agents }",
+                "{ name: w, engine: crew, op: workflow, with: { steps: \"crew.workflow\" } }"),
+            7, 63, "workflows do not nest", "steps here instead"),
+        case("workflow without steps", agents("crew: { kind: agents }", "{ name: w, engine: crew, op: workflow }"),
+            7, 38, "needs the parameter `steps`", "with: { steps"),
 
         // ---- roadmap ----
         case("invalid roadmap start date", with_experiment(&["roadmap:", "  start: 2026-13-01"]),

@@ -80,6 +80,7 @@ pub fn execute(args: RunArgs) -> Status {
     };
     let outcomes = targets::evaluate(&results);
     print!("{}", summary::render(&results, &outcomes));
+    print!("{}", summary::experiments(&results, &plan.experiments));
     // A smoke run measures a handful of operations: enough to exercise the
     // scenario end to end, too few to judge a target by.
     if results.smoke && !outcomes.is_empty() {

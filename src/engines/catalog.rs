@@ -35,6 +35,9 @@ pub enum ValueType {
     Text,
     /// Events per second: `2000/s`.
     Rate,
+    /// A chain of other engines' operations, `engine.op -> engine.op`;
+    /// the plan checks every engine and operation named.
+    Steps,
 }
 
 impl ValueType {
@@ -49,6 +52,7 @@ impl ValueType {
             ValueType::Bool => "true | false".into(),
             ValueType::Choice(choices) => choices.join(" | "),
             ValueType::Text => "text".into(),
+            ValueType::Steps => "workflow steps: `engine.op -> engine.op -> …` (engines of this scenario)".into(),
             ValueType::Rate => "rate (e.g. 2000/s)".into(),
         }
     }

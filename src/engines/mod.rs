@@ -8,6 +8,7 @@
 //! **Architecture invariant:** engines know nothing of YAML, plans or reports.
 //! They receive checked [`Params`] and record into a [`Recorder`].
 
+pub mod agents;
 pub mod calibrate;
 pub mod catalog;
 pub mod llm;
@@ -78,6 +79,28 @@ pub trait EngineKind: Sync {
 pub trait Engine: Send + Sync {
     /// Prepares operation `op` with checked parameters.
     fn operation(&self, op: &str, params: &Params) -> Result<Arc<dyn Operation>, EngineError>;
+
+    /// Prepares an operation that runs other engines' operations (a
+    /// workflow's `steps`, in order). Engines without such operations keep
+    /// this default.
+    fn linked_operation(
+        &self,
+        op: &str,
+        params: &Params,
+        _steps: Vec<Arc<dyn Operation>>,
+    ) -> Result<Arc<dyn Operation>, EngineError> {
+        self.operation(op, params)
+    }
+}
+
+/// What one workflow step hands to the next: a key (where the data was
+/// stored, if anywhere) and the data itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Payload {
+    /// A key, set by a step that stored the data.
+    pub key: Vec<u8>,
+    /// The data.
+    pub data: Vec<u8>,
 }
 
 /// A prepared operation; hands out one worker per concurrent caller.
@@ -90,11 +113,19 @@ pub trait Operation: Send + Sync {
 pub trait OpWorker: Send {
     /// Performs the operation once, recording engine metrics into `recorder`.
     fn call(&mut self, recorder: &mut Recorder) -> Result<(), EngineError>;
+
+    /// Performs the operation once as a workflow step: takes the previous
+    /// step's payload and returns the next one. Operations that neither read
+    /// nor produce data keep this default, which passes the payload on.
+    fn pipe(&mut self, recorder: &mut Recorder, input: Payload) -> Result<Payload, EngineError> {
+        self.call(recorder)?;
+        Ok(input)
+    }
 }
 
 /// Every built-in engine kind.
 pub fn registry() -> &'static [&'static dyn EngineKind] {
-    &[&calibrate::Calibrate, &llm::Llm, &vault::VaultKind]
+    &[&calibrate::Calibrate, &llm::Llm, &vault::VaultKind, &agents::Agents]
 }
 
 /// The engine kind called `kind`.

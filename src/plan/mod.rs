@@ -96,6 +96,19 @@ pub struct RunSpec {
     pub metrics: Vec<&'static MetricDecl>,
     /// Seed for this run, derived from the scenario's.
     pub seed: u64,
+    /// The operations of other engines a workflow operation runs, in order.
+    pub steps: Vec<StepSpec>,
+}
+
+/// One step of a workflow: another engine's operation with its default parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepSpec {
+    /// The engine instance.
+    pub engine: EngineConfig,
+    /// Operation name.
+    pub op: String,
+    /// The operation's parameters (its defaults).
+    pub params: Params,
 }
 
 /// An engine instance as one run uses it.

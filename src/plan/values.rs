@@ -58,6 +58,7 @@ pub fn parse_value(scalar: &Scalar, ty: ValueType) -> Result<Value, ValueError> 
             }
         }
         ValueType::Text => Ok(Value::Text(scalar.to_string())),
+        ValueType::Steps => Ok(Value::Text(scalar.to_string().trim().to_string())),
         ValueType::Rate => rate(scalar).map(Value::Rate),
     }
 }

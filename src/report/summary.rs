@@ -191,3 +191,56 @@ fn row(record: &RunRecord) -> [String; 7] {
         record.errors.to_string(),
     ]
 }
+
+/// The experiments' measured figures: for each arm, its metric in every
+/// round and the median's change against the baseline's median. The
+/// per-round values are the spread; significance tests belong to the
+/// analysis stage.
+pub fn experiments(results: &Results, experiments: &[crate::plan::ExperimentSpec]) -> String {
+    let mut out = String::new();
+    for experiment in experiments {
+        let mut arms: Vec<(&str, Vec<f64>, Dim)> = Vec::new();
+        for arm in &experiment.arms {
+            let mut values = Vec::new();
+            let mut dim = Dim::NONE;
+            for run in results
+                .runs
+                .iter()
+                .filter(|run| run.arm.as_ref().is_some_and(|a| a.experiment == experiment.name && &a.arm == arm))
+            {
+                if let Some(value) = crate::analysis::targets::metric_value(run, &experiment.metric) {
+                    values.push(value);
+                    dim = run.metrics.get(&experiment.metric.metric).map_or(Dim::NONE, |m| m.dim.into());
+                }
+            }
+            arms.push((arm, values, dim));
+        }
+        if arms.iter().all(|(_, values, _)| values.is_empty()) {
+            continue;
+        }
+        let _ = writeln!(out, "experiment {} ({}, per round):", experiment.name, experiment.metric);
+        let baseline = arms.first().and_then(|(_, values, _)| median(values));
+        for (arm, values, dim) in &arms {
+            let rounds: Vec<String> = values.iter().map(|v| format_value(*v, *dim)).collect();
+            let mut text = format!("    {arm:<12} {}", rounds.join("  "));
+            if let (Some(base), Some(own)) = (baseline, median(values)) {
+                if *arm != "baseline" && base != 0.0 {
+                    let _ = write!(text, "   median {:+.1}% against baseline", (own / base - 1.0) * 100.0);
+                }
+            }
+            let _ = writeln!(out, "{text}");
+        }
+    }
+    out
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}

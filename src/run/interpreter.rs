@@ -11,8 +11,8 @@ use indexmap::IndexMap;
 use super::measure::Measurement;
 use super::{execute, Control, RunProgress};
 use crate::engines::catalog::{histogram_scale, histogram_unit};
-use crate::engines::{self, Engine, EngineError, EngineSetup, MetricKind};
-use crate::plan::{Load, Plan, RunSpec, Stop, Warmup};
+use crate::engines::{self, Engine, EngineError, EngineSetup, MetricKind, Operation};
+use crate::plan::{EngineConfig, Load, Plan, RunSpec, Stop, Warmup};
 use crate::quantity::{format_value, Dim};
 use crate::results::histogram::{encode, Summary};
 use crate::results::store::StoreError;
@@ -58,10 +58,16 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
         // One instance per named engine and option set: runs of the same
         // instance share its state (caches, loaded weights), experiment arms
         // that change an option get their own.
-        let options = serde_json::to_string(&spec.engine.options).unwrap_or_default();
-        let key = format!("{}:{}:{options}", spec.engine.name, spec.engine.kind);
-        let engine = engines.entry(key).or_insert_with(|| create_engine(spec, plan.scenario.seed)).clone();
-        let record = match engine.and_then(|engine| engine.operation(&spec.op, &spec.params)) {
+        let engine = engines
+            .entry(engine_key(&spec.engine))
+            .or_insert_with(|| create_engine(&spec.engine, plan.scenario.seed))
+            .clone();
+        let operation = match step_operations(spec, &mut engines, plan.scenario.seed) {
+            Ok(steps) if steps.is_empty() => engine.and_then(|engine| engine.operation(&spec.op, &spec.params)),
+            Ok(steps) => engine.and_then(|engine| engine.linked_operation(&spec.op, &spec.params, steps)),
+            Err(error) => Err(error),
+        };
+        let record = match operation {
             Ok(operation) => {
                 let wall_start = Utc::now();
                 let clock_start = Instant::now();
@@ -94,10 +100,34 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
     Ok(results)
 }
 
-fn create_engine(spec: &RunSpec, seed: u64) -> Result<Arc<dyn Engine>, EngineError> {
-    let kind = engines::find(spec.engine.kind)
-        .ok_or_else(|| EngineError::new(format!("no engine kind `{}`", spec.engine.kind)))?;
-    kind.create(&EngineSetup { options: spec.engine.options.clone(), seed })
+fn engine_key(engine: &EngineConfig) -> String {
+    let options = serde_json::to_string(&engine.options).unwrap_or_default();
+    format!("{}:{}:{options}", engine.name, engine.kind)
+}
+
+fn create_engine(engine: &EngineConfig, seed: u64) -> Result<Arc<dyn Engine>, EngineError> {
+    let kind =
+        engines::find(engine.kind).ok_or_else(|| EngineError::new(format!("no engine kind `{}`", engine.kind)))?;
+    kind.create(&EngineSetup { options: engine.options.clone(), seed })
+}
+
+/// The operations of a workflow's steps, on engines shared with the runs
+/// that name them directly.
+fn step_operations(
+    spec: &RunSpec,
+    engines: &mut HashMap<String, Result<Arc<dyn Engine>, EngineError>>,
+    seed: u64,
+) -> Result<Vec<Arc<dyn Operation>>, EngineError> {
+    spec.steps
+        .iter()
+        .map(|step| {
+            let engine =
+                engines.entry(engine_key(&step.engine)).or_insert_with(|| create_engine(&step.engine, seed)).clone();
+            engine.and_then(|engine| engine.operation(&step.op, &step.params)).map_err(|error| {
+                EngineError::new(format!("workflow step `{}.{}`: {}", step.engine.name, step.op, error.message))
+            })
+        })
+        .collect()
 }
 
 /// The parts of a record every run has, measured or not.

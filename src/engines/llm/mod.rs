@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use candle_core::DType;
 
 use super::catalog::{EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
-use super::{Engine, EngineError, EngineKind, EngineSetup, Invalid, OpWorker, Operation, Params, Recorder, Value};
+use super::{
+    Engine, EngineError, EngineKind, EngineSetup, Invalid, OpWorker, Operation, Params, Payload, Recorder, Value,
+};
 use crate::engines::rng::SplitMix;
 use crate::quantity::Dim;
 pub use config::Config;
@@ -694,6 +696,18 @@ impl LlmWorker {
 impl OpWorker for LlmWorker {
     fn call(&mut self, recorder: &mut Recorder) -> Result<(), EngineError> {
         self.install(|worker| worker.run(recorder))
+    }
+
+    /// As a workflow step, `generate` passes on the tokens it generated
+    /// (little-endian u32 ids) under the incoming key; the other operations
+    /// pass the payload on.
+    fn pipe(&mut self, recorder: &mut Recorder, input: Payload) -> Result<Payload, EngineError> {
+        self.call(recorder)?;
+        if self.mode != Mode::Generate {
+            return Ok(input);
+        }
+        let generated = &self.sequence[self.prompt.len().min(self.sequence.len())..];
+        Ok(Payload { key: input.key, data: generated.iter().flat_map(|t| t.to_le_bytes()).collect() })
     }
 }
 

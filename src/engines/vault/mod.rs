@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use super::catalog::{Derive, EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
 use super::rng::SplitMix;
-use super::{Engine, EngineError, EngineKind, EngineSetup, Invalid, OpWorker, Operation, Params, Recorder, Value};
+use super::{
+    Engine, EngineError, EngineKind, EngineSetup, Invalid, OpWorker, Operation, Params, Payload, Recorder, Value,
+};
 use crate::quantity::Dim;
 pub use cache::CacheLayout;
 pub use store::{SyncPolicy, Vault, VaultError, VaultOptions};
@@ -355,8 +357,24 @@ impl Engine for VaultEngine {
             inserted: Arc::new(AtomicU64::new(keys)),
             deleted: Arc::new(AtomicU64::new(0)),
             per_step_metrics: op == "mixed",
+            piped: match op {
+                "write" => Piped::Write,
+                "read" => Piped::Read,
+                _ => Piped::PassOn,
+            },
         }))
     }
+}
+
+/// What the operation does as a workflow step.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Piped {
+    /// Stores the payload (under its key, or a chosen one) and passes it on.
+    Write,
+    /// Reads the payload's key (or a chosen one) and passes on what it holds.
+    Read,
+    /// Runs as usual and passes the payload on unchanged.
+    PassOn,
 }
 
 struct VaultOperation {
@@ -370,6 +388,7 @@ struct VaultOperation {
     /// Next preloaded key the `delete` operation removes.
     deleted: Arc<AtomicU64>,
     per_step_metrics: bool,
+    piped: Piped,
 }
 
 impl Operation for VaultOperation {
@@ -383,6 +402,7 @@ impl Operation for VaultOperation {
             inserted: Arc::clone(&self.inserted),
             deleted: Arc::clone(&self.deleted),
             per_step_metrics: self.per_step_metrics,
+            piped: self.piped,
             rng: SplitMix::new(seed),
         }))
     }
@@ -397,6 +417,7 @@ struct VaultWorker {
     inserted: Arc<AtomicU64>,
     deleted: Arc<AtomicU64>,
     per_step_metrics: bool,
+    piped: Piped,
     rng: SplitMix,
 }
 
@@ -458,12 +479,51 @@ impl OpWorker for VaultWorker {
         if self.per_step_metrics && result.is_ok() {
             recorder.record_duration(step.metric(), start.elapsed());
         }
-        let stats = store::take_thread_stats();
-        recorder.count("cache_hits", stats.cache_hits);
-        recorder.count("cache_misses", stats.cache_misses);
-        recorder.count("user_bytes", stats.user_bytes);
-        recorder.count("disk_bytes", stats.disk_bytes);
-        recorder.count("syncs", stats.syncs);
+        record_stats(recorder);
         result
     }
+
+    fn pipe(&mut self, recorder: &mut Recorder, input: Payload) -> Result<Payload, EngineError> {
+        if self.piped == Piped::PassOn {
+            self.call(recorder)?;
+            return Ok(input);
+        }
+        let fail = |error: VaultError| EngineError::new(error.to_string());
+        let key = if input.key.is_empty() {
+            key_name(self.chooser.next(&mut self.rng, self.inserted.load(Ordering::Relaxed)))
+        } else {
+            input.key
+        };
+        let result = match self.piped {
+            Piped::Write => {
+                let data = if input.data.is_empty() {
+                    fill_value(&mut self.value, self.rng.next_u64());
+                    self.value.clone()
+                } else {
+                    input.data
+                };
+                self.vault.put(&key, &data).map_err(fail).map(|()| Payload { key, data })
+            }
+            _ => match self.vault.get(&key).map_err(fail) {
+                Ok(Some(value)) => Ok(Payload { key, data: value.to_vec() }),
+                Ok(None) => Err(EngineError::new(format!(
+                    "workflow read: no value for key `{}`",
+                    String::from_utf8_lossy(&key)
+                ))),
+                Err(error) => Err(error),
+            },
+        };
+        record_stats(recorder);
+        result
+    }
+}
+
+/// The store's counters of this thread's work since the last call.
+fn record_stats(recorder: &mut Recorder) {
+    let stats = store::take_thread_stats();
+    recorder.count("cache_hits", stats.cache_hits);
+    recorder.count("cache_misses", stats.cache_misses);
+    recorder.count("user_bytes", stats.user_bytes);
+    recorder.count("disk_bytes", stats.disk_bytes);
+    recorder.count("syncs", stats.syncs);
 }
