@@ -10,7 +10,8 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use phasebench::engines::agents::queue::{Pool, QueueKind};
 
 const BATCH: u64 = 10_000;
@@ -19,6 +20,31 @@ fn wait_for(done: &AtomicU64, target: u64) {
     while done.load(Ordering::Acquire) < target {
         std::hint::spin_loop();
     }
+}
+
+/// Times batches sent through `send` to a consumer thread running `consume`,
+/// which counts what it received into its argument; dropping `send` ends it.
+fn on_thread(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    send: impl Fn(u64),
+    consume: impl FnOnce(Arc<AtomicU64>) + Send + 'static,
+) {
+    let done = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&done);
+    let consumer = std::thread::spawn(move || consume(seen));
+    let mut target = 0;
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            for i in 0..BATCH {
+                send(i);
+            }
+            target += BATCH;
+            wait_for(&done, target);
+        })
+    });
+    drop(send);
+    consumer.join().unwrap();
 }
 
 fn queues(c: &mut Criterion) {
@@ -46,52 +72,30 @@ fn queues(c: &mut Criterion) {
         });
         pool.close();
     }
-    {
-        let (sender, receiver) = crossbeam_channel::unbounded::<u64>();
-        let done = Arc::new(AtomicU64::new(0));
-        let seen = Arc::clone(&done);
-        let consumer = std::thread::spawn(move || {
+    let (sender, receiver) = crossbeam_channel::unbounded::<u64>();
+    on_thread(
+        &mut group,
+        "crossbeam-channel",
+        move |i| sender.send(i).unwrap(),
+        move |done| {
             while let Ok(v) = receiver.recv() {
                 black_box(v);
-                seen.fetch_add(1, Ordering::Release);
+                done.fetch_add(1, Ordering::Release);
             }
-        });
-        let mut target = 0;
-        group.bench_function("crossbeam-channel", |b| {
-            b.iter(|| {
-                for i in 0..BATCH {
-                    sender.send(i).unwrap();
-                }
-                target += BATCH;
-                wait_for(&done, target);
-            })
-        });
-        drop(sender);
-        consumer.join().unwrap();
-    }
-    {
-        let (sender, receiver) = flume::unbounded::<u64>();
-        let done = Arc::new(AtomicU64::new(0));
-        let seen = Arc::clone(&done);
-        let consumer = std::thread::spawn(move || {
+        },
+    );
+    let (sender, receiver) = flume::unbounded::<u64>();
+    on_thread(
+        &mut group,
+        "flume",
+        move |i| sender.send(i).unwrap(),
+        move |done| {
             while let Ok(v) = receiver.recv() {
                 black_box(v);
-                seen.fetch_add(1, Ordering::Release);
+                done.fetch_add(1, Ordering::Release);
             }
-        });
-        let mut target = 0;
-        group.bench_function("flume", |b| {
-            b.iter(|| {
-                for i in 0..BATCH {
-                    sender.send(i).unwrap();
-                }
-                target += BATCH;
-                wait_for(&done, target);
-            })
-        });
-        drop(sender);
-        consumer.join().unwrap();
-    }
+        },
+    );
     {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<u64>();
