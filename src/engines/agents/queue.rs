@@ -71,8 +71,6 @@ pub struct Pool {
     queue: Queue,
     /// Nanoseconds each agent spent running work.
     busy: Vec<AtomicU64>,
-    /// Nanoseconds spent acquiring the mutex queue's lock, by anyone.
-    lock_wait: AtomicU64,
     closed: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -111,7 +109,6 @@ impl Pool {
             kind,
             queue,
             busy: (0..workers).map(|_| AtomicU64::new(0)).collect(),
-            lock_wait: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
         });
@@ -145,11 +142,6 @@ impl Pool {
         self.busy.iter().map(|b| b.load(Ordering::Relaxed)).collect()
     }
 
-    /// Nanoseconds spent acquiring the queue's lock so far (0 but for `mutex`).
-    pub fn lock_wait(&self) -> u64 {
-        self.lock_wait.load(Ordering::Relaxed)
-    }
-
     /// Queues `work` (from a caller or from running work); returns how long
     /// the queue's lock took to acquire.
     pub fn submit(self: &Arc<Self>, work: Work) -> Duration {
@@ -159,7 +151,6 @@ impl Pool {
                 let start = Instant::now();
                 let mut state = queue.state.lock().unwrap_or_else(|p| p.into_inner());
                 let waited = start.elapsed();
-                self.lock_wait.fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
                 state.0.push_back(task);
                 drop(state);
                 queue.ready.notify_one();
@@ -190,7 +181,6 @@ impl Pool {
                     let start = Instant::now();
                     let mut state = queue.state.lock().unwrap_or_else(|p| p.into_inner());
                     let lock_wait = start.elapsed();
-                    self.lock_wait.fetch_add(lock_wait.as_nanos() as u64, Ordering::Relaxed);
                     let task = loop {
                         if let Some(task) = state.0.pop_front() {
                             break Some(task);

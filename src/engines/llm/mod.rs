@@ -450,6 +450,7 @@ pub fn choose_device(option: &str, config: &Config) -> Result<Device, LlmError> 
 }
 
 /// A loaded model and what runs it.
+#[derive(Clone)]
 enum Runner {
     Cpu { model: Arc<Model>, pool: Arc<rayon::ThreadPool> },
     Cuda(Arc<cuda::CudaModel>),
@@ -494,12 +495,8 @@ impl Engine for LlmEngine {
         } else {
             Prompt::Tokens(self.text_tokens.encode(prompt_text, self.runner.config().vocab)?)
         };
-        let runner = match &self.runner {
-            Runner::Cpu { model, pool } => Runner::Cpu { model: Arc::clone(model), pool: Arc::clone(pool) },
-            Runner::Cuda(model) => Runner::Cuda(Arc::clone(model)),
-        };
         Ok(Arc::new(LlmOperation {
-            runner,
+            runner: self.runner.clone(),
             kv_cache: self.kv_cache,
             temperature: self.temperature,
             top_k: self.top_k,

@@ -124,11 +124,6 @@ impl Buffer {
         self.ptr
     }
 
-    /// The address `elements · size` bytes in.
-    pub fn at(&self, elements: usize, size: usize) -> u64 {
-        self.ptr + (elements * size) as u64
-    }
-
     /// Fills every byte with `byte` (tests poison outputs this way).
     pub fn fill(&mut self, stream: &Arc<CudaStream>, byte: u8) -> Result<(), LlmError> {
         let pattern = vec![byte; self.bytes];
@@ -570,7 +565,7 @@ pub struct CudaModel {
     head: Option<Buffer>,
     inverse_frequencies: Buffer,
     /// Keeps the context (and the uploads' stream) alive as long as the weights.
-    loader: Gpu,
+    _loader: Gpu,
 }
 
 impl CudaModel {
@@ -630,18 +625,22 @@ impl CudaModel {
         let frequencies: Vec<u8> = config.inverse_frequencies().iter().flat_map(|f| f.to_le_bytes()).collect();
         let inverse_frequencies = Buffer::upload(stream, &frequencies)?;
         loader.synchronize()?;
-        Ok(CudaModel { config, storage, attention, embedding, layers, norm, head, inverse_frequencies, loader })
+        Ok(CudaModel {
+            config,
+            storage,
+            attention,
+            embedding,
+            layers,
+            norm,
+            head,
+            inverse_frequencies,
+            _loader: loader,
+        })
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// The GPU's name and architecture, for reports.
-    pub fn device_name(&self) -> String {
-        let name = self.loader.context.name().unwrap_or_else(|_| "unknown GPU".into());
-        format!("{name} ({})", self.loader.kernels.arch)
     }
 }
 
@@ -736,16 +735,6 @@ impl CudaState {
     /// The model's configuration.
     pub fn config(&self) -> &Config {
         &self.model.config
-    }
-
-    /// Positions in the cache.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Forgets every cached position.
