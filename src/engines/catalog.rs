@@ -117,6 +117,13 @@ pub enum Derive {
         /// Below the line.
         denominator: &'static str,
     },
+    /// `amount` per second of `nanos`, such as bytes per second of codec time.
+    PerSecond {
+        /// What was done.
+        amount: &'static str,
+        /// The nanoseconds it took.
+        nanos: &'static str,
+    },
 }
 
 impl Derive {
@@ -131,6 +138,10 @@ impl Derive {
             Derive::Quotient { numerator, denominator } => {
                 let below = counter(denominator) as f64;
                 (below > 0.0).then(|| counter(numerator) as f64 / below)
+            }
+            Derive::PerSecond { amount, nanos } => {
+                let seconds = counter(nanos) as f64 / 1e9;
+                (seconds > 0.0).then(|| counter(amount) as f64 / seconds)
             }
         }
     }

@@ -89,6 +89,22 @@ impl Params {
         }
     }
 
+    /// A real-number parameter (a share such as `20%` is 0.2).
+    pub fn number(&self, name: &str) -> Result<f64, EngineError> {
+        match self.get(name) {
+            Some(Value::Number(x)) => Ok(*x),
+            other => Err(mistyped(name, "a number", other)),
+        }
+    }
+
+    /// A boolean parameter.
+    pub fn flag(&self, name: &str) -> Result<bool, EngineError> {
+        match self.get(name) {
+            Some(Value::Bool(b)) => Ok(*b),
+            other => Err(mistyped(name, "true or false", other)),
+        }
+    }
+
     /// A text or choice parameter.
     pub fn text(&self, name: &str) -> Result<&str, EngineError> {
         match self.get(name) {
