@@ -284,6 +284,26 @@ fn cases() -> Vec<Case> {
         case("workflow without steps", agents("crew: { kind: agents }", "{ name: w, engine: crew, op: workflow }"),
             7, 38, "needs the parameter `steps`", "with: { steps"),
 
+        // ---- codec ----
+        case("codec corpus that does not exist", agents("zip: { kind: codec, corpus: /no/such/corpus }", "{ name: w, engine: zip, op: compress }"),
+            3, 31, "corpus `/no/such/corpus` cannot be read: no such file or folder", "name a readable file or folder"),
+        case("codec dictionary on lz4", agents("zip: { kind: codec, algorithm: lz4, dictionary: 16KiB }", "{ name: w, engine: zip, op: compress }"),
+            3, 51, "lz4 takes no dictionary here", "use it with zstd"),
+        case("codec dictionary without training blocks", agents("zip: { kind: codec, dictionary: 16KiB }", "{ name: w, engine: zip, op: compress }"),
+            3, 16, "a dictionary needs blocks to train on", "train_share: 20%"),
+        case("brotli level out of range", agents("zip: { kind: codec, algorithm: brotli, level: 15 }", "{ name: w, engine: zip, op: compress }"),
+            3, 49, "brotli levels run from 1 to 11, not 15", "brotli 1–11"),
+        case("level on a one-level codec", agents("zip: { kind: codec, algorithm: snappy, level: 9 }", "{ name: w, engine: zip, op: compress }"),
+            3, 49, "snappy has a single level", "remove `level`"),
+        case("unknown codec algorithm", agents("zip: { kind: codec, algorithm: zsdt }", "{ name: w, engine: zip, op: compress }"),
+            3, 34, "`zsdt`", "did you mean `zstd`?"),
+        case("codec block too small", agents("zip: { kind: codec, block_size: 16B }", "{ name: w, engine: zip, op: compress }"),
+            3, 35, "blocks must be 64B to 64MiB", "64KiB"),
+        case("corrupt share over 100%", agents("zip: { kind: codec }", "{ name: w, engine: zip, op: roundtrip, with: { corrupt: 150% } }"),
+            7, 65, "parameter `corrupt`", "number 0..=1"),
+        case("corrupt on compress", agents("zip: { kind: codec }", "{ name: w, engine: zip, op: compress, with: { corrupt: 5% } }"),
+            7, 55, "`corrupt`", "operation `codec.compress`"),
+
         // ---- roadmap ----
         case("invalid roadmap start date", with_experiment(&["roadmap:", "  start: 2026-13-01"]),
             12, 10, "`2026-13-01` is not a date", "YYYY-MM-DD"),

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use phasebench::engines::llm;
+use phasebench::engines::{codec, llm};
 
 use super::Status;
 
@@ -15,6 +15,12 @@ pub enum InspectCommand {
     Logits(LogitsArgs),
     /// Say which CUDA libraries and GPU `device: cuda` would use (exit 1 if none).
     Cuda,
+    /// List the codec's built-in corpus; `--export DIR` writes its files there.
+    Corpus {
+        /// A folder to write the corpus files into (created if missing), for `zstd -b` and other tools.
+        #[arg(long)]
+        export: Option<std::path::PathBuf>,
+    },
 }
 
 /// Where the model runs.
@@ -65,6 +71,43 @@ pub fn execute(command: InspectCommand) -> Status {
     match command {
         InspectCommand::Logits(args) => logits(&args),
         InspectCommand::Cuda => cuda(),
+        InspectCommand::Corpus { export } => corpus(export.as_deref()),
+    }
+}
+
+fn corpus(export: Option<&std::path::Path>) -> Status {
+    let mut out = std::io::stdout().lock();
+    let files = codec::corpus::builtin_files();
+    let total: usize = files.iter().map(|file| file.size).sum();
+    for file in &files {
+        let _ = writeln!(out, "{:<18} {:>9} bytes  {:<28} {}", file.name, file.size, file.kind, file.origin);
+    }
+    let _ = writeln!(out, "{:<18} {total:>9} bytes  (origins and licences: corpus/README.md)", "total");
+    let Some(folder) = export else { return Status::Success };
+    let corpus = match codec::Corpus::builtin() {
+        Ok(corpus) => corpus,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Status::TargetMissed;
+        }
+    };
+    let written = std::fs::create_dir_all(folder).and_then(|()| {
+        corpus.files.iter().try_for_each(|file| {
+            let path = folder.join(&file.name);
+            let partial = folder.join(format!(".{}.partial", file.name));
+            std::fs::write(&partial, &file.data)?;
+            std::fs::rename(&partial, &path)
+        })
+    });
+    match written {
+        Ok(()) => {
+            let _ = writeln!(out, "written to {}", folder.display());
+            Status::Success
+        }
+        Err(error) => {
+            eprintln!("error: --export {}: {error}", folder.display());
+            Status::InvalidInput
+        }
     }
 }
 

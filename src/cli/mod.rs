@@ -49,7 +49,7 @@ pub enum Command {
         #[command(subcommand)]
         what: vault::VaultCommand,
     },
-    /// Look inside an engine: `inspect logits --model DIR|PRESET --tokens 1,5,9`.
+    /// Look inside an engine: `inspect logits`, `inspect cuda`, `inspect corpus`.
     Inspect {
         /// What to inspect.
         #[command(subcommand)]

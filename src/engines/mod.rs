@@ -11,6 +11,7 @@
 pub mod agents;
 pub mod calibrate;
 pub mod catalog;
+pub mod codec;
 pub mod llm;
 pub mod params;
 pub mod recorder;
@@ -125,7 +126,7 @@ pub trait OpWorker: Send {
 
 /// Every built-in engine kind.
 pub fn registry() -> &'static [&'static dyn EngineKind] {
-    &[&calibrate::Calibrate, &llm::Llm, &vault::VaultKind, &agents::Agents]
+    &[&calibrate::Calibrate, &llm::Llm, &vault::VaultKind, &agents::Agents, &codec::CodecKind]
 }
 
 /// The engine kind called `kind`.
