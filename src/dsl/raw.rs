@@ -209,6 +209,10 @@ pub struct RawExperiment {
     /// Why the candidate is worth trying.
     #[serde(default)]
     pub rationale: Option<String>,
+    /// The time share the candidate speeds up, such as `attention_time`,
+    /// for the roadmap's end-to-end projection (Amdahl's law).
+    #[serde(default)]
+    pub part: Option<String>,
 }
 
 /// Engine options and operation parameters an experiment arm changes.

@@ -160,13 +160,14 @@ impl<'a> Lowering<'a> {
         plan
     }
 
+    /// Any non-blank name will do: the default run folder uses it with
+    /// everything but letters, digits, `-` and `_` replaced.
     fn check_scenario_name(&mut self, name: &str) {
-        let valid = !name.trim().is_empty() && !name.contains(['/', '\\']) && name != "." && name != "..";
-        if !valid {
+        if name.trim().is_empty() {
             self.at_value(
                 "scenario",
-                format!("`{name}` cannot name a run folder"),
-                Some("use letters, digits, `-` and `_`".into()),
+                "the scenario name is blank",
+                Some("name it, such as `scenario: checkout`".into()),
             );
         }
     }
@@ -826,6 +827,7 @@ impl<'a> Lowering<'a> {
             );
         }
         let metric = self.experiment_metric(raw, path, workload, instances);
+        let part = self.experiment_part(raw, path, workload, instances);
         let rounds = match &raw.rounds {
             None => Some(DEFAULT_ROUNDS),
             Some(value) => {
@@ -913,8 +915,41 @@ impl<'a> Lowering<'a> {
             complexity,
             risk,
             rationale: raw.rationale.clone(),
+            part: part?,
         };
         Some((spec, runs))
+    }
+
+    /// Checks `part:`: a time share of the workload's operation.
+    fn experiment_part(
+        &mut self,
+        raw: &crate::dsl::raw::RawExperiment,
+        path: &str,
+        workload: &WorkloadRef,
+        instances: &HashMap<String, Instance>,
+    ) -> Option<Option<String>> {
+        let Some(part) = &raw.part else { return Some(None) };
+        let instance = instances.get(&workload.raw.engine)?;
+        let op = instance.decl.op(&workload.raw.op)?;
+        let shares: Vec<&str> =
+            instance.decl.metrics_of(op).iter().filter(|m| m.part_of.is_some()).map(|m| m.name).collect();
+        if shares.contains(&part.as_str()) {
+            return Some(Some(part.clone()));
+        }
+        let hint = if shares.is_empty() {
+            Some(format!(
+                "operation `{}.{}` reports no time shares; leave `part` out to project the whole operation",
+                instance.kind, op.name
+            ))
+        } else {
+            hint_from(part, &shares).or_else(|| Some(format!("one of {}", shares.join(", "))))
+        };
+        self.at_value(
+            &format!("{path}.part"),
+            format!("`{part}` is not a time share of operation `{}.{}`", instance.kind, op.name),
+            hint,
+        );
+        None
     }
 
     fn experiment_metric(

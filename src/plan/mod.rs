@@ -212,6 +212,9 @@ pub struct ExperimentSpec {
     pub risk: Risk,
     /// Why it is worth trying.
     pub rationale: Option<String>,
+    /// The workload's time-share metric the candidate speeds up (`part_of`
+    /// its latency), if named; otherwise the whole operation.
+    pub part: Option<String>,
 }
 
 /// Settings of the roadmap document.

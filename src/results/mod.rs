@@ -16,7 +16,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::engines::MetricKind;
-use crate::plan::{ArmRef, ScenarioInfo};
+use crate::plan::{ArmRef, Risk, ScenarioInfo};
 use crate::quantity::Dim;
 pub use histogram::{HistogramError, Summary};
 pub use machine::Machine;
@@ -53,6 +53,84 @@ pub struct Results {
     pub planned_runs: usize,
     /// Finished runs, in order.
     pub runs: Vec<RunRecord>,
+    /// The scenario's experiments, as planned (their runs are in `runs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub experiments: Vec<ExperimentRecord>,
+    /// The roadmap settings the scenario gave.
+    #[serde(default)]
+    pub roadmap: RoadmapRecord,
+}
+
+/// An experiment as the scenario declared it: what the roadmap needs to
+/// rank it, kept with the results so any saved file can be reported again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentRecord {
+    /// Experiment name.
+    pub name: String,
+    /// The workload it reruns.
+    pub workload: String,
+    /// The figure it is judged on, as written (`ttft.p99`).
+    pub metric: String,
+    /// Arm names, `baseline` first.
+    pub arms: Vec<String>,
+    /// Interleaved rounds.
+    pub rounds: u32,
+    /// Effort in working days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort_days: Option<f64>,
+    /// Complexity from 1 to 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complexity: Option<u8>,
+    /// Risk: low, medium or high.
+    pub risk: Risk,
+    /// Why it is worth trying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rationale: Option<String>,
+    /// The time share it speeds up, if named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+}
+
+impl From<&crate::plan::ExperimentSpec> for ExperimentRecord {
+    fn from(spec: &crate::plan::ExperimentSpec) -> Self {
+        ExperimentRecord {
+            name: spec.name.clone(),
+            workload: spec.workload.clone(),
+            metric: spec.metric.to_string(),
+            arms: spec.arms.clone(),
+            rounds: spec.rounds,
+            effort_days: spec.effort_days,
+            complexity: spec.complexity,
+            risk: spec.risk,
+            rationale: spec.rationale.clone(),
+            part: spec.part.clone(),
+        }
+    }
+}
+
+/// The roadmap's settings: when work starts, how many engineers, and the
+/// chance of success per risk level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoadmapRecord {
+    /// First working day, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<chrono::NaiveDate>,
+    /// Engineers working in parallel.
+    pub team: u32,
+    /// Probability of success for low, medium and high risk.
+    pub success_probability: [f64; 3],
+}
+
+impl Default for RoadmapRecord {
+    fn default() -> Self {
+        RoadmapRecord::from(&crate::plan::RoadmapSpec::default())
+    }
+}
+
+impl From<&crate::plan::RoadmapSpec> for RoadmapRecord {
+    fn from(spec: &crate::plan::RoadmapSpec) -> Self {
+        RoadmapRecord { start: spec.start, team: spec.team, success_probability: spec.success_probability }
+    }
 }
 
 /// Version and commit of the phasebench that measured.

@@ -17,7 +17,8 @@ use crate::quantity::{format_value, Dim};
 use crate::results::histogram::{encode, Summary};
 use crate::results::store::StoreError;
 use crate::results::{
-    EngineRecord, ErrorCount, LoadRecord, Machine, MetricRecord, Results, RunRecord, ToolInfo, FORMAT, FORMAT_VERSION,
+    EngineRecord, ErrorCount, ExperimentRecord, LoadRecord, Machine, MetricRecord, Results, RoadmapRecord, RunRecord,
+    ToolInfo, FORMAT, FORMAT_VERSION,
 };
 
 /// How often the display is refreshed while a run measures.
@@ -48,6 +49,8 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
         interrupted: false,
         planned_runs: plan.runs.len(),
         runs: Vec::new(),
+        experiments: plan.experiments.iter().map(ExperimentRecord::from).collect(),
+        roadmap: RoadmapRecord::from(&plan.roadmap),
     };
     let mut engines: HashMap<String, Result<Arc<dyn Engine>, EngineError>> = HashMap::new();
     for (index, spec) in plan.runs.iter().enumerate() {
