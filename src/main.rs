@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         cli::Command::Run(run) => cli::run::execute(run),
         cli::Command::Validate { file } => cli::validate(&file),
         cli::Command::List => cli::list(),
+        cli::Command::Report(args) => cli::report::report(&args),
+        cli::Command::Compare(args) => cli::report::compare(&args),
         cli::Command::Inspect { what } => cli::inspect::execute(what),
         cli::Command::Vault { what } => cli::vault::execute(what),
     };

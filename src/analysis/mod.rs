@@ -1,7 +1,360 @@
 //! Analysis: what the measurements mean.
 //!
 //! Reads [`crate::results::Results`] only, never the plan or the engines, so
-//! any saved results file can be analysed again. Target evaluation lives in
-//! [`targets`].
+//! any saved results file can be analysed again. [`targets`] evaluates
+//! targets, [`stats`] holds the A/B statistics, [`experiments`] compares
+//! arms, [`shares`] finds where the time went, [`roadmap`] ranks and
+//! schedules candidates; [`Analysis`] gathers it all for the reports, every
+//! figure with the text people read beside the number.
 
+pub mod experiments;
+pub mod roadmap;
+pub mod shares;
+pub mod stats;
 pub mod targets;
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::engines::MetricKind;
+use crate::plan::ScenarioInfo;
+use crate::quantity::{format_value, Dim};
+use crate::results::{histogram, Machine, Results, RunRecord, ToolInfo};
+pub use experiments::ExperimentOutcome;
+pub use roadmap::Roadmap;
+pub use shares::TimeShares;
+pub use stats::CompareSettings;
+
+/// Everything the reports show, computed once from a results file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Analysis {
+    /// The scenario.
+    pub scenario: ScenarioInfo,
+    /// The tool that measured.
+    pub phasebench: ToolInfo,
+    /// The machine measured on.
+    pub machine: Machine,
+    /// Memory for people (`24.0 GiB`).
+    pub memory_text: String,
+    /// When the run began.
+    pub started_at: DateTime<Utc>,
+    /// When it ended, if it did.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Start and end for people: `2026-11-27 07:26:49 UTC to 07:26:56 UTC`.
+    pub measured_text: String,
+    /// Whether every planned run finished.
+    pub complete: bool,
+    /// Whether the user stopped it.
+    pub interrupted: bool,
+    /// Whether `--smoke` shrank it (targets not judged).
+    pub smoke: bool,
+    /// Runs planned and run.
+    pub planned_runs: usize,
+    /// One row per run.
+    pub runs: Vec<RunRow>,
+    /// Every target.
+    pub targets: Vec<TargetRow>,
+    /// Targets per phase.
+    pub phases: Vec<PhaseSummary>,
+    /// Targets held, of all.
+    pub targets_held: usize,
+    /// All targets.
+    pub targets_total: usize,
+    /// Experiment outcomes.
+    pub experiments: Vec<ExperimentOutcome>,
+    /// Time shares of the runs that report them (not experiment arms), largest part first.
+    pub bottlenecks: Vec<TimeShares>,
+    /// Matrix workloads: their figures along the matrix.
+    pub scaling: Vec<Scaling>,
+    /// The roadmap.
+    pub roadmap: Roadmap,
+    /// The statistics' settings.
+    pub settings: CompareSettings,
+}
+
+/// One run, for tables and charts.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunRow {
+    /// Run id.
+    pub id: String,
+    /// Its phase.
+    pub phase: String,
+    /// Its workload.
+    pub workload: String,
+    /// Matrix point.
+    pub matrix: IndexMap<String, String>,
+    /// Experiment arm, as `experiment/arm#round`.
+    pub arm: Option<String>,
+    /// `engine.op`.
+    pub operation: String,
+    /// Operations completed.
+    pub operations: u64,
+    /// Operations failed.
+    pub errors: u64,
+    /// Distinct error messages with counts.
+    pub error_messages: Vec<(String, u64)>,
+    /// Finished as planned.
+    pub complete: bool,
+    /// Why not, if not.
+    pub failure: Option<String>,
+    /// Latency p50, p99, mean ± 95% half-width, and throughput, for people.
+    pub latency_p50: String,
+    /// Latency p99.
+    pub latency_p99: String,
+    /// Latency mean with its interval.
+    pub latency_mean: String,
+    /// Throughput.
+    pub throughput: String,
+    /// Engine metrics (distributions and scalars), for people.
+    pub metrics: Vec<MetricRow>,
+    /// The latency percentile curve: (percentile, seconds), for the chart.
+    pub percentiles: Vec<(f64, f64)>,
+}
+
+/// One engine metric of one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct MetricRow {
+    /// Metric name.
+    pub name: String,
+    /// `p50 … p99 … mean … ± …` or the scalar value.
+    pub text: String,
+}
+
+/// One target on one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct TargetRow {
+    /// Run id.
+    pub run: String,
+    /// Phase.
+    pub phase: String,
+    /// The target as written.
+    pub target: String,
+    /// Measured value for people.
+    pub measured: String,
+    /// The limit for people.
+    pub limit: String,
+    /// Headroom as a fraction of the limit (negative when missed).
+    pub margin: Option<f64>,
+    /// Held or not.
+    pub held: bool,
+    /// Why it could not be computed.
+    pub problem: Option<String>,
+}
+
+/// Targets of one phase.
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseSummary {
+    /// Phase name.
+    pub name: String,
+    /// Runs in it.
+    pub runs: usize,
+    /// Targets held.
+    pub held: usize,
+    /// Targets in all.
+    pub total: usize,
+}
+
+/// A matrix workload's figures along one matrix variable.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scaling {
+    /// Workload.
+    pub workload: String,
+    /// The matrix variable on the x axis.
+    pub variable: String,
+    /// Points: (x as written, x as a number if it is one, throughput per second, latency p50 seconds).
+    pub points: Vec<ScalingPoint>,
+}
+
+/// One point of a scaling curve.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScalingPoint {
+    /// The variable's value as written.
+    pub label: String,
+    /// Throughput, operations per second.
+    pub throughput: Option<f64>,
+    /// Latency p50, seconds.
+    pub p50: Option<f64>,
+    /// Latency p99, seconds.
+    pub p99: Option<f64>,
+}
+
+/// Percentiles of the latency curve: 0, 50, 90, 99, … up to 99.999.
+const CURVE: [f64; 15] =
+    [0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99995, 0.99999, 1.0];
+
+fn percentile_curve(run: &RunRecord) -> Vec<(f64, f64)> {
+    let Some(metric) = run.metrics.get("latency") else { return Vec::new() };
+    let (Some(text), Some(scale)) = (&metric.histogram, metric.scale) else { return Vec::new() };
+    let Ok(histogram) = histogram::decode(text) else { return Vec::new() };
+    if histogram.is_empty() {
+        return Vec::new();
+    }
+    let count = histogram.len() as f64;
+    CURVE
+        .iter()
+        // Percentiles finer than the sample count can resolve say nothing.
+        .filter(|q| **q < 1.0 && (1.0 - **q) * count >= 1.0 || **q == 0.0)
+        .map(|q| (*q, histogram.value_at_quantile(*q) as f64 / scale))
+        .chain(std::iter::once((1.0, histogram.max() as f64 / scale)))
+        .collect()
+}
+
+fn run_row(run: &RunRecord) -> RunRow {
+    let latency = run.metrics.get("latency").and_then(|m| m.summary).filter(|s| s.count > 0);
+    let time = |value: Option<f64>| value.map_or_else(|| "-".into(), |v| format_value(v, Dim::TIME));
+    let metrics = run
+        .metrics
+        .iter()
+        .filter(|(name, metric)| {
+            !["latency", "service_time", "throughput", "errors", "error_rate"].contains(&name.as_str())
+                && metric.part_of.is_none()
+        })
+        .filter_map(|(name, metric)| {
+            let dim = Dim::from(metric.dim);
+            let text = match metric.kind {
+                MetricKind::Scalar => format_value(metric.value?, dim),
+                MetricKind::Distribution => {
+                    let s = metric.summary.filter(|s| s.count > 0)?;
+                    format!(
+                        "p50 {}, p99 {}, mean {} ± {} (n={})",
+                        format_value(s.p50, dim),
+                        format_value(s.p99, dim),
+                        format_value(s.mean, dim),
+                        plus_minus(shares::mean_half_width(&s), dim),
+                        s.count
+                    )
+                }
+            };
+            Some(MetricRow { name: name.clone(), text })
+        })
+        .collect();
+    RunRow {
+        id: run.id.clone(),
+        phase: run.phase.clone(),
+        workload: run.workload.clone(),
+        matrix: run.matrix.clone(),
+        arm: run.arm.as_ref().map(|arm| format!("{}/{}#{}", arm.experiment, arm.arm, arm.round)),
+        operation: format!("{}.{}", run.engine.name, run.op),
+        operations: run.operations,
+        errors: run.errors,
+        error_messages: run.error_messages.iter().map(|e| (e.message.clone(), e.count)).collect(),
+        complete: run.complete,
+        failure: run.failure.clone(),
+        latency_p50: time(latency.map(|s| s.p50)),
+        latency_p99: time(latency.map(|s| s.p99)),
+        latency_mean: latency.map_or_else(
+            || "-".into(),
+            |s| format!("{} ± {}", format_value(s.mean, Dim::TIME), plus_minus(shares::mean_half_width(&s), Dim::TIME)),
+        ),
+        throughput: run
+            .metrics
+            .get("throughput")
+            .and_then(|m| m.value)
+            .map_or_else(|| "-".into(), |v| format_value(v, Dim::PER_TIME)),
+        metrics,
+        percentiles: percentile_curve(run),
+    }
+}
+
+fn plus_minus(half_width: f64, dim: Dim) -> String {
+    if half_width.is_finite() {
+        format_value(half_width, dim)
+    } else {
+        "?".into()
+    }
+}
+
+fn scaling(results: &Results) -> Vec<Scaling> {
+    let mut out: Vec<Scaling> = Vec::new();
+    for run in results.runs.iter().filter(|run| run.arm.is_none() && run.matrix.len() == 1) {
+        let Some((variable, value)) = run.matrix.first() else { continue };
+        let latency = run.metrics.get("latency").and_then(|m| m.summary).filter(|s| s.count > 0);
+        let point = ScalingPoint {
+            label: value.clone(),
+            throughput: run.metrics.get("throughput").and_then(|m| m.value),
+            p50: latency.map(|s| s.p50),
+            p99: latency.map(|s| s.p99),
+        };
+        match out.iter_mut().find(|s| s.workload == run.workload && &s.variable == variable) {
+            Some(series) => series.points.push(point),
+            None => {
+                out.push(Scaling { workload: run.workload.clone(), variable: variable.clone(), points: vec![point] })
+            }
+        }
+    }
+    out.retain(|series| series.points.len() >= 2);
+    out
+}
+
+impl Analysis {
+    /// Analyses a results file.
+    pub fn of(results: &Results, settings: &CompareSettings) -> Analysis {
+        let outcomes = targets::evaluate(results);
+        let phase_of = |id: &str| results.runs.iter().find(|r| r.id == id).map(|r| r.phase.clone()).unwrap_or_default();
+        let target_rows: Vec<TargetRow> = outcomes
+            .iter()
+            .map(|outcome| TargetRow {
+                run: outcome.run.clone(),
+                phase: phase_of(&outcome.run),
+                target: outcome.target.clone(),
+                measured: outcome.measured_text(),
+                limit: outcome.limit.map_or_else(|| "n/a".into(), |v| format_value(v, outcome.dim)),
+                margin: outcome.margin(),
+                held: outcome.held,
+                problem: outcome.problem.clone(),
+            })
+            .collect();
+        let mut phases: Vec<PhaseSummary> = Vec::new();
+        for run in &results.runs {
+            if !phases.iter().any(|p| p.name == run.phase) {
+                phases.push(PhaseSummary { name: run.phase.clone(), runs: 0, held: 0, total: 0 });
+            }
+            if let Some(phase) = phases.iter_mut().find(|p| p.name == run.phase) {
+                phase.runs += 1;
+            }
+        }
+        for row in &target_rows {
+            if let Some(phase) = phases.iter_mut().find(|p| p.name == row.phase) {
+                phase.total += 1;
+                phase.held += usize::from(row.held);
+            }
+        }
+        let experiments = experiments::analyse(results, settings);
+        let roadmap = roadmap::plan(results, &experiments);
+        Analysis {
+            scenario: results.scenario.clone(),
+            phasebench: results.phasebench.clone(),
+            machine: results.machine.clone(),
+            memory_text: format_value(results.machine.memory_bytes as f64, Dim::BYTES),
+            started_at: results.started_at,
+            finished_at: results.finished_at,
+            measured_text: match results.finished_at {
+                Some(end) => format!(
+                    "{} to {}",
+                    results.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    end.format(if end.date_naive() == results.started_at.date_naive() {
+                        "%H:%M:%S UTC"
+                    } else {
+                        "%Y-%m-%d %H:%M:%S UTC"
+                    })
+                ),
+                None => format!("{} (unfinished)", results.started_at.format("%Y-%m-%d %H:%M:%S UTC")),
+            },
+            complete: results.complete,
+            interrupted: results.interrupted,
+            smoke: results.smoke,
+            planned_runs: results.planned_runs,
+            runs: results.runs.iter().map(run_row).collect(),
+            targets_held: target_rows.iter().filter(|t| t.held).count(),
+            targets_total: target_rows.len(),
+            targets: target_rows,
+            phases,
+            experiments,
+            bottlenecks: results.runs.iter().filter(|run| run.arm.is_none()).filter_map(shares::of_run).collect(),
+            scaling: scaling(results),
+            roadmap,
+            settings: *settings,
+        }
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod inspect;
 pub mod list;
+pub mod report;
 pub mod run;
 pub mod vault;
 
@@ -43,6 +44,10 @@ pub enum Command {
     },
     /// List engines, operations, options and metrics with their units.
     List,
+    /// Render saved results again: Markdown, HTML, JSON, CSV, Bencher Metric Format, JUnit, or your template.
+    Report(report::ReportArgs),
+    /// Compare two saved runs metric by metric; exit 1 on a significant regression.
+    Compare(report::CompareArgs),
     /// The vault store: put, get, check, compact.
     Vault {
         /// What to do.

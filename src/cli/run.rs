@@ -80,13 +80,16 @@ pub fn execute(args: RunArgs) -> Status {
     };
     let outcomes = targets::evaluate(&results);
     print!("{}", summary::render(&results, &outcomes));
-    print!("{}", summary::experiments(&results, &plan.experiments));
+    let settings = phasebench::analysis::CompareSettings::default();
+    print!("{}", summary::experiments(&phasebench::analysis::experiments::analyse(&results, &settings)));
     // A smoke run measures a handful of operations: enough to exercise the
     // scenario end to end, too few to judge a target by.
     if results.smoke && !outcomes.is_empty() {
         println!("smoke run: targets are shown but not judged");
     }
+    super::report::write_reports(&folder, &results);
     println!("results: {}", folder.join("results.json").display());
+    println!("reports: {0}/report.md, {0}/roadmap.md, {0}/report.html", folder.display());
     let all_held = results.smoke || outcomes.iter().all(|outcome| outcome.held);
     let all_ran = results.complete && results.runs.iter().all(|run| run.complete);
     if all_held && all_ran {

@@ -1,9 +1,16 @@
 //! Rendering results for people.
 //!
-//! For now the terminal summary printed at the end of `phasebench run`
-//! ([`summary`]); Markdown and HTML reports come from templates later.
+//! The terminal summary printed at the end of `phasebench run`
+//! ([`summary`]); the Markdown and HTML reports from Tera templates
+//! ([`render`], with SVG [`charts`]); machine-readable exports ([`export`]:
+//! JSON, CSV, Bencher Metric Format, JUnit); and the comparison of two
+//! saved runs ([`compare`]).
 //!
 //! **Architecture invariant:** rendering computes nothing; it formats what
 //! `results` and `analysis` hand it.
 
+pub mod charts;
+pub mod compare;
+pub mod export;
+pub mod render;
 pub mod summary;

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use crate::analysis::shares::mean_half_width;
+use crate::analysis::stats::Verdict;
 use crate::analysis::targets::TargetOutcome;
 use crate::quantity::{format_value, Dim};
 use crate::results::{Results, RunRecord, Summary};
@@ -108,20 +110,6 @@ fn engine_metrics(record: &RunRecord, out: &mut String) {
     }
 }
 
-/// 95% confidence half-width of a mean (Student's t, normal beyond 30 samples).
-fn mean_half_width(summary: &Summary) -> f64 {
-    const T95: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-    ];
-    if summary.count < 2 {
-        return f64::NAN;
-    }
-    let freedom = (summary.count - 1) as usize;
-    let t = T95.get(freedom - 1).copied().unwrap_or(1.96);
-    t * summary.stddev / (summary.count as f64).sqrt()
-}
-
 /// `±x` with one decimal, or `±?` when one sample leaves it unknown.
 fn plus_minus(value: f64) -> String {
     if value.is_nan() {
@@ -133,42 +121,17 @@ fn plus_minus(value: f64) -> String {
     }
 }
 
-/// Where the time of an operation went: each metric that is `part_of` the
-/// latency, as a share of the mean latency with its uncertainty, the
-/// remainder as `other`, and the largest named as the bottleneck.
+/// Where the time of an operation went, and the bottleneck.
 fn time_shares(record: &RunRecord, out: &mut String) {
-    let Some(whole) = record.metrics.get("latency").and_then(|m| m.summary).filter(|s| s.count > 0 && s.mean > 0.0)
-    else {
-        return;
-    };
-    let mut parts: Vec<(&str, Summary)> = record
-        .metrics
+    let Some(shares) = crate::analysis::shares::of_run(record) else { return };
+    let mut cells: Vec<String> = shares
+        .parts
         .iter()
-        .filter(|(_, metric)| metric.part_of.as_deref() == Some("latency"))
-        .filter_map(|(name, metric)| Some((name.as_str(), metric.summary.filter(|s| s.count > 0)?)))
+        .map(|part| format!("{} {:.1}% {}", part.name, part.share * 100.0, plus_minus(part.uncertainty * 100.0)))
         .collect();
-    if parts.is_empty() {
-        return;
-    }
-    parts.sort_by(|a, b| b.1.mean.total_cmp(&a.1.mean));
-    let named: f64 = parts.iter().map(|(_, s)| s.mean).sum();
-    // Relative uncertainty of a ratio of means: the two relative errors in quadrature.
-    let relative = |part: &Summary| {
-        let a = mean_half_width(part) / part.mean.max(f64::MIN_POSITIVE);
-        let b = mean_half_width(&whole) / whole.mean;
-        (a * a + b * b).sqrt()
-    };
-    let mut cells: Vec<String> = parts
-        .iter()
-        .map(|(name, part)| {
-            let share = part.mean / whole.mean * 100.0;
-            format!("{} {share:.1}% {}", name.trim_end_matches("_time"), plus_minus(share * relative(part)))
-        })
-        .collect();
-    let other = (1.0 - named / whole.mean) * 100.0;
-    cells.push(format!("other {other:.1}%"));
+    cells.push(format!("other {:.1}%", shares.other * 100.0));
     let _ = writeln!(out, "    time shares of latency: {}", cells.join(", "));
-    let _ = writeln!(out, "    bottleneck: {}", parts[0].0.trim_end_matches("_time"));
+    let _ = writeln!(out, "    bottleneck: {}", shares.bottleneck);
 }
 
 fn row(record: &RunRecord) -> [String; 7] {
@@ -192,55 +155,38 @@ fn row(record: &RunRecord) -> [String; 7] {
     ]
 }
 
-/// The experiments' measured figures: for each arm, its metric in every
-/// round and the median's change against the baseline's median. The
-/// per-round values are the spread; significance tests belong to the
-/// analysis stage.
-pub fn experiments(results: &Results, experiments: &[crate::plan::ExperimentSpec]) -> String {
+/// The experiments' outcomes: each arm's metric per round and, for each
+/// variant, the median's change against the baseline with its bootstrap
+/// 95% interval, the Mann-Whitney p-value and the verdict.
+pub fn experiments(outcomes: &[crate::analysis::ExperimentOutcome]) -> String {
     let mut out = String::new();
-    for experiment in experiments {
-        let mut arms: Vec<(&str, Vec<f64>, Dim)> = Vec::new();
-        for arm in &experiment.arms {
-            let mut values = Vec::new();
-            let mut dim = Dim::NONE;
-            for run in results
-                .runs
-                .iter()
-                .filter(|run| run.arm.as_ref().is_some_and(|a| a.experiment == experiment.name && &a.arm == arm))
-            {
-                if let Some(value) = crate::analysis::targets::metric_value(run, &experiment.metric) {
-                    values.push(value);
-                    dim = run.metrics.get(&experiment.metric.metric).map_or(Dim::NONE, |m| m.dim.into());
-                }
-            }
-            arms.push((arm, values, dim));
-        }
-        if arms.iter().all(|(_, values, _)| values.is_empty()) {
+    for outcome in outcomes {
+        if outcome.arms.iter().all(|arm| arm.values.is_empty()) {
             continue;
         }
-        let _ = writeln!(out, "experiment {} ({}, per round):", experiment.name, experiment.metric);
-        let baseline = arms.first().and_then(|(_, values, _)| median(values));
-        for (arm, values, dim) in &arms {
-            let rounds: Vec<String> = values.iter().map(|v| format_value(*v, *dim)).collect();
-            let mut text = format!("    {arm:<12} {}", rounds.join("  "));
-            if let (Some(base), Some(own)) = (baseline, median(values)) {
-                if *arm != "baseline" && base != 0.0 {
-                    let _ = write!(text, "   median {:+.1}% against baseline", (own / base - 1.0) * 100.0);
-                }
+        let point: Vec<String> = outcome.matrix.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let point = if point.is_empty() { String::new() } else { format!(" [{}]", point.join(", ")) };
+        let _ = writeln!(out, "experiment {}{point} ({}, per round):", outcome.name, outcome.metric);
+        for arm in &outcome.arms {
+            let mut text = format!("    {:<12} {}", arm.name, arm.values_text.join("  "));
+            if let Some(c) = &arm.comparison {
+                let verdict = match c.verdict {
+                    Verdict::Improved => "improved",
+                    Verdict::Regressed => "REGRESSED",
+                    Verdict::NoSignificantChange => "no significant change",
+                    Verdict::TooFewSamples => "too few rounds to judge",
+                };
+                let _ = write!(
+                    text,
+                    "   median {:+.1}% [{:+.1}%, {:+.1}%], p={:.3}: {verdict}",
+                    c.change * 100.0,
+                    c.interval.0 * 100.0,
+                    c.interval.1 * 100.0,
+                    c.p_value
+                );
             }
             let _ = writeln!(out, "{text}");
         }
     }
     out
-}
-
-fn median(values: &[f64]) -> Option<f64> {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(sorted[n / 2]),
-        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
-    }
 }

@@ -1,0 +1,523 @@
+//! Statistics for A/B comparisons of benchmark measurements, after Go's
+//! benchstat and criterion.rs: medians, the two-sided Mann-Whitney U test,
+//! a seeded bootstrap interval of the relative change of medians, and a
+//! verdict that combines them. Every function is pure and total: empty
+//! samples, NaN and infinities give `None` or a documented value, never a
+//! panic. The bootstrap draws from its own splitmix64 so that analysis stays
+//! independent of the engines and repeats exactly for a given seed.
+
+use serde::Serialize;
+
+use crate::engines::rng::SplitMix;
+
+/// Largest `n * m` for which a tie-free Mann-Whitney test is exact (covers both samples <= 25).
+pub const EXACT_MANN_WHITNEY_LIMIT: usize = 625;
+
+/// Which way is better for a metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    /// Smaller values are better (latency, time).
+    Lower,
+    /// Larger values are better (throughput).
+    Higher,
+}
+
+/// The outcome of comparing a variant with its baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// A significant change in the better direction.
+    Improved,
+    /// A significant change in the worse direction.
+    Regressed,
+    /// No change that passes the test, the interval and the noise threshold.
+    NoSignificantChange,
+    /// Samples too small for the test to ever reach significance.
+    TooFewSamples,
+}
+
+/// Settings of a comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct CompareSettings {
+    /// Significance level of the Mann-Whitney U test (0.05).
+    pub alpha: f64,
+    /// Relative changes smaller than this are noise whatever the test says (0.01 = 1%).
+    pub noise: f64,
+    /// Bootstrap resamples (10_000).
+    pub resamples: u32,
+    /// Confidence level of the interval (0.95).
+    pub confidence: f64,
+    /// Seed of the bootstrap.
+    pub seed: u64,
+}
+
+impl Default for CompareSettings {
+    fn default() -> Self {
+        CompareSettings { alpha: 0.05, noise: 0.01, resamples: 10_000, confidence: 0.95, seed: 0 }
+    }
+}
+
+/// A comparison of two samples.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Comparison {
+    /// Median of the baseline sample.
+    pub baseline_median: f64,
+    /// Median of the variant sample.
+    pub variant_median: f64,
+    /// variant_median / baseline_median - 1.
+    pub change: f64,
+    /// Bootstrap percentile interval of `change` (low, high); (-inf, inf) when it cannot be computed.
+    pub interval: (f64, f64),
+    /// Two-sided Mann-Whitney U p-value.
+    pub p_value: f64,
+    /// Improved, regressed, no significant change, or too few samples.
+    pub verdict: Verdict,
+    /// Sample sizes (baseline, variant).
+    pub samples: (usize, usize),
+}
+
+/// Median of a sample (mean of the middle two for even sizes); None if empty, any value is NaN,
+/// or the middle two are -inf and +inf.
+pub fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() || values.iter().any(|value| value.is_nan()) {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    median_in_place(&mut sorted)
+}
+
+/// Median of NaN-free values, reordering them; None if empty or the middle two are -inf and +inf.
+fn median_in_place(values: &mut [f64]) -> Option<f64> {
+    values.sort_unstable_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    let upper = *values.get(middle)?;
+    if values.len() % 2 == 1 {
+        return Some(upper);
+    }
+    let lower = *values.get(middle.checked_sub(1)?)?;
+    let sum = lower + upper;
+    let mean = if sum.is_finite() { sum / 2.0 } else { lower / 2.0 + upper / 2.0 };
+    (!mean.is_nan()).then_some(mean)
+}
+
+/// Two-sided Mann-Whitney U test p-value for two independent samples.
+///
+/// Exact (the null distribution of U by dynamic programming) when there are no ties and
+/// `n * m <= EXACT_MANN_WHITNEY_LIMIT`; otherwise the normal approximation with tie and
+/// continuity corrections. None when either sample is empty or contains NaN; infinities rank
+/// as the extremes. The result is in [0, 1]; all values tied gives 1.
+pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<f64> {
+    if !both_usable(a, b) {
+        return None;
+    }
+    let mut pooled: Vec<(f64, bool)> =
+        a.iter().map(|&value| (value, true)).chain(b.iter().map(|&value| (value, false))).collect();
+    pooled.sort_unstable_by(|left, right| left.0.total_cmp(&right.0));
+    let (mut rank_sum_a, mut tie_term, mut has_ties) = (0.0_f64, 0.0_f64, false);
+    let mut start = 0;
+    while start < pooled.len() {
+        let mut end = start + 1;
+        while end < pooled.len() && pooled[end].0 == pooled[start].0 {
+            end += 1;
+        }
+        let average_rank = (start + 1 + end) as f64 / 2.0;
+        let from_a = pooled[start..end].iter().filter(|entry| entry.1).count();
+        rank_sum_a += average_rank * from_a as f64;
+        let tied = (end - start) as f64;
+        if end - start > 1 {
+            has_ties = true;
+            tie_term += tied * tied * tied - tied;
+        }
+        start = end;
+    }
+    let n = a.len() as f64;
+    let u_a = rank_sum_a - n * (n + 1.0) / 2.0;
+    Some(p_value_for_u(a.len(), b.len(), u_a, tie_term, has_ties))
+}
+
+/// Whether both samples are nonempty and free of NaN.
+fn both_usable(a: &[f64], b: &[f64]) -> bool {
+    !a.is_empty() && !b.is_empty() && !a.iter().chain(b).any(|value| value.is_nan())
+}
+
+/// Two-sided p-value of statistic `u` for sizes `n`, `m`, choosing the exact or normal method.
+fn p_value_for_u(n: usize, m: usize, u: f64, tie_term: f64, has_ties: bool) -> f64 {
+    let p = if !has_ties && n.saturating_mul(m) <= EXACT_MANN_WHITNEY_LIMIT {
+        exact_p_value(n, m, u)
+    } else {
+        normal_p_value(n, m, u, tie_term)
+    };
+    if p.is_nan() {
+        1.0
+    } else {
+        p.clamp(0.0, 1.0)
+    }
+}
+
+/// Exact two-sided p-value of a tie-free U for sizes `n`, `m` (both nonzero, small).
+fn exact_p_value(n: usize, m: usize, u: f64) -> f64 {
+    let (small, large) = (n.min(m), n.max(m));
+    let total = small * large;
+    let nearer_tail = u.min(total as f64 - u).max(0.0).round() as usize;
+    let distribution = exact_u_distribution(small, large);
+    let tail: f64 = distribution.iter().take(nearer_tail + 1).sum();
+    2.0 * tail
+}
+
+/// Null probabilities of U = 0..=n*m for tie-free samples of sizes `n` and `m`.
+///
+/// P(i, j, u) = i/(i+j) P(i-1, j, u-j) + j/(i+j) P(i, j-1, u): the largest value comes from
+/// the first sample (and beats all j of the second) or from the second.
+fn exact_u_distribution(n: usize, m: usize) -> Vec<f64> {
+    let mut previous: Vec<Vec<f64>> = vec![vec![1.0]; m + 1];
+    for i in 1..=n {
+        let mut current: Vec<Vec<f64>> = Vec::with_capacity(m + 1);
+        current.push(vec![1.0]);
+        for j in 1..=m {
+            let mut probabilities = vec![0.0; i * j + 1];
+            let from_first = i as f64 / (i + j) as f64;
+            let from_second = j as f64 / (i + j) as f64;
+            for (u, &p) in previous[j].iter().enumerate() {
+                probabilities[u + j] += from_first * p;
+            }
+            for (u, &p) in current[j - 1].iter().enumerate() {
+                probabilities[u] += from_second * p;
+            }
+            current.push(probabilities);
+        }
+        previous = current;
+    }
+    previous.pop().unwrap_or_default()
+}
+
+/// Two-sided p-value of U by the normal approximation with tie and continuity corrections.
+fn normal_p_value(n: usize, m: usize, u: f64, tie_term: f64) -> f64 {
+    let (n, m) = (n as f64, m as f64);
+    let total = n + m;
+    let variance = n * m / 12.0 * ((total + 1.0) - tie_term / (total * (total - 1.0)));
+    if variance.is_nan() || variance <= 0.0 {
+        return 1.0;
+    }
+    let distance = ((u - n * m / 2.0).abs() - 0.5).max(0.0);
+    erfc(distance / variance.sqrt() / std::f64::consts::SQRT_2)
+}
+
+/// Complementary error function for x >= 0 (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7).
+fn erfc(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.5 * x.abs());
+    let coefficients = [
+        -1.265_512_23,
+        1.000_023_68,
+        0.374_091_96,
+        0.096_784_18,
+        -0.186_288_06,
+        0.278_868_07,
+        -1.135_203_98,
+        1.488_515_87,
+        -0.822_152_23,
+        0.170_872_77,
+    ];
+    let poly = coefficients.iter().rev().fold(0.0, |acc, coefficient| acc * t + coefficient);
+    t * (-x * x + poly).exp()
+}
+
+/// Bootstrap percentile interval of the relative change of medians, median(b*)/median(a*) - 1.
+///
+/// Each sample is resampled independently with replacement `resamples` times from a splitmix64
+/// seeded with `seed`; the bounds are the (1-confidence)/2 and 1-(1-confidence)/2 quantiles
+/// (linear interpolation). None when either sample is empty or has NaN, `resamples` is 0,
+/// `confidence` is outside [0, 1], or a resampled baseline median is 0 or a change is NaN.
+pub fn bootstrap_change_interval(a: &[f64], b: &[f64], settings: &CompareSettings) -> Option<(f64, f64)> {
+    if !both_usable(a, b) || settings.resamples == 0 || !(0.0..=1.0).contains(&settings.confidence) {
+        return None;
+    }
+    let mut generator = SplitMix::new(settings.seed);
+    let (mut resample_a, mut resample_b) = (vec![0.0; a.len()], vec![0.0; b.len()]);
+    let mut changes = Vec::with_capacity(settings.resamples as usize);
+    for _ in 0..settings.resamples {
+        for slot in resample_a.iter_mut() {
+            *slot = a[generator.below(a.len() as u64) as usize];
+        }
+        for slot in resample_b.iter_mut() {
+            *slot = b[generator.below(b.len() as u64) as usize];
+        }
+        let baseline = median_in_place(&mut resample_a)?;
+        let variant = median_in_place(&mut resample_b)?;
+        if baseline == 0.0 {
+            return None;
+        }
+        let change = variant / baseline - 1.0;
+        if change.is_nan() {
+            return None;
+        }
+        changes.push(change);
+    }
+    changes.sort_unstable_by(f64::total_cmp);
+    let tail = (1.0 - settings.confidence) / 2.0;
+    Some((quantile_of_sorted(&changes, tail)?, quantile_of_sorted(&changes, 1.0 - tail)?))
+}
+
+/// Quantile `q` in [0, 1] of sorted NaN-free values by linear interpolation; None if empty.
+fn quantile_of_sorted(sorted: &[f64], q: f64) -> Option<f64> {
+    let position = q.clamp(0.0, 1.0) * (sorted.len().checked_sub(1)?) as f64;
+    let below = position.floor() as usize;
+    let fraction = position - below as f64;
+    let low = *sorted.get(below)?;
+    let high = *sorted.get(below + 1).unwrap_or(&low);
+    if low == high || fraction == 0.0 {
+        return Some(low);
+    }
+    if low.is_infinite() || high.is_infinite() {
+        return Some(if fraction < 0.5 { low } else { high });
+    }
+    Some((low + (high - low) * fraction).clamp(low, high))
+}
+
+/// Compares variant sample `b` with baseline sample `a` for a metric where `better` says which direction is good.
+///
+/// TooFewSamples when either sample has fewer than 2 values or when even perfectly separated
+/// samples of these sizes could not reach p < alpha (2 vs 2: the minimum exact p is 1/3).
+/// Otherwise significant iff p < alpha, the interval lies strictly on the same side of 0 as
+/// the change, and |change| >= noise; a significant change in the better direction is
+/// Improved, in the other Regressed, else NoSignificantChange. None when either median cannot
+/// be computed, the baseline median is 0, or the change is NaN (an infinite baseline median).
+pub fn compare(a: &[f64], b: &[f64], better: Better, settings: &CompareSettings) -> Option<Comparison> {
+    let baseline_median = median(a)?;
+    let variant_median = median(b)?;
+    if baseline_median == 0.0 {
+        return None;
+    }
+    let change = variant_median / baseline_median - 1.0;
+    if change.is_nan() {
+        return None;
+    }
+    let p_value = mann_whitney_u(a, b)?;
+    let interval = bootstrap_change_interval(a, b, settings).unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
+    let best_possible_p = p_value_for_u(a.len(), b.len(), 0.0, 0.0, false);
+    let verdict = if a.len() < 2 || b.len() < 2 || best_possible_p >= settings.alpha {
+        Verdict::TooFewSamples
+    } else {
+        let interval_agrees = (change > 0.0 && interval.0 > 0.0) || (change < 0.0 && interval.1 < 0.0);
+        if p_value < settings.alpha && interval_agrees && change.abs() >= settings.noise {
+            let went_better = (change < 0.0) == (better == Better::Lower);
+            if went_better {
+                Verdict::Improved
+            } else {
+                Verdict::Regressed
+            }
+        } else {
+            Verdict::NoSignificantChange
+        }
+    };
+    let samples = (a.len(), b.len());
+    Some(Comparison { baseline_median, variant_median, change, interval, p_value, verdict, samples })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Settings with few resamples, so property tests stay fast.
+    fn quick_settings(seed: u64) -> CompareSettings {
+        CompareSettings { resamples: 200, seed, ..CompareSettings::default() }
+    }
+
+    #[test]
+    fn median_of_known_samples() {
+        let table: &[(&[f64], Option<f64>)] = &[
+            (&[], None),
+            (&[4.0], Some(4.0)),
+            (&[3.0, 1.0, 2.0], Some(2.0)),
+            (&[4.0, 1.0, 3.0, 2.0], Some(2.5)),
+            (&[1.0, f64::NAN, 3.0], None),
+            (&[f64::INFINITY, 1.0, 2.0], Some(2.0)),
+            (&[f64::NEG_INFINITY, f64::INFINITY], None),
+            (&[f64::MAX, f64::MAX], Some(f64::MAX)),
+        ];
+        for (values, expected) in table {
+            assert_eq!(median(values), *expected, "median of {values:?}");
+        }
+    }
+
+    #[test]
+    fn mann_whitney_known_values() {
+        let table: &[(&[f64], &[f64], f64)] = &[
+            (&[1.0, 2.0, 3.0, 4.0, 5.0], &[6.0, 7.0, 8.0, 9.0, 10.0], 2.0 / 252.0),
+            (&[1.0, 2.0], &[3.0, 4.0], 1.0 / 3.0),
+            (&[1.0, 3.0], &[2.0, 4.0], 2.0 / 3.0),
+            (&[1.0, 4.0], &[2.0, 3.0], 1.0),
+            (&[5.0; 6], &[5.0; 4], 1.0),
+            (&[7.0], &[7.0], 1.0),
+        ];
+        for (a, b, expected) in table {
+            let p = mann_whitney_u(a, b).unwrap_or(f64::NAN);
+            assert!((p - expected).abs() < 1e-12, "p({a:?}, {b:?}) = {p}, expected {expected}");
+        }
+        assert_eq!(mann_whitney_u(&[], &[1.0]), None);
+        assert_eq!(mann_whitney_u(&[1.0, f64::NAN], &[1.0]), None);
+    }
+
+    #[test]
+    fn exact_and_normal_agree_on_moderate_tie_free_samples() {
+        for u in [50.0, 100.0, 130.0, 150.0, 170.0, 200.0, 250.0] {
+            let (exact, normal) = (p_value_for_u(20, 20, u, 0.0, false), p_value_for_u(20, 20, u, 0.0, true));
+            assert!((exact - normal).abs() < 0.01, "u = {u}: exact {exact}, normal {normal}");
+        }
+    }
+
+    #[test]
+    fn normal_approximation_with_ties_matches_hand_computation() {
+        let a = [1.0, 2.0, 2.0, 3.0, 4.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        let b = [3.0, 4.0, 5.0, 5.0, 6.0, 7.0, 8.0, 9.0, 9.0, 10.0, 11.0];
+        // U by counting pairs (a tie counts one half), the tie-corrected variance, and the
+        // normal tail by Simpson's rule: independent of the ranks and of `erfc`.
+        let pair_score = |x: f64, y: f64| f64::from(u8::from(x > y)) + 0.5 * f64::from(u8::from(x == y));
+        let u: f64 = a.iter().flat_map(|&x| b.iter().map(move |&y| pair_score(x, y))).sum();
+        let (n, m) = (10.0, 11.0);
+        let ties: f64 = [2.0_f64, 2.0, 3.0, 3.0, 2.0, 2.0, 2.0, 2.0].iter().map(|t| t * t * t - t).sum();
+        let sigma = (n * m / 12.0 * ((n + m + 1.0) - ties / ((n + m) * (n + m - 1.0)))).sqrt();
+        let z = ((u - n * m / 2.0).abs() - 0.5) / sigma;
+        let steps = 20_000;
+        let width = (12.0 - z) / steps as f64;
+        let density = |x: f64| (-x * x / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        let simpson: f64 = (0..=steps)
+            .map(|k| {
+                let weight = if k == 0 || k == steps { 1.0 } else { [2.0, 4.0][k % 2] };
+                weight * density(z + k as f64 * width)
+            })
+            .sum::<f64>()
+            * width
+            / 3.0;
+        let expected = 2.0 * simpson;
+        let p = mann_whitney_u(&a, &b).unwrap_or(f64::NAN);
+        assert!((p - expected).abs() < 1e-5, "p = {p}, expected {expected} (u = {u}, z = {z})");
+        assert!(p > 0.01 && p < 0.1, "p = {p}");
+    }
+
+    #[test]
+    fn bootstrap_interval_brackets_a_clear_change_and_repeats() {
+        let a = [10.0, 10.2, 9.9, 10.1, 10.0, 9.8, 10.3];
+        let b: Vec<f64> = a.iter().map(|x| x * 1.5).collect();
+        let settings = CompareSettings::default();
+        let interval = bootstrap_change_interval(&a, &b, &settings);
+        let (low, high) = interval.unwrap_or((f64::NAN, f64::NAN));
+        assert!(low > 0.4 && high < 0.6 && low <= high, "{low} {high}");
+        assert_eq!(bootstrap_change_interval(&a, &b, &settings), interval);
+        assert_eq!(bootstrap_change_interval(&[0.0, 1.0], &b, &settings), None);
+        assert_eq!(bootstrap_change_interval(&a, &b, &CompareSettings { resamples: 0, ..settings }), None);
+    }
+
+    #[test]
+    fn compare_reports_too_few_samples_and_directions() {
+        let settings = CompareSettings::default();
+        let verdict = |a: &[f64], b: &[f64], better| compare(a, b, better, &settings).map(|c| c.verdict);
+        let fast = [8.0, 8.1, 7.9, 8.05, 7.95];
+        let slow = [10.0, 10.1, 9.9, 10.05, 9.95];
+        type Case<'a> = (&'a [f64], &'a [f64], Better, Option<Verdict>);
+        let table: &[Case] = &[
+            (&[1.0, 2.0], &[3.0, 4.0], Better::Lower, Some(Verdict::TooFewSamples)),
+            (&[1.0], &[3.0, 4.0, 5.0], Better::Lower, Some(Verdict::TooFewSamples)),
+            (&slow, &fast, Better::Lower, Some(Verdict::Improved)),
+            (&slow, &fast, Better::Higher, Some(Verdict::Regressed)),
+            (&fast, &slow, Better::Higher, Some(Verdict::Improved)),
+            (&slow, &slow, Better::Lower, Some(Verdict::NoSignificantChange)),
+            (&[], &slow, Better::Lower, None),
+            (&[0.0, 0.0, 1.0], &slow, Better::Lower, None),
+            (&[f64::NAN, 1.0], &slow, Better::Lower, None),
+        ];
+        for (a, b, better, expected) in table {
+            assert_eq!(verdict(a, b, *better), *expected, "{a:?} vs {b:?} ({better:?})");
+        }
+    }
+
+    /// A normal draw by Box-Muller from the file's seeded generator.
+    fn gaussian(generator: &mut SplitMix) -> f64 {
+        let uniform = |generator: &mut SplitMix| ((generator.next_u64() >> 11) as f64 + 0.5) / (1_u64 << 53) as f64;
+        let (u1, u2) = (uniform(generator), uniform(generator));
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+
+    /// Verdicts of `trials` seeded experiments of 5 vs 5 values with 2% noise, the variant scaled by `factor`.
+    fn simulated_verdicts(trials: u64, factor: f64) -> Vec<Verdict> {
+        let mut generator = SplitMix::new(42);
+        (0..trials)
+            .filter_map(|trial| {
+                let mut draw = |scale: f64| -> Vec<f64> {
+                    (0..5).map(|_| scale * (1.0 + 0.02 * gaussian(&mut generator))).collect()
+                };
+                let (baseline, variant) = (draw(1.0), draw(factor));
+                let settings = CompareSettings { seed: trial, ..CompareSettings::default() };
+                compare(&baseline, &variant, Better::Lower, &settings).map(|c| c.verdict)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_a_experiments_rarely_claim_a_change() {
+        let verdicts = simulated_verdicts(40, 1.0);
+        assert_eq!(verdicts.len(), 40);
+        let false_alarms = verdicts.iter().filter(|&&v| v != Verdict::NoSignificantChange).count();
+        assert!(false_alarms <= 4, "{false_alarms} false alarms: {verdicts:?}");
+    }
+
+    #[test]
+    fn twenty_percent_faster_is_found() {
+        let verdicts = simulated_verdicts(40, 0.8);
+        let improved = verdicts.iter().filter(|&&v| v == Verdict::Improved).count();
+        assert!(improved >= 38, "only {improved} of 40 improved: {verdicts:?}");
+    }
+
+    fn small_integers() -> impl Strategy<Value = Vec<f64>> {
+        prop::collection::vec((-50_i32..50).prop_map(f64::from), 1..30)
+    }
+
+    fn any_values() -> impl Strategy<Value = Vec<f64>> {
+        prop::collection::vec(prop_oneof![prop::num::f64::ANY, Just(f64::NAN), Just(f64::INFINITY)], 0..12)
+    }
+
+    proptest! {
+        #[test]
+        fn p_value_is_a_symmetric_probability(a in small_integers(), b in small_integers()) {
+            let p = mann_whitney_u(&a, &b);
+            prop_assert!(p.is_some_and(|p| (0.0..=1.0).contains(&p)), "{p:?}");
+            prop_assert_eq!(p, mann_whitney_u(&b, &a));
+        }
+
+        #[test]
+        fn p_value_ignores_shift_and_positive_scale(
+            a in small_integers(), b in small_integers(), shift in -1_000_000_i32..1_000_000, scale in 0.001_f64..1000.0
+        ) {
+            let p = mann_whitney_u(&a, &b);
+            let shifted = |xs: &[f64]| xs.iter().map(|x| x + f64::from(shift)).collect::<Vec<_>>();
+            let scaled = |xs: &[f64]| xs.iter().map(|x| x * scale).collect::<Vec<_>>();
+            prop_assert_eq!(p, mann_whitney_u(&shifted(&a), &shifted(&b)));
+            prop_assert_eq!(p, mann_whitney_u(&scaled(&a), &scaled(&b)));
+        }
+
+        #[test]
+        fn bootstrap_interval_is_ordered_bounded_and_repeatable(
+            a in prop::collection::vec(0.5_f64..2.0, 1..15), b in prop::collection::vec(0.5_f64..2.0, 1..15), seed in any::<u64>()
+        ) {
+            let settings = quick_settings(seed);
+            let interval = bootstrap_change_interval(&a, &b, &settings);
+            let (low, high) = interval.unwrap_or((f64::NAN, f64::NAN));
+            let (min_a, max_a) = a.iter().fold((f64::INFINITY, 0.0_f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            let (min_b, max_b) = b.iter().fold((f64::INFINITY, 0.0_f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            prop_assert!(low <= high, "{low} > {high}");
+            prop_assert!(min_b / max_a - 1.0 <= low && high <= max_b / min_a - 1.0, "{low} {high}");
+            prop_assert_eq!(interval, bootstrap_change_interval(&a, &b, &settings));
+        }
+
+        #[test]
+        fn compare_is_total(a in any_values(), b in any_values(), seed in any::<u64>(), better_is_lower in any::<bool>()) {
+            let better = if better_is_lower { Better::Lower } else { Better::Higher };
+            if let Some(comparison) = compare(&a, &b, better, &quick_settings(seed)) {
+                prop_assert!((0.0..=1.0).contains(&comparison.p_value));
+                prop_assert!(!comparison.change.is_nan());
+                prop_assert!(comparison.interval.0 <= comparison.interval.1);
+            }
+        }
+    }
+}

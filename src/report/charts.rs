@@ -1,0 +1,343 @@
+//! SVG charts for the HTML report, drawn from the analysis: latency
+//! percentile curves on HdrHistogram's "1/(1-p)" axis, scaling curves of
+//! matrix workloads, A/B changes with their confidence whiskers, and time
+//! shares. Every text placed in a chart is XML-escaped here, because the
+//! template inserts the SVG as markup.
+
+use std::fmt::Write as _;
+
+use crate::analysis::experiments::improvement;
+use crate::analysis::stats::Verdict;
+use crate::analysis::{Analysis, ExperimentOutcome, RunRow, Scaling, TimeShares};
+use crate::quantity::{format_value, Dim};
+
+/// One chart: a title and its SVG.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Chart {
+    /// What it shows.
+    pub title: String,
+    /// The SVG element.
+    pub svg: String,
+}
+
+/// Every chart of a report, by kind.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Charts {
+    /// Latency percentile curves, one per phase.
+    pub latency: Vec<Chart>,
+    /// Scaling curves of matrix workloads.
+    pub scaling: Vec<Chart>,
+    /// A/B changes with intervals, one per experiment.
+    pub experiments: Vec<Chart>,
+    /// Time shares, one bar per run.
+    pub shares: Vec<Chart>,
+}
+
+const PALETTE: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+const WIDTH: f64 = 720.0;
+const HEIGHT: f64 = 300.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 230.0;
+const TOP: f64 = 20.0;
+const BOTTOM: f64 = 40.0;
+
+/// Escapes text for XML content and attributes.
+pub fn xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn open(out: &mut String, width: f64, height: f64, label: &str) {
+    let _ = write!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{}" font-family="sans-serif" font-size="11">"#,
+        xml(label)
+    );
+}
+
+fn text(out: &mut String, x: f64, y: f64, anchor: &str, content: &str) {
+    let _ = write!(out, r#"<text x="{x:.1}" y="{y:.1}" text-anchor="{anchor}">{}</text>"#, xml(content));
+}
+
+fn line(out: &mut String, (x1, y1): (f64, f64), (x2, y2): (f64, f64), style: &str) {
+    let _ = write!(out, r#"<line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" {style}/>"#);
+}
+
+/// Position on the percentile axis: log10 of 1/(1-p), so 90% → 1, 99% → 2.
+fn nines(p: f64) -> f64 {
+    (1.0 / (1.0 - p.min(0.999_999))).log10()
+}
+
+fn legend(out: &mut String, names: &[String]) {
+    for (index, name) in names.iter().enumerate() {
+        let y = TOP + 14.0 * index as f64 + 8.0;
+        let x = WIDTH - RIGHT + 62.0;
+        let colour = PALETTE[index % PALETTE.len()];
+        let _ = write!(out, r#"<rect x="{x}" y="{:.1}" width="10" height="10" fill="{colour}"/>"#, y - 9.0);
+        let shown: String = name.chars().take(26).collect();
+        text(out, x + 14.0, y, "start", &shown);
+    }
+}
+
+/// A y axis from 0 to `top` in `dim` units with five gridlines.
+fn y_axis(out: &mut String, top: f64, dim: Dim) {
+    for step in 0..=4 {
+        let value = top * f64::from(step) / 4.0;
+        let y = TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - f64::from(step) / 4.0);
+        line(out, (LEFT, y), (WIDTH - RIGHT, y), r##"stroke="#ddd""##);
+        text(out, LEFT - 6.0, y + 4.0, "end", &format_value(value, dim));
+    }
+}
+
+fn scale_y(value: f64, top: f64) -> f64 {
+    TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - if top > 0.0 { value / top } else { 0.0 })
+}
+
+/// The latency percentile curves of `runs`, one line each.
+pub fn latency_curves(title: &str, runs: &[&RunRow]) -> Option<Chart> {
+    let series: Vec<&RunRow> = runs.iter().copied().filter(|run| run.percentiles.len() >= 2).take(8).collect();
+    if series.is_empty() {
+        return None;
+    }
+    let top = series.iter().flat_map(|run| run.percentiles.iter().map(|(_, v)| *v)).fold(0.0, f64::max) * 1.05;
+    let max_nines =
+        series.iter().flat_map(|run| run.percentiles.iter().map(|(p, _)| nines(*p))).fold(1.0_f64, f64::max).ceil();
+    let x = |p: f64| LEFT + (WIDTH - LEFT - RIGHT) * nines(p) / max_nines;
+    let mut out = String::new();
+    open(&mut out, WIDTH, HEIGHT, title);
+    y_axis(&mut out, top, Dim::TIME);
+    for n in 0..=max_nines as u32 {
+        let p = 1.0 - 10f64.powi(-(n as i32));
+        let label = if n == 0 { "0%".to_owned() } else { format!("{}%", format_percentile(p)) };
+        let px = x(p);
+        line(&mut out, (px, TOP), (px, HEIGHT - BOTTOM), r##"stroke="#eee""##);
+        text(&mut out, px, HEIGHT - BOTTOM + 16.0, "middle", &label);
+    }
+    text(&mut out, LEFT + (WIDTH - LEFT - RIGHT) / 2.0, HEIGHT - 6.0, "middle", "percentile (log 1/(1-p))");
+    for (index, run) in series.iter().enumerate() {
+        let points: Vec<String> =
+            run.percentiles.iter().map(|(p, v)| format!("{:.1},{:.1}", x(*p), scale_y(*v, top))).collect();
+        let _ = write!(
+            out,
+            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
+            PALETTE[index % PALETTE.len()],
+            points.join(" ")
+        );
+    }
+    legend(&mut out, &series.iter().map(|run| run.id.clone()).collect::<Vec<_>>());
+    out.push_str("</svg>");
+    Some(Chart { title: title.to_owned(), svg: out })
+}
+
+fn format_percentile(p: f64) -> String {
+    let text = format!("{:.5}", p * 100.0);
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// Reads one figure off a scaling point.
+type Pick = fn(&crate::analysis::ScalingPoint) -> Option<f64>;
+
+/// Throughput and latency p50/p99 of a matrix workload along its variable.
+pub fn scaling(series: &Scaling) -> Option<Chart> {
+    let count = series.points.len();
+    if count < 2 {
+        return None;
+    }
+    let title = format!("{}: throughput and latency by {}", series.workload, series.variable);
+    let x = |index: usize| LEFT + (WIDTH - LEFT - RIGHT) * index as f64 / (count - 1) as f64;
+    let mut out = String::new();
+    open(&mut out, WIDTH, HEIGHT, &title);
+    let throughput_top = series.points.iter().filter_map(|p| p.throughput).fold(0.0, f64::max) * 1.05;
+    let latency_top = series.points.iter().filter_map(|p| p.p99.or(p.p50)).fold(0.0, f64::max) * 1.05;
+    y_axis(&mut out, throughput_top, Dim::PER_TIME);
+    for step in 0..=4 {
+        let value = latency_top * f64::from(step) / 4.0;
+        let y = TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - f64::from(step) / 4.0);
+        text(&mut out, WIDTH - RIGHT + 4.0, y + 4.0, "start", &format_value(value, Dim::TIME));
+    }
+    for (index, point) in series.points.iter().enumerate() {
+        text(&mut out, x(index), HEIGHT - BOTTOM + 16.0, "middle", &point.label);
+    }
+    text(&mut out, LEFT + (WIDTH - LEFT - RIGHT) / 2.0, HEIGHT - 6.0, "middle", &series.variable);
+    let lines: [(&str, Pick, f64); 3] = [
+        ("throughput (left)", |p| p.throughput, throughput_top),
+        ("latency p50 (right)", |p| p.p50, latency_top),
+        ("latency p99 (right)", |p| p.p99, latency_top),
+    ];
+    for (index, (_, pick, top)) in lines.iter().enumerate() {
+        let points: Vec<String> = series
+            .points
+            .iter()
+            .enumerate()
+            .filter_map(|(i, point)| Some(format!("{:.1},{:.1}", x(i), scale_y(pick(point)?, *top))))
+            .collect();
+        let _ = write!(
+            out,
+            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
+            PALETTE[index],
+            points.join(" ")
+        );
+    }
+    legend(&mut out, &lines.iter().map(|(name, ..)| (*name).to_owned()).collect::<Vec<_>>());
+    out.push_str("</svg>");
+    Some(Chart { title, svg: out })
+}
+
+/// Each variant's improvement over the baseline with its 95% interval.
+pub fn experiment(outcome: &ExperimentOutcome) -> Option<Chart> {
+    let bars: Vec<(String, f64, f64, f64, Verdict)> = outcome
+        .arms
+        .iter()
+        .filter_map(|arm| {
+            let comparison = arm.comparison.as_ref()?;
+            let gain = improvement(comparison, outcome.better);
+            let (low, high) = match outcome.better {
+                crate::analysis::stats::Better::Lower => (-comparison.interval.1, -comparison.interval.0),
+                crate::analysis::stats::Better::Higher => comparison.interval,
+            };
+            Some((arm.name.clone(), gain, low, high, comparison.verdict))
+        })
+        .collect();
+    if bars.is_empty() {
+        return None;
+    }
+    let point: Vec<String> = outcome.matrix.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let title = format!(
+        "{}: improvement of {} over the baseline{}",
+        outcome.name,
+        outcome.metric,
+        if point.is_empty() { String::new() } else { format!(" [{}]", point.join(", ")) }
+    );
+    let extent = bars.iter().flat_map(|(_, g, l, h, _)| [g.abs(), l.abs(), h.abs()]).fold(0.01_f64, f64::max) * 1.1;
+    let row = 34.0;
+    let height = TOP + BOTTOM + row * bars.len() as f64;
+    let left = 150.0;
+    let width = WIDTH - left - 40.0;
+    let x = |value: f64| left + width * (value + extent) / (2.0 * extent);
+    let mut out = String::new();
+    open(&mut out, WIDTH, height, &title);
+    for step in -2..=2 {
+        let value = extent * f64::from(step) / 2.0;
+        line(&mut out, (x(value), TOP), (x(value), height - BOTTOM), r##"stroke="#ddd""##);
+        text(&mut out, x(value), height - BOTTOM + 16.0, "middle", &format!("{:+.1}%", value * 100.0));
+    }
+    line(&mut out, (x(0.0), TOP), (x(0.0), height - BOTTOM), r##"stroke="#333""##);
+    text(
+        &mut out,
+        left + width / 2.0,
+        height - 6.0,
+        "middle",
+        "improvement (better →), bar: median change, whisker: 95% interval",
+    );
+    for (index, (name, gain, low, high, verdict)) in bars.iter().enumerate() {
+        let y = TOP + row * index as f64 + 8.0;
+        let colour = match verdict {
+            Verdict::Improved => "#2ca02c",
+            Verdict::Regressed => "#d62728",
+            _ => "#999",
+        };
+        let (from, to) = (x(0.0).min(x(*gain)), x(0.0).max(x(*gain)));
+        let _ = write!(
+            out,
+            r#"<rect x="{from:.1}" y="{y:.1}" width="{:.1}" height="16" fill="{colour}"/>"#,
+            (to - from).max(1.0)
+        );
+        line(&mut out, (x(*low), y + 8.0), (x(*high), y + 8.0), r##"stroke="#000" stroke-width="1.5""##);
+        for end in [*low, *high] {
+            line(&mut out, (x(end), y + 3.0), (x(end), y + 13.0), r##"stroke="#000" stroke-width="1.5""##);
+        }
+        let shown: String = name.chars().take(22).collect();
+        text(&mut out, left - 8.0, y + 12.0, "end", &shown);
+    }
+    out.push_str("</svg>");
+    Some(Chart { title, svg: out })
+}
+
+/// One stacked bar per run: its time shares and the rest.
+pub fn shares(all: &[TimeShares]) -> Option<Chart> {
+    if all.is_empty() {
+        return None;
+    }
+    let shown: Vec<&TimeShares> = all.iter().take(16).collect();
+    let row = 26.0;
+    let height = TOP + BOTTOM + row * shown.len() as f64;
+    let left = 170.0;
+    let width = WIDTH - left - RIGHT;
+    let mut names: Vec<String> = Vec::new();
+    for shares in &shown {
+        for part in &shares.parts {
+            if !names.contains(&part.name) {
+                names.push(part.name.clone());
+            }
+        }
+    }
+    names.push("other".into());
+    let title = "Where the time goes: shares of mean latency".to_owned();
+    let mut out = String::new();
+    open(&mut out, WIDTH, height, &title);
+    for (index, shares) in shown.iter().enumerate() {
+        let y = TOP + row * index as f64;
+        let mut x = left;
+        let segments = shares
+            .parts
+            .iter()
+            .map(|part| (part.name.as_str(), part.share))
+            .chain(std::iter::once(("other", shares.other.max(0.0))));
+        for (name, share) in segments {
+            let colour = PALETTE[names.iter().position(|n| n == name).unwrap_or(0) % PALETTE.len()];
+            let w = width * share.clamp(0.0, 1.0);
+            let _ = write!(
+                out,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="18" fill="{colour}"><title>{} {:.1}%</title></rect>"#,
+                xml(name),
+                share * 100.0
+            );
+            x += w;
+        }
+        let label: String = shares.run.chars().take(26).collect();
+        text(&mut out, left - 8.0, y + 13.0, "end", &label);
+    }
+    for step in 0..=4 {
+        let px = left + width * f64::from(step) / 4.0;
+        text(&mut out, px, height - BOTTOM + 16.0, "middle", &format!("{}%", step * 25));
+    }
+    legend(&mut out, &names);
+    out.push_str("</svg>");
+    Some(Chart { title, svg: out })
+}
+
+/// Every chart of an analysis.
+pub fn all(analysis: &Analysis) -> Charts {
+    let mut charts = Charts::default();
+    let mut phases: Vec<&str> = Vec::new();
+    for run in analysis.runs.iter().filter(|run| run.arm.is_none()) {
+        if !phases.contains(&run.phase.as_str()) {
+            phases.push(&run.phase);
+        }
+    }
+    for phase in phases {
+        let runs: Vec<&RunRow> = analysis.runs.iter().filter(|r| r.arm.is_none() && r.phase == phase).collect();
+        for (index, group) in runs.chunks(8).enumerate() {
+            let title = if index == 0 {
+                format!("{phase}: latency by percentile")
+            } else {
+                format!("{phase}: latency by percentile ({})", index + 1)
+            };
+            charts.latency.extend(latency_curves(&title, group));
+        }
+    }
+    charts.scaling = analysis.scaling.iter().filter_map(scaling).collect();
+    charts.experiments = analysis.experiments.iter().filter_map(experiment).collect();
+    charts.shares = shares(&analysis.bottlenecks).into_iter().collect();
+    charts
+}
