@@ -58,9 +58,11 @@ experiments:
 fn identical_arms_are_rarely_significant_and_a_true_20_percent_is_found() {
     let aa = spin_experiments(40, "200us", 7);
     let flagged = aa.iter().filter(|verdict| **verdict != Verdict::NoSignificantChange).count();
+    eprintln!("A/A: {flagged} of 40 flagged");
     assert!(flagged <= 4, "A/A: {flagged} of 40 flagged: {aa:?}");
     let faster = spin_experiments(40, "160us", 8);
     let improved = faster.iter().filter(|verdict| **verdict == Verdict::Improved).count();
+    eprintln!("20% faster: {improved} of 40 improved");
     assert!(improved >= 38, "20% faster: {improved} of 40 improved: {faster:?}");
 }
 
@@ -156,14 +158,18 @@ phases:
 #[test]
 fn compare_finds_a_regression_and_an_improvement() {
     let (fast, slow) = (spin_run("100us"), spin_run("150us"));
+    let latency_row =
+        |stdout: &str| stdout.lines().find(|line| line.starts_with("spin latency.p50")).map(str::to_owned);
     let output = phasebench().arg("compare").arg(fast.out()).arg(slow.out()).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(status(&output), 1, "{stdout}");
-    assert!(stdout.contains("spin latency.p50") && stdout.contains("REGRESSED"), "{stdout}");
+    assert!(latency_row(&stdout).is_some_and(|row| row.contains("REGRESSED")), "{stdout}");
     let output = phasebench().arg("compare").arg(slow.out()).arg(fast.out()).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(status(&output), 0, "{stdout}");
-    assert!(stdout.contains("improved"), "{stdout}");
+    assert!(latency_row(&stdout).is_some_and(|row| row.contains("improved")), "{stdout}");
+    // Other metrics (the spin's overshoot) may move either way; the exit
+    // status says whether any of them regressed significantly.
+    assert_eq!(status(&output), if stdout.contains("REGRESSED") { 1 } else { 0 }, "{stdout}");
 }
 
 #[test]
