@@ -37,6 +37,18 @@ pub enum Verdict {
     TooFewSamples,
 }
 
+impl Verdict {
+    /// How people read it; a regression in capitals so that it stands out.
+    pub fn text(self) -> &'static str {
+        match self {
+            Verdict::Improved => "improved",
+            Verdict::Regressed => "REGRESSED",
+            Verdict::NoSignificantChange => "no significant change",
+            Verdict::TooFewSamples => "too few samples to judge",
+        }
+    }
+}
+
 /// Settings of a comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct CompareSettings {

@@ -119,10 +119,9 @@ pub fn compare(args: &CompareArgs) -> Status {
 
 /// Writes report.md, roadmap.md and report.html into a run folder; a
 /// failure is reported and the results stay.
-pub fn write_reports(folder: &Path, results: &Results) {
-    let analysis = Analysis::of(results, &CompareSettings::default());
+pub fn write_reports(folder: &Path, analysis: &Analysis) {
     for name in ["report.md", "roadmap.md", "report.html"] {
-        let written = render::built_in(name, &analysis)
+        let written = render::built_in(name, analysis)
             .map_err(|error| error.to_string())
             .and_then(|text| store::write_atomic(&folder.join(name), text.as_bytes()).map_err(|e| e.to_string()));
         if let Err(message) = written {

@@ -80,14 +80,14 @@ pub fn execute(args: RunArgs) -> Status {
     };
     let outcomes = targets::evaluate(&results);
     print!("{}", summary::render(&results, &outcomes));
-    let settings = phasebench::analysis::CompareSettings::default();
-    print!("{}", summary::experiments(&phasebench::analysis::experiments::analyse(&results, &settings)));
+    let analysis = phasebench::analysis::Analysis::of(&results, &phasebench::analysis::CompareSettings::default());
+    print!("{}", summary::experiments(&analysis.experiments));
     // A smoke run measures a handful of operations: enough to exercise the
     // scenario end to end, too few to judge a target by.
     if results.smoke && !outcomes.is_empty() {
         println!("smoke run: targets are shown but not judged");
     }
-    super::report::write_reports(&folder, &results);
+    super::report::write_reports(&folder, &analysis);
     println!("results: {}", folder.join("results.json").display());
     println!("reports: {0}/report.md, {0}/roadmap.md, {0}/report.html", folder.display());
     let all_held = results.smoke || outcomes.iter().all(|outcome| outcome.held);

@@ -109,9 +109,9 @@ pub fn table(rows: &[Row], a_name: &str, b_name: &str) -> String {
                 Some(c) => (
                     format!("[{:+.1}%, {:+.1}%]", c.interval.0 * 100.0, c.interval.1 * 100.0),
                     format!("{:.3}", c.p_value),
-                    format!("{:?}", c.verdict),
+                    c.verdict.text(),
                 ),
-                None => ("".into(), "".into(), "one value each: no test".into()),
+                None => (String::new(), String::new(), "one value each: no test"),
             };
             [
                 format!("{} {}", row.run, row.metric),
@@ -120,7 +120,7 @@ pub fn table(rows: &[Row], a_name: &str, b_name: &str) -> String {
                 row.change.map_or_else(|| "n/a".into(), |c| format!("{:+.1}%", c * 100.0)),
                 interval,
                 p,
-                verdict_text(&verdict),
+                verdict.to_owned(),
             ]
         })
         .collect();
@@ -152,14 +152,4 @@ pub fn table(rows: &[Row], a_name: &str, b_name: &str) -> String {
         let _ = writeln!(out, "{}", line.trim_end());
     }
     out
-}
-
-fn verdict_text(debug: &str) -> String {
-    match debug {
-        "Improved" => "improved".into(),
-        "Regressed" => "REGRESSED".into(),
-        "NoSignificantChange" => "no significant change".into(),
-        "TooFewSamples" => "too few samples".into(),
-        other => other.to_owned(),
-    }
 }

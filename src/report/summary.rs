@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 
 use crate::analysis::shares::mean_half_width;
-use crate::analysis::stats::Verdict;
 use crate::analysis::targets::TargetOutcome;
 use crate::quantity::{format_value, Dim};
 use crate::results::{Results, RunRecord, Summary};
@@ -170,12 +169,7 @@ pub fn experiments(outcomes: &[crate::analysis::ExperimentOutcome]) -> String {
         for arm in &outcome.arms {
             let mut text = format!("    {:<12} {}", arm.name, arm.values_text.join("  "));
             if let Some(c) = &arm.comparison {
-                let verdict = match c.verdict {
-                    Verdict::Improved => "improved",
-                    Verdict::Regressed => "REGRESSED",
-                    Verdict::NoSignificantChange => "no significant change",
-                    Verdict::TooFewSamples => "too few rounds to judge",
-                };
+                let verdict = c.verdict.text();
                 let _ = write!(
                     text,
                     "   median {:+.1}% [{:+.1}%, {:+.1}%], p={:.3}: {verdict}",

@@ -41,6 +41,17 @@ impl Algorithm {
         }
     }
 
+    /// Its name as a scenario writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::None => "none",
+            Algorithm::Zstd => "zstd",
+            Algorithm::Lz4 => "lz4",
+            Algorithm::Brotli => "brotli",
+            Algorithm::Snappy => "snappy",
+        }
+    }
+
     /// The levels it accepts, or `None` when it has only one.
     pub fn levels(self) -> Option<(u32, u32)> {
         match self {

@@ -144,7 +144,7 @@ fn unpack_builtin() -> Result<Arc<Corpus>, String> {
     for shipped in SHIPPED {
         let data = zstd::bulk::decompress(shipped.compressed, shipped.size)
             .map_err(|error| format!("built-in corpus file `{}` does not unpack: {error}", shipped.name))?;
-        let digest: String = Sha256::digest(&data).iter().map(|byte| format!("{byte:02x}")).collect();
+        let digest = format!("{:x}", Sha256::digest(&data));
         if data.len() != shipped.size || digest != shipped.sha256 {
             return Err(format!(
                 "built-in corpus file `{}` does not match its recorded size and SHA-256",

@@ -194,7 +194,7 @@ impl Options {
 
     fn check(&self) -> Result<(), Invalid> {
         let algorithm = self.settings.algorithm;
-        let name = Algorithm::NAMES.iter().find(|n| Algorithm::from_name(n) == Some(algorithm)).unwrap_or(&"");
+        let name = algorithm.name();
         match algorithm.levels() {
             Some((low, high)) if !(low..=high).contains(&self.settings.level) => {
                 return Err(invalid(
