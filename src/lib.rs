@@ -14,3 +14,8 @@ pub mod quantity;
 pub mod report;
 pub mod results;
 pub mod run;
+
+/// Every allocation of the process goes through the counting allocator, which
+/// counts only while a `profile: memory` run measures.
+#[global_allocator]
+static ALLOCATOR: run::memory::CountingAllocator = run::memory::CountingAllocator;

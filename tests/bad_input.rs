@@ -100,6 +100,12 @@ fn cases() -> Vec<Case> {
             10, 9, "unknown key `iteratons`", "did you mean `iterations`?"),
         case("unknown key in load", workload(&["engine: cal", "op: noop", "load: { concurency: 2 }"]),
             10, 17, "unknown key `concurency`", "did you mean `concurrency`?"),
+        case("unknown profiler", workload(&["engine: cal", "op: noop", "profile: heap"]),
+            10, 18, "unknown profiler `heap`", "`cpu` samples call stacks"),
+        case("misspelt profiler in a list", workload(&["engine: cal", "op: noop", "profile: [cpu, memroy]"]),
+            10, 24, "unknown profiler `memroy`", "did you mean `memory`?"),
+        case("profile as a mapping", workload(&["engine: cal", "op: noop", "profile: { cpu: true }"]),
+            10, 18, "invalid type: map, expected a profiler", "type"),
         case("workload without op", workload(&["engine: cal"]),
             7, 9, "missing field `op`", "add `op:`"),
         case("scenario without a name", doc(&["phases: []"]),
@@ -523,7 +529,12 @@ fn edit() -> impl Strategy<Value = Edit> {
 fn exercise(text: &str) {
     if let Ok(doc) = phasebench::dsl::parse("t.yaml", text.to_owned()) {
         let _ = phasebench::plan::build(&doc, &Default::default());
-        let only = phasebench::plan::PlanOptions { smoke: true, only: Some("sleep".into()), seed: Some(1) };
+        let only = phasebench::plan::PlanOptions {
+            smoke: true,
+            only: Some("sleep".into()),
+            seed: Some(1),
+            ..phasebench::plan::PlanOptions::default()
+        };
         let _ = phasebench::plan::build(&doc, &only);
     }
 }

@@ -4,14 +4,17 @@
 //! any saved results file can be analysed again. [`targets`] evaluates
 //! targets, [`stats`] holds the A/B statistics, [`experiments`] compares
 //! arms, [`shares`] finds where the time went, [`roadmap`] ranks and
-//! schedules candidates; [`Analysis`] gathers it all for the reports, every
+//! schedules candidates, [`profiles`] and [`trend`] read the profiles and
+//! judge memory growth; [`Analysis`] gathers it all for the reports, every
 //! figure with the text people read beside the number.
 
 pub mod experiments;
+pub mod profiles;
 pub mod roadmap;
 pub mod shares;
 pub mod stats;
 pub mod targets;
+pub mod trend;
 
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
@@ -22,6 +25,7 @@ use crate::plan::ScenarioInfo;
 use crate::quantity::{format_value, Dim};
 use crate::results::{histogram, Machine, Results, RunRecord, ToolInfo};
 pub use experiments::ExperimentOutcome;
+pub use profiles::Profiles;
 pub use roadmap::Roadmap;
 pub use shares::TimeShares;
 pub use stats::CompareSettings;
@@ -69,6 +73,8 @@ pub struct Analysis {
     pub scaling: Vec<Scaling>,
     /// The roadmap.
     pub roadmap: Roadmap,
+    /// What the profilers saw.
+    pub profiles: Profiles,
     /// The statistics' settings.
     pub settings: CompareSettings,
 }
@@ -354,6 +360,7 @@ impl Analysis {
             bottlenecks: results.runs.iter().filter(|run| run.arm.is_none()).filter_map(shares::of_run).collect(),
             scaling: scaling(results),
             roadmap,
+            profiles: profiles::summarise(results),
             settings: *settings,
         }
     }

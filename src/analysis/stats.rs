@@ -216,7 +216,7 @@ fn normal_p_value(n: usize, m: usize, u: f64, tie_term: f64) -> f64 {
 }
 
 /// Complementary error function for x >= 0 (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7).
-fn erfc(x: f64) -> f64 {
+pub(crate) fn erfc(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.5 * x.abs());
     let coefficients = [
         -1.265_512_23,

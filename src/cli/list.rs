@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use phasebench::engines::catalog::{MetricDecl, OptionDecl, HARNESS_METRICS};
+use phasebench::engines::catalog::{MetricDecl, OptionDecl, HARNESS_METRICS, MEMORY_METRICS, RSS_METRICS};
 use phasebench::engines::{registry, MetricKind};
 
 /// The catalog as text.
@@ -10,6 +10,11 @@ pub fn render() -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Every workload records:");
     metrics(&mut out, HARNESS_METRICS.iter(), "  ");
+    let _ = writeln!(
+        out,
+        "\nWith `profile: cpu` a workload's call stacks are sampled for a flame graph; with `profile: memory` or `rss`:"
+    );
+    metrics(&mut out, MEMORY_METRICS.iter().chain(RSS_METRICS), "  ");
     for kind in registry() {
         let decl = kind.decl();
         let _ = writeln!(out, "\nengine `{}`: {}", decl.kind, decl.doc);

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
+use phasebench::analysis::profiles::flamegraph_file;
 use phasebench::analysis::{Analysis, CompareSettings};
-use phasebench::report::{compare, export, render};
+use phasebench::report::{compare, export, flamegraph, render};
 use phasebench::results::{store, Results};
 
 use super::Status;
@@ -117,13 +118,30 @@ pub fn compare(args: &CompareArgs) -> Status {
     }
 }
 
-/// Writes report.md, roadmap.md and report.html into a run folder; a
-/// failure is reported and the results stay.
-pub fn write_reports(folder: &Path, analysis: &Analysis) {
+/// Writes report.md, roadmap.md, report.html and the flame graphs into a
+/// run folder; a failure is reported and the results stay.
+pub fn write_reports(folder: &Path, results: &Results, analysis: &Analysis) {
+    write_flamegraphs(folder, results);
     for name in ["report.md", "roadmap.md", "report.html"] {
         let written = render::built_in(name, analysis)
             .map_err(|error| error.to_string())
             .and_then(|text| store::write_atomic(&folder.join(name), text.as_bytes()).map_err(|e| e.to_string()));
+        if let Err(message) = written {
+            eprintln!("warning: {name} was not written: {message}");
+        }
+    }
+}
+
+/// Writes the flame graph of every run with a CPU profile into `folder`.
+pub fn write_flamegraphs(folder: &Path, results: &Results) {
+    for (index, run) in results.runs.iter().enumerate() {
+        let Some(cpu) = run.profile.as_ref().and_then(|profile| profile.cpu.as_ref()) else { continue };
+        if cpu.samples == 0 {
+            continue;
+        }
+        let name = flamegraph_file(index, &run.id);
+        let written = flamegraph::svg(&run.id, &results.scenario.name, cpu)
+            .and_then(|svg| store::write_atomic(&folder.join(&name), svg.as_bytes()).map_err(|e| e.to_string()));
         if let Err(message) = written {
             eprintln!("warning: {name} was not written: {message}");
         }

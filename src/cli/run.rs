@@ -35,14 +35,30 @@ pub struct RunArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Set a variable of the scenario's `vars:`, e.g. `--var endurance=1h` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
     /// Print only the summary.
     #[arg(long, short)]
     pub quiet: bool,
 }
 
+/// `NAME=VALUE` from `--var`.
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not NAME=VALUE")),
+    }
+}
+
 /// Runs the command.
 pub fn execute(args: RunArgs) -> Status {
-    let options = PlanOptions { smoke: args.smoke, only: args.only.clone(), seed: args.seed };
+    let options = PlanOptions {
+        smoke: args.smoke,
+        only: args.only.clone(),
+        seed: args.seed,
+        vars: args.vars.iter().cloned().collect(),
+    };
     let document = match dsl::load(&args.file) {
         Ok(document) => document,
         Err(diagnostics) => return invalid(&diagnostics),
@@ -87,7 +103,8 @@ pub fn execute(args: RunArgs) -> Status {
     if results.smoke && !outcomes.is_empty() {
         println!("smoke run: targets are shown but not judged");
     }
-    super::report::write_reports(&folder, &analysis);
+    print!("{}", summary::profiles(&analysis.profiles, &folder));
+    super::report::write_reports(&folder, &results, &analysis);
     println!("results: {}", folder.join("results.json").display());
     println!("reports: {0}/report.md, {0}/roadmap.md, {0}/report.html", folder.display());
     let all_held = results.smoke || outcomes.iter().all(|outcome| outcome.held);

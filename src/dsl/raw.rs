@@ -164,6 +164,36 @@ pub struct RawWorkload {
     /// Conditions the run must meet.
     #[serde(default)]
     pub targets: Vec<String>,
+    /// Profilers to run while it measures: `cpu`, `memory`, `rss`, or a list.
+    #[serde(default)]
+    pub profile: Option<RawProfile>,
+}
+
+/// `profile:` as written: one profiler's name or a list of them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RawProfile(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for RawProfile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ProfileVisitor;
+        impl<'de> Visitor<'de> for ProfileVisitor {
+            type Value = RawProfile;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a profiler (`cpu`, `memory` or `rss`) or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawProfile, E> {
+                Ok(RawProfile(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawProfile, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(RawProfile(names))
+            }
+        }
+        deserializer.deserialize_any(ProfileVisitor)
+    }
 }
 
 /// Load shape: closed loop (`concurrency`) or open loop (`rate`).

@@ -2,13 +2,15 @@
 //!
 //! `noop` does nothing, so its measured latency is the harness's own cost;
 //! `spin` keeps a core busy for a given time and `sleep` blocks for one, so a
-//! report can be checked against a known answer. Options inject failures and
+//! report can be checked against a known answer; `hold` allocates memory and
+//! keeps it, the known answer for the memory profilers and the leak verdict. Options inject failures and
 //! a one-time stall of the whole engine (a stop-the-world pause), which is how
 //! the tests show coordinated-omission correction at work.
 
+use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::catalog::{EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
@@ -60,6 +62,21 @@ static DECL: EngineDecl = EngineDecl {
             params: DURATION_PARAM,
             metrics: &["overshoot"],
         },
+        OpDecl {
+            name: "hold",
+            doc: "allocates `bytes`, writes every page and keeps the newest `keep` bytes of all it allocated \
+                  (0: keeps everything, a deliberate leak)",
+            params: &[
+                OptionDecl { name: "bytes", ty: ValueType::Size, default: None, doc: "bytes allocated per call" },
+                OptionDecl {
+                    name: "keep",
+                    ty: ValueType::Size,
+                    default: Some("0B"),
+                    doc: "bytes kept across calls, oldest freed first (0: all, never freed)",
+                },
+            ],
+            metrics: &[],
+        },
     ],
     metrics: &[MetricDecl {
         name: "overshoot",
@@ -82,6 +99,7 @@ impl EngineKind for Calibrate {
     fn create(&self, setup: &EngineSetup) -> Result<Arc<dyn Engine>, EngineError> {
         let options = &setup.options;
         Ok(Arc::new(CalibrateEngine {
+            held: Arc::new(Mutex::new(Held::default())),
             injection: Arc::new(Injection {
                 fail_every: options.count("fail_every")?,
                 stall_at: options.count("stall_at")?,
@@ -96,6 +114,37 @@ impl EngineKind for Calibrate {
 
 struct CalibrateEngine {
     injection: Arc<Injection>,
+    held: Arc<Mutex<Held>>,
+}
+
+/// What `hold` keeps, shared by every run of the engine instance.
+#[derive(Default)]
+struct Held {
+    blocks: VecDeque<Vec<u8>>,
+    bytes: u64,
+}
+
+impl Held {
+    /// Allocates and writes `bytes`, keeps them, and frees the oldest blocks
+    /// beyond `keep` (0: frees nothing).
+    fn hold(&mut self, bytes: u64, keep: u64) -> Result<(), EngineError> {
+        let size = usize::try_from(bytes).map_err(|_| EngineError::new(format!("{bytes} bytes do not fit here")))?;
+        let mut block = Vec::new();
+        block
+            .try_reserve_exact(size)
+            .map_err(|_| EngineError::new(format!("cannot allocate {bytes} bytes (held so far: {})", self.bytes)))?;
+        // Written, so that every page is resident, not only reserved.
+        block.resize(size, 0x5a);
+        self.blocks.push_back(black_box(block));
+        self.bytes += bytes;
+        while keep > 0 && self.bytes > keep {
+            match self.blocks.pop_front() {
+                Some(old) => self.bytes -= old.len() as u64,
+                None => break,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Injected failures and stall, shared by every worker of the engine.
@@ -142,6 +191,7 @@ enum Work {
     Noop,
     Spin(Duration),
     Sleep(Duration),
+    Hold { bytes: u64, keep: u64 },
 }
 
 impl Engine for CalibrateEngine {
@@ -150,25 +200,32 @@ impl Engine for CalibrateEngine {
             "noop" => Work::Noop,
             "spin" => Work::Spin(params.duration("duration")?),
             "sleep" => Work::Sleep(params.duration("duration")?),
+            "hold" => Work::Hold { bytes: params.bytes("bytes")?, keep: params.bytes("keep")? },
             other => return Err(EngineError::new(format!("calibrate has no operation `{other}`"))),
         };
-        Ok(Arc::new(CalibrateOp { injection: Arc::clone(&self.injection), work }))
+        Ok(Arc::new(CalibrateOp { injection: Arc::clone(&self.injection), held: Arc::clone(&self.held), work }))
     }
 }
 
 struct CalibrateOp {
     injection: Arc<Injection>,
+    held: Arc<Mutex<Held>>,
     work: Work,
 }
 
 impl Operation for CalibrateOp {
     fn worker(&self, _index: usize, _seed: u64) -> Result<Box<dyn OpWorker>, EngineError> {
-        Ok(Box::new(CalibrateWorker { injection: Arc::clone(&self.injection), work: self.work }))
+        Ok(Box::new(CalibrateWorker {
+            injection: Arc::clone(&self.injection),
+            held: Arc::clone(&self.held),
+            work: self.work,
+        }))
     }
 }
 
 struct CalibrateWorker {
     injection: Arc<Injection>,
+    held: Arc<Mutex<Held>>,
     work: Work,
 }
 
@@ -189,6 +246,10 @@ impl OpWorker for CalibrateWorker {
                 recorder.record_duration("overshoot", start.elapsed().saturating_sub(duration));
                 Ok(())
             }
+            Work::Hold { bytes, keep } => match self.held.lock() {
+                Ok(mut held) => held.hold(bytes, keep),
+                Err(_) => Err(EngineError::new("another call panicked while holding memory")),
+            },
         }
     }
 }

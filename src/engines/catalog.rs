@@ -243,6 +243,62 @@ pub static HARNESS_METRICS: &[MetricDecl] = &[
     },
 ];
 
+/// Metrics a run has when its workload asks for `profile: memory`.
+pub static MEMORY_METRICS: &[MetricDecl] = &[
+    MetricDecl {
+        name: "heap_peak",
+        dim: Dim::BYTES,
+        kind: MetricKind::Scalar,
+        part_of: None,
+        derive: None,
+        doc: "profile: memory — highest net growth of the live heap above its level when measuring began",
+    },
+    MetricDecl {
+        name: "allocated",
+        dim: Dim::BYTES,
+        kind: MetricKind::Scalar,
+        part_of: None,
+        derive: None,
+        doc: "profile: memory — bytes allocated while measuring, by every thread of the process",
+    },
+    MetricDecl {
+        name: "alloc_rate",
+        dim: Dim::BYTE_RATE,
+        kind: MetricKind::Scalar,
+        part_of: None,
+        derive: None,
+        doc: "profile: memory — bytes allocated per second of measured time",
+    },
+    MetricDecl {
+        name: "allocs_per_op",
+        dim: Dim::NONE,
+        kind: MetricKind::Scalar,
+        part_of: None,
+        derive: None,
+        doc: "profile: memory — allocations per completed operation",
+    },
+];
+
+/// Metrics a run has when its workload asks for `profile: memory` or `rss`.
+pub static RSS_METRICS: &[MetricDecl] = &[MetricDecl {
+    name: "rss_peak",
+    dim: Dim::BYTES,
+    kind: MetricKind::Scalar,
+    part_of: None,
+    derive: None,
+    doc: "profile: memory or rss — highest resident memory of the process sampled while measuring",
+}];
+
+/// Whether a profiler records `name`.
+pub fn is_profile_metric(name: &str) -> bool {
+    MEMORY_METRICS.iter().chain(RSS_METRICS).any(|metric| metric.name == name)
+}
+
+/// Whether the harness or a profiler, not the engine, records `name`.
+pub fn recorded_by_harness(name: &str) -> bool {
+    is_profile_metric(name) || HARNESS_METRICS.iter().any(|metric| metric.name == name)
+}
+
 /// How many histogram units make one base unit: nanoseconds for time, bytes
 /// for sizes, thousandths for everything else (so rates and ratios keep three
 /// decimals in an integer histogram).

@@ -8,14 +8,14 @@ use indexmap::IndexMap;
 use super::template::{Scope, TemplateError};
 use super::values::{self, parse_value, ValueError};
 use super::{
-    ArmRef, EngineConfig, ExperimentSpec, Load, Plan, PlanOptions, Risk, RoadmapSpec, RunSpec, ScenarioInfo, StepSpec,
-    Stop, Target, Warmup, DEFAULT_MAX_IN_FLIGHT, DEFAULT_ROUNDS, SMOKE_ITERATIONS,
+    ArmRef, EngineConfig, ExperimentSpec, Load, Plan, PlanOptions, Profiling, Risk, RoadmapSpec, RunSpec, ScenarioInfo,
+    StepSpec, Stop, Target, Warmup, DEFAULT_MAX_IN_FLIGHT, DEFAULT_ROUNDS, SMOKE_ITERATIONS,
 };
 use crate::diagnostic::{did_you_mean, hint_from, Diagnostic, Diagnostics};
 use crate::dsl::expr::{self, Expr, MetricRef, Stat};
 use crate::dsl::raw::{RawLoad, RawOverride, RawWorkload};
 use crate::dsl::{Document, Scalar};
-use crate::engines::{self, EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, Params, Value, ValueType};
+use crate::engines::{self, catalog, EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, Params, Value, ValueType};
 use crate::quantity::{parse_quantity, Dim};
 
 /// Warm-up when neither the workload nor `defaults` says.
@@ -120,14 +120,16 @@ impl<'a> Lowering<'a> {
             file: self.doc.file.clone(),
             sha256: self.doc.sha256.clone(),
             seed: options.seed.or(raw.seed).unwrap_or(0),
+            vars: options.vars.clone(),
         };
         self.check_scenario_name(&raw.scenario);
+        let vars = self.overridden_vars(&options.vars);
         // Variables that resolve stay usable, so one bad variable does not
         // turn every use of the others into an error.
-        let (scope, var_errors) = Scope::from_vars_partial(&raw.vars);
+        let (scope, var_errors) = Scope::from_vars_partial(&vars);
         for (name, error) in var_errors {
             let path = format!("vars.{name}");
-            let text = raw.vars.get(&name).map(ToString::to_string).unwrap_or_default();
+            let text = vars.get(&name).map(ToString::to_string).unwrap_or_default();
             self.template_error(&path, &text, error);
         }
         let instances = self.engines(&scope);
@@ -158,6 +160,26 @@ impl<'a> Lowering<'a> {
             shrink(&mut plan);
         }
         plan
+    }
+
+    /// The scenario's variables with the command line's values in place;
+    /// a name the scenario does not declare is an error (a typo would
+    /// otherwise silently change nothing).
+    fn overridden_vars(&mut self, overrides: &IndexMap<String, String>) -> IndexMap<String, Scalar> {
+        let mut vars = self.doc.raw.vars.clone();
+        for (name, text) in overrides {
+            match vars.get_mut(name) {
+                Some(value) => *value = command_line_scalar(text),
+                None => {
+                    let names: Vec<&str> = self.doc.raw.vars.keys().map(String::as_str).collect();
+                    let hint = hint_from(name, &names).or_else(|| {
+                        Some(format!("declare it under `vars:` to make it settable, e.g. `{name}: {text}`"))
+                    });
+                    self.at_key("vars", format!("--var {name}={text}: the scenario has no variable `{name}`"), hint);
+                }
+            }
+        }
+        vars
     }
 
     /// Any non-blank name will do: the default run folder uses it with
@@ -385,7 +407,14 @@ impl<'a> Lowering<'a> {
         let warmup = self.warmup(workload, path, scope);
         let stop = self.stop(workload, path, scope);
         let load = self.load(workload, path, scope);
-        let metrics = instance.decl.metrics_of(op);
+        let profile = self.profiling(workload, path);
+        let mut metrics = instance.decl.metrics_of(op);
+        if profile.memory {
+            metrics.extend(catalog::MEMORY_METRICS);
+        }
+        if profile.samples_memory() {
+            metrics.extend(catalog::RSS_METRICS);
+        }
         let mut targets = Vec::new();
         for (index, text) in workload.targets.iter().enumerate() {
             let target_path = format!("{path}.targets[{index}]");
@@ -417,7 +446,34 @@ impl<'a> Lowering<'a> {
             targets,
             metrics,
             steps: steps?,
+            profile,
         })
+    }
+
+    /// The profilers a workload asks for; unknown names are errors.
+    fn profiling(&mut self, workload: &RawWorkload, path: &str) -> Profiling {
+        let mut profile = Profiling::default();
+        let names = workload.profile.as_ref().map_or(&[][..], |raw| raw.0.as_slice());
+        let single = names.len() == 1;
+        for (index, name) in names.iter().enumerate() {
+            match name.as_str() {
+                "cpu" => profile.cpu = true,
+                "memory" => profile.memory = true,
+                "rss" => profile.rss = true,
+                _ => {
+                    let at = if single { format!("{path}.profile") } else { format!("{path}.profile[{index}]") };
+                    let hint = did_you_mean(name, Profiling::NAMES.iter().copied()).or_else(|| {
+                        Some(
+                            "`cpu` samples call stacks for a flame graph, `memory` counts the heap, \
+                             `rss` samples resident memory"
+                                .into(),
+                        )
+                    });
+                    self.at_value(&at, format!("unknown profiler `{name}`"), hint);
+                }
+            }
+        }
+        profile
     }
 
     /// The steps of a workflow parameter (`engine.op -> engine.op`): every
@@ -897,6 +953,10 @@ impl<'a> Lowering<'a> {
                     run.id = id;
                     run.phase = "experiments".into();
                     run.targets.clear();
+                    // Profilers perturb what they watch (the heap counters
+                    // contend on every allocation): arms are measured bare.
+                    run.profile = Profiling::default();
+                    run.metrics.retain(|metric| !catalog::is_profile_metric(metric.name));
                     run.arm = Some(ArmRef { experiment: raw.name.clone(), arm: arm.clone(), round });
                     runs.push(run);
                 }
@@ -1152,6 +1212,19 @@ impl<'r> RawOverrideRef<'r> {
 
     fn of(raw: &'r RawOverride, path: String) -> Self {
         RawOverrideRef { engine: Some(&raw.engine), with: Some(&raw.with), path }
+    }
+}
+
+/// A `--var` value typed as YAML would type it: integer, number, boolean or text.
+fn command_line_scalar(text: &str) -> Scalar {
+    if let Ok(value) = text.parse::<i64>() {
+        Scalar::Int(value)
+    } else if let Ok(value) = text.parse::<f64>() {
+        Scalar::Float(value)
+    } else if let Ok(value) = text.parse::<bool>() {
+        Scalar::Bool(value)
+    } else {
+        Scalar::Text(text.to_owned())
     }
 }
 

@@ -33,6 +33,8 @@ pub struct PlanOptions {
     pub only: Option<String>,
     /// Override the scenario's seed.
     pub seed: Option<u64>,
+    /// Override variables of `vars:` (`--var name=value`), values as typed.
+    pub vars: IndexMap<String, String>,
 }
 
 /// A checked, expanded scenario.
@@ -63,6 +65,9 @@ pub struct ScenarioInfo {
     pub sha256: String,
     /// Seed every random choice derives from.
     pub seed: u64,
+    /// Variables overridden on the command line, as typed.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub vars: IndexMap<String, String>,
 }
 
 /// One concrete run of one workload.
@@ -98,6 +103,34 @@ pub struct RunSpec {
     pub seed: u64,
     /// The operations of other engines a workflow operation runs, in order.
     pub steps: Vec<StepSpec>,
+    /// Profilers that run while it measures.
+    pub profile: Profiling,
+}
+
+/// Which profilers run alongside a run's measured part.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Profiling {
+    /// Sample call stacks for a flame graph.
+    pub cpu: bool,
+    /// Count heap allocations (bytes, peak) and sample memory over time.
+    pub memory: bool,
+    /// Sample resident memory over time for the growth slope and leak verdict.
+    pub rss: bool,
+}
+
+impl Profiling {
+    /// The names `profile:` accepts.
+    pub const NAMES: [&'static str; 3] = ["cpu", "memory", "rss"];
+
+    /// Whether any profiler runs.
+    pub fn any(self) -> bool {
+        self.cpu || self.memory || self.rss
+    }
+
+    /// Whether memory is sampled over time.
+    pub fn samples_memory(self) -> bool {
+        self.memory || self.rss
+    }
 }
 
 /// One step of a workflow: another engine's operation with its default parameters.

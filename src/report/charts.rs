@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use crate::analysis::experiments::improvement;
+use crate::analysis::profiles::{MemoryPoint, MemorySummary};
 use crate::analysis::stats::Verdict;
 use crate::analysis::{Analysis, ExperimentOutcome, RunRow, Scaling, TimeShares};
 use crate::quantity::{format_value, Dim};
@@ -31,6 +32,8 @@ pub struct Charts {
     pub experiments: Vec<Chart>,
     /// Time shares, one bar per run.
     pub shares: Vec<Chart>,
+    /// Memory over time, one per memory profile, titled with the run id.
+    pub memory: Vec<Chart>,
 }
 
 const PALETTE: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
@@ -193,6 +196,63 @@ pub fn scaling(series: &Scaling) -> Option<Chart> {
     Some(Chart { title, svg: out })
 }
 
+/// Reads one figure off a memory sample.
+type PickMemory = fn(&MemoryPoint) -> Option<f64>;
+
+/// Resident memory and live-heap growth of one run over its measured part.
+pub fn memory(profile: &MemorySummary) -> Option<Chart> {
+    if profile.series.len() < 2 {
+        return None;
+    }
+    let end = profile.series.iter().map(|(t, ..)| *t).fold(0.0, f64::max);
+    let top = profile.series.iter().flat_map(|(_, rss, heap)| [*rss, *heap]).flatten().fold(0.0, f64::max) * 1.05;
+    if end <= 0.0 || top <= 0.0 {
+        return None;
+    }
+    let x = |t: f64| LEFT + (WIDTH - LEFT - RIGHT) * t / end;
+    let mut out = String::new();
+    open(&mut out, WIDTH, HEIGHT, &format!("memory of {}", profile.run));
+    y_axis(&mut out, top, Dim::BYTES);
+    for step in 0..=4 {
+        let t = end * f64::from(step) / 4.0;
+        text(&mut out, x(t), HEIGHT - BOTTOM + 16.0, "middle", &format_value(t, Dim::TIME));
+    }
+    text(&mut out, LEFT + (WIDTH - LEFT - RIGHT) / 2.0, HEIGHT - 6.0, "middle", "time since measuring began");
+    let lines: [(&str, PickMemory); 2] = [("resident memory", |s| s.1), ("live heap growth", |s| s.2)];
+    let mut names = Vec::new();
+    for (index, (name, pick)) in lines.iter().enumerate() {
+        let points: Vec<String> = profile
+            .series
+            .iter()
+            .filter_map(|sample| Some(format!("{:.1},{:.1}", x(sample.0), scale_y(pick(sample)?.max(0.0), top))))
+            .collect();
+        if points.len() < 2 {
+            continue;
+        }
+        let _ = write!(
+            out,
+            r#"<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"/>"#,
+            PALETTE[index],
+            points.join(" ")
+        );
+        names.push((*name).to_owned());
+    }
+    // The steady part the verdict judges, shaded.
+    if let Some(growth) = profile.rss_growth.as_ref().or(profile.heap_growth.as_ref()) {
+        let (from, to) = (x(growth.growth.from), x(growth.growth.to));
+        let _ = write!(
+            out,
+            r##"<rect x="{from:.1}" y="{TOP}" width="{:.1}" height="{:.1}" fill="#888" fill-opacity="0.08"><title>{}</title></rect>"##,
+            (to - from).max(0.0),
+            HEIGHT - TOP - BOTTOM,
+            xml(&format!("judged: {} ({})", growth.text, profile.verdict_text))
+        );
+    }
+    legend(&mut out, &names);
+    out.push_str("</svg>");
+    Some(Chart { title: profile.run.clone(), svg: out })
+}
+
 /// Each variant's improvement over the baseline with its 95% interval.
 pub fn experiment(outcome: &ExperimentOutcome) -> Option<Chart> {
     let bars: Vec<(String, f64, f64, f64, Verdict)> = outcome
@@ -339,5 +399,6 @@ pub fn all(analysis: &Analysis) -> Charts {
     charts.scaling = analysis.scaling.iter().filter_map(scaling).collect();
     charts.experiments = analysis.experiments.iter().filter_map(experiment).collect();
     charts.shares = shares(&analysis.bottlenecks).into_iter().collect();
+    charts.memory = analysis.profiles.memory.iter().filter_map(memory).collect();
     charts
 }

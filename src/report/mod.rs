@@ -3,8 +3,8 @@
 //! The terminal summary printed at the end of `phasebench run`
 //! ([`summary`]); the Markdown and HTML reports from Tera templates
 //! ([`render`], with SVG [`charts`]); machine-readable exports ([`export`]:
-//! JSON, CSV, Bencher Metric Format, JUnit); and the comparison of two
-//! saved runs ([`compare`]).
+//! JSON, CSV, Bencher Metric Format, JUnit); flame graphs of CPU profiles
+//! ([`flamegraph`]); and the comparison of two saved runs ([`compare`]).
 //!
 //! **Architecture invariant:** rendering computes nothing; it formats what
 //! `results` and `analysis` hand it.
@@ -12,5 +12,6 @@
 pub mod charts;
 pub mod compare;
 pub mod export;
+pub mod flamegraph;
 pub mod render;
 pub mod summary;

@@ -184,3 +184,58 @@ pub fn experiments(outcomes: &[crate::analysis::ExperimentOutcome]) -> String {
     }
     out
 }
+
+/// One line per profile: where the flame graph is, what the hottest frame
+/// is, and each memory profile's growth and verdict.
+pub fn profiles(profiles: &crate::analysis::Profiles, folder: &std::path::Path) -> String {
+    let mut out = String::new();
+    for cpu in &profiles.cpu {
+        let hottest = cpu
+            .hottest
+            .first()
+            .map(|frame| format!(", hottest {} ({:.1}% own)", short_frame(&frame.frame), frame.own * 100.0))
+            .unwrap_or_default();
+        let graph = match &cpu.flamegraph {
+            Some(file) => format!("; flame graph {}", folder.join(file).display()),
+            None => "; no flame graph (the run was shorter than one sampling period of CPU time)".into(),
+        };
+        let _ = writeln!(out, "cpu profile {}: {} samples{hottest}{graph}", cpu.run, cpu.samples);
+    }
+    for memory in &profiles.memory {
+        let mut parts = Vec::new();
+        if let Some(peak) = &memory.heap_peak {
+            parts.push(format!("heap peak +{peak}"));
+        }
+        if let Some(allocated) = &memory.allocated {
+            parts.push(format!("allocated {allocated}"));
+        }
+        if let Some(peak) = &memory.rss_peak {
+            parts.push(format!("rss peak {peak}"));
+        }
+        if let Some(growth) = &memory.rss_growth {
+            parts.push(format!("rss {}", growth.text));
+        }
+        let _ = writeln!(out, "memory profile {}: {}; {}", memory.run, parts.join(", "), memory.verdict_text);
+    }
+    for (run, problem) in &profiles.problems {
+        let _ = writeln!(out, "profile {run}: {problem}");
+    }
+    out
+}
+
+/// The last path segment of a function name, for one-line summaries.
+fn short_frame(frame: &str) -> &str {
+    // Generic arguments hold `::` too; cut at the last `::` outside `<…>`.
+    let mut depth = 0i32;
+    let mut cut = 0;
+    let bytes = frame.as_bytes();
+    for (index, byte) in bytes.iter().enumerate() {
+        match byte {
+            b'<' => depth += 1,
+            b'>' => depth -= 1,
+            b':' if depth == 0 && index + 1 < bytes.len() && bytes[index + 1] == b':' => cut = index + 2,
+            _ => {}
+        }
+    }
+    &frame[cut.min(frame.len())..]
+}

@@ -9,6 +9,7 @@
 
 pub mod histogram;
 pub mod machine;
+pub mod profile;
 pub mod store;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,7 @@ use crate::plan::{ArmRef, Risk, ScenarioInfo};
 use crate::quantity::Dim;
 pub use histogram::{HistogramError, Summary};
 pub use machine::Machine;
+pub use profile::{CpuProfile, FoldedStack, HeapRecord, MemorySample, ProfileRecord};
 
 /// Identifies the file format.
 pub const FORMAT: &str = "phasebench-results";
@@ -205,6 +207,9 @@ pub struct RunRecord {
     /// Engine counters (tokens, bytes, …).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub counters: IndexMap<String, u64>,
+    /// What the profilers recorded (`profile:` on the workload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileRecord>,
 }
 
 /// An engine instance as a run used it.

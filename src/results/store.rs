@@ -50,6 +50,12 @@ pub fn create_run_folder(path: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// `text` with every character but ASCII letters, digits, `-` and `_`
+/// replaced by `-`, for a file or folder name.
+pub fn file_slug(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
+}
+
 /// A fresh folder under `runs/` named for the scenario and the time, with a
 /// numeric suffix when that name is taken.
 pub fn default_run_folder(
@@ -57,9 +63,7 @@ pub fn default_run_folder(
     scenario: &str,
     started: chrono::DateTime<chrono::Utc>,
 ) -> Result<PathBuf, StoreError> {
-    let slug: String =
-        scenario.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
-    let stem = format!("{slug}-{}", started.format("%Y%m%d-%H%M%S"));
+    let stem = format!("{}-{}", file_slug(scenario), started.format("%Y%m%d-%H%M%S"));
     for attempt in 1..1000 {
         let name = if attempt == 1 { stem.clone() } else { format!("{stem}-{attempt}") };
         let path = base.join(name);

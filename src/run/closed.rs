@@ -23,61 +23,65 @@ pub fn run(prepared: Prepared, concurrency: usize, control: &Control) -> Measure
     std::thread::scope(|scope| {
         let handles: Vec<_> = workers
             .into_iter()
-            .map(|mut worker| {
+            .enumerate()
+            .map(|(index, mut worker)| {
                 let (warm_claims, warmed, started, start_at) = (&warm_claims, &warmed, &started, &start_at);
                 let mut tally = WorkerTally::new(recorder.clone(), false);
                 let mut scratch = recorder.clone();
-                scope.spawn(move || {
-                    super::tune_thread_timers();
-                    let cancel = &control.cancel;
-                    let warm_start = Instant::now();
-                    loop {
-                        let more = match warmup {
-                            Warmup::None => false,
-                            Warmup::Count(n) => warm_claims.fetch_add(1, Ordering::Relaxed) < n,
-                            Warmup::Duration(d) => warm_start.elapsed() < d,
+                super::caller_thread(index)
+                    .spawn_scoped(scope, move || {
+                        super::tune_thread_timers();
+                        let cancel = &control.cancel;
+                        let warm_start = Instant::now();
+                        loop {
+                            let more = match warmup {
+                                Warmup::None => false,
+                                Warmup::Count(n) => warm_claims.fetch_add(1, Ordering::Relaxed) < n,
+                                Warmup::Duration(d) => warm_start.elapsed() < d,
+                            };
+                            if !more || cancel.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            let _ = super::call_guarded(worker.as_mut(), &mut scratch);
+                        }
+                        warmed.wait();
+                        started.wait();
+                        let begin =
+                            start_at.lock().map(|s| s.unwrap_or_else(Instant::now)).unwrap_or_else(|_| Instant::now());
+                        let (limit, deadline) = match stop {
+                            Stop::Iterations(n) => (n, None),
+                            Stop::Duration(d) => (u64::MAX, Some(begin + d)),
                         };
-                        if !more || cancel.load(Ordering::Relaxed) {
-                            break;
+                        let mut recorder = std::mem::take(&mut tally.recorder);
+                        loop {
+                            if cancel.load(Ordering::Relaxed) || claims.fetch_add(1, Ordering::Relaxed) >= limit {
+                                break;
+                            }
+                            let t0 = Instant::now();
+                            let result = super::call_guarded(worker.as_mut(), &mut recorder);
+                            let t1 = Instant::now();
+                            match result {
+                                Ok(()) => tally.success(t1 - t0),
+                                Err(error) => tally.failure(&error),
+                            }
+                            tally.last_end = Some(t1);
+                            if deadline.is_some_and(|d| t1 >= d) {
+                                break;
+                            }
                         }
-                        let _ = super::call_guarded(worker.as_mut(), &mut scratch);
-                    }
-                    warmed.wait();
-                    started.wait();
-                    let begin =
-                        start_at.lock().map(|s| s.unwrap_or_else(Instant::now)).unwrap_or_else(|_| Instant::now());
-                    let (limit, deadline) = match stop {
-                        Stop::Iterations(n) => (n, None),
-                        Stop::Duration(d) => (u64::MAX, Some(begin + d)),
-                    };
-                    let mut recorder = std::mem::take(&mut tally.recorder);
-                    loop {
-                        if cancel.load(Ordering::Relaxed) || claims.fetch_add(1, Ordering::Relaxed) >= limit {
-                            break;
-                        }
-                        let t0 = Instant::now();
-                        let result = super::call_guarded(worker.as_mut(), &mut recorder);
-                        let t1 = Instant::now();
-                        match result {
-                            Ok(()) => tally.success(t1 - t0),
-                            Err(error) => tally.failure(&error),
-                        }
-                        tally.last_end = Some(t1);
-                        if deadline.is_some_and(|d| t1 >= d) {
-                            break;
-                        }
-                    }
-                    tally.recorder = recorder;
-                    tally
-                })
+                        tally.recorder = recorder;
+                        tally
+                    })
+                    // Running out of threads is the machine's failure, not the
+                    // scenario's: the coordinator's panic becomes the run's error.
+                    .expect("cannot start a worker thread")
             })
             .collect();
         warmed.wait();
-        start = Instant::now();
+        start = control.progress.start_measuring();
         if let Ok(mut slot) = start_at.lock() {
             *slot = Some(start);
         }
-        control.progress.begin_measuring(start);
         started.wait();
         for handle in handles {
             if let Ok(tally) = handle.join() {

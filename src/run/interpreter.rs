@@ -1,7 +1,7 @@
 //! Walking a plan run by run, turning each measurement into a results record.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 
 use super::measure::Measurement;
-use super::{execute, Control, RunProgress};
+use super::{execute, profile, Control, RunProgress};
 use crate::engines::catalog::{histogram_scale, histogram_unit};
 use crate::engines::{self, Engine, EngineError, EngineSetup, MetricKind, Operation};
 use crate::plan::{EngineConfig, Load, Plan, RunSpec, Stop, Warmup};
@@ -17,8 +17,8 @@ use crate::quantity::{format_value, Dim};
 use crate::results::histogram::{encode, Summary};
 use crate::results::store::StoreError;
 use crate::results::{
-    EngineRecord, ErrorCount, ExperimentRecord, LoadRecord, Machine, MetricRecord, Results, RoadmapRecord, RunRecord,
-    ToolInfo, FORMAT, FORMAT_VERSION,
+    EngineRecord, ErrorCount, ExperimentRecord, LoadRecord, Machine, MetricRecord, ProfileRecord, Results,
+    RoadmapRecord, RunRecord, ToolInfo, FORMAT, FORMAT_VERSION,
 };
 
 /// How often the display is refreshed while a run measures.
@@ -74,16 +74,48 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
             Ok(operation) => {
                 let wall_start = Utc::now();
                 let clock_start = Instant::now();
-                let outcome = std::thread::scope(|scope| {
+                // Cleared here, not only in `execute`, so that the profiler
+                // never mistakes the previous run's start for this one's.
+                control.progress.reset();
+                let done = AtomicBool::new(false);
+                let (outcome, profile) = std::thread::scope(|scope| {
+                    let watcher = spec.profile.any().then(|| {
+                        let (gate, cue) = profile::gate();
+                        control.progress.arm_profilers(gate);
+                        std::thread::Builder::new()
+                            .name(profile::WATCHER_THREAD.into())
+                            .spawn_scoped(scope, || profile::watch(spec.profile, &control.progress, cue, &done))
+                    });
                     let handle = scope.spawn(|| execute(spec, operation.as_ref(), control));
                     while !handle.is_finished() {
                         observer.tick(spec, &control.progress);
                         std::thread::sleep(TICK);
                     }
-                    handle.join().unwrap_or_else(|_| Err(EngineError::new("the run's coordinator thread panicked")))
+                    let outcome = handle
+                        .join()
+                        .unwrap_or_else(|_| Err(EngineError::new("the run's coordinator thread panicked")));
+                    done.store(true, Ordering::Release);
+                    let profile = watcher.map(|watcher| {
+                        let problem = match watcher {
+                            Ok(watcher) => match watcher.join() {
+                                Ok(record) => return record,
+                                Err(_) => "the profiler's thread panicked".to_owned(),
+                            },
+                            Err(error) => format!("the profiler's thread could not start: {error}"),
+                        };
+                        ProfileRecord { problems: vec![problem], ..ProfileRecord::default() }
+                    });
+                    (outcome, profile)
                 });
                 match outcome {
-                    Ok(measurement) => record_of(spec, &measurement, wall_start, clock_start),
+                    Ok(measurement) => {
+                        let mut record = record_of(spec, &measurement, wall_start, clock_start);
+                        if let Some(profile) = profile {
+                            add_profile_metrics(&mut record, &profile);
+                            record.profile = Some(profile);
+                        }
+                        record
+                    }
                     Err(error) => failed_record(spec, &error),
                 }
             }
@@ -174,6 +206,7 @@ fn base_record(spec: &RunSpec, started: DateTime<Utc>, finished: DateTime<Utc>) 
         failure: None,
         metrics: IndexMap::new(),
         counters: IndexMap::new(),
+        profile: None,
     }
 }
 
@@ -225,6 +258,22 @@ fn record_of(spec: &RunSpec, measurement: &Measurement, wall_start: DateTime<Utc
         }
     }
     record
+}
+
+/// The scalar metrics of `profile: memory` and `rss`.
+fn add_profile_metrics(record: &mut RunRecord, profile: &ProfileRecord) {
+    if let Some(heap) = &profile.heap {
+        let seconds = record.elapsed_ns as f64 / 1e9;
+        record.metrics.insert("heap_peak".into(), scalar(heap.peak_bytes.max(0) as f64, Dim::BYTES));
+        record.metrics.insert("allocated".into(), scalar(heap.allocated_bytes as f64, Dim::BYTES));
+        let rate = if seconds > 0.0 { heap.allocated_bytes as f64 / seconds } else { 0.0 };
+        record.metrics.insert("alloc_rate".into(), scalar(rate, Dim::BYTE_RATE));
+        let per_op = if record.operations > 0 { heap.allocations as f64 / record.operations as f64 } else { 0.0 };
+        record.metrics.insert("allocs_per_op".into(), scalar(per_op, Dim::NONE));
+    }
+    if let Some(peak) = profile.memory.iter().filter_map(|sample| sample.rss).max() {
+        record.metrics.insert("rss_peak".into(), scalar(peak as f64, Dim::BYTES));
+    }
 }
 
 fn distribution(histogram: &hdrhistogram::Histogram<u64>, dim: Dim) -> MetricRecord {

@@ -13,14 +13,16 @@
 pub mod closed;
 pub mod interpreter;
 pub mod measure;
+pub mod memory;
 pub mod open;
+pub mod profile;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::engines::catalog::HARNESS_METRICS;
+use crate::engines::catalog::recorded_by_harness;
 use crate::engines::{EngineError, OpWorker, Operation, Recorder};
 use crate::plan::{Load, RunSpec, Stop, Warmup};
 pub use interpreter::{execute_plan, Observer};
@@ -41,7 +43,21 @@ pub struct RunProgress {
     /// Measured operations claimed or scheduled so far.
     pub issued: AtomicU64,
     measuring_since: Mutex<Option<Instant>>,
+    gate: Mutex<Option<ProfilerGate>>,
 }
+
+/// The hand-shake that lets profilers start before the measured part does,
+/// so that they see all of it and none of the warm-up.
+#[derive(Debug)]
+pub struct ProfilerGate {
+    /// Told when the warm-up is over.
+    pub go: mpsc::Sender<()>,
+    /// Answers when the profilers run.
+    pub ready: mpsc::Receiver<()>,
+}
+
+/// How long the measured part waits for profilers to start before going on without them.
+const PROFILER_START_LIMIT: Duration = Duration::from_secs(10);
 
 impl RunProgress {
     /// Marks the start of the measured part.
@@ -51,12 +67,33 @@ impl RunProgress {
         }
     }
 
+    /// Arms the profiler hand-shake for the next [`RunProgress::start_measuring`].
+    pub fn arm_profilers(&self, gate: ProfilerGate) {
+        if let Ok(mut slot) = self.gate.lock() {
+            *slot = Some(gate);
+        }
+    }
+
+    /// Called when the warm-up is over: starts any armed profilers, waits
+    /// until they run, then marks and returns the start of the measured part.
+    pub fn start_measuring(&self) -> Instant {
+        let gate = self.gate.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(gate) = gate {
+            if gate.go.send(()).is_ok() {
+                let _ = gate.ready.recv_timeout(PROFILER_START_LIMIT);
+            }
+        }
+        let start = Instant::now();
+        self.begin_measuring(start);
+        start
+    }
+
     /// When measuring began, if it has.
     pub fn measuring_since(&self) -> Option<Instant> {
         self.measuring_since.lock().ok().and_then(|since| *since)
     }
 
-    /// Clears the progress for the next run.
+    /// Clears the progress for the next run (an armed profiler gate stays).
     pub fn reset(&self) {
         self.issued.store(0, Ordering::Relaxed);
         if let Ok(mut since) = self.measuring_since.lock() {
@@ -93,12 +130,8 @@ pub fn execute(spec: &RunSpec, operation: &dyn Operation, control: &Control) -> 
         Load::Closed { concurrency } => concurrency,
         Load::Open { max_in_flight, .. } => max_in_flight,
     } as usize;
-    let engine_metrics: Vec<_> = spec
-        .metrics
-        .iter()
-        .copied()
-        .filter(|metric| !HARNESS_METRICS.iter().any(|harness| harness.name == metric.name))
-        .collect();
+    let engine_metrics: Vec<_> =
+        spec.metrics.iter().copied().filter(|metric| !recorded_by_harness(metric.name)).collect();
     let prepared = Prepared {
         workers: (0..workers)
             .map(|index| operation.worker(index, spec.seed.wrapping_add(index as u64)))
@@ -139,6 +172,12 @@ fn merge(tallies: Vec<WorkerTally>, start: Instant, control: &Control) -> Measur
     }
     let elapsed = total.last_end.map_or_else(Default::default, |end| end.saturating_duration_since(start));
     Measurement { tally: total, started: start, elapsed, cancelled: control.cancel.load(Ordering::Relaxed) }
+}
+
+/// A worker thread named for flame graphs and debuggers (`pb-caller-3`;
+/// Linux keeps 15 bytes of a thread's name).
+fn caller_thread(index: usize) -> std::thread::Builder {
+    std::thread::Builder::new().name(format!("pb-caller-{index}"))
 }
 
 /// Asks the kernel for precise timer wake-ups on this thread, so that sleeps

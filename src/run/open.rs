@@ -45,12 +45,17 @@ pub fn run(prepared: Prepared, rate: f64, max_in_flight: usize, control: &Contro
     std::thread::scope(|scope| {
         let handles: Vec<_> = workers
             .into_iter()
-            .map(|worker| {
+            .enumerate()
+            .map(|(index, worker)| {
                 let receiver = receiver.clone();
                 let tally = WorkerTally::new(recorder.clone(), true);
                 let scratch = recorder.clone();
                 let drain_deadline = &drain_deadline;
-                scope.spawn(move || work(worker, receiver, tally, scratch, base, drain_deadline, &control.cancel))
+                super::caller_thread(index)
+                    .spawn_scoped(scope, move || {
+                        work(worker, receiver, tally, scratch, base, drain_deadline, &control.cancel)
+                    })
+                    .expect("cannot start a worker thread")
             })
             .collect();
         drop(receiver);
@@ -72,8 +77,7 @@ pub fn run(prepared: Prepared, rate: f64, max_in_flight: usize, control: &Contro
             let _ = sender.send(Job { intended, measured: false });
         }
 
-        start = Instant::now();
-        control.progress.begin_measuring(start);
+        start = control.progress.start_measuring();
         let planned = match stop {
             Stop::Iterations(n) => interval.mul_f64(n as f64),
             Stop::Duration(d) => d,
