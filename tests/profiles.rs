@@ -124,11 +124,11 @@ phases:
     assert!(leaky.heap_growth.is_none(), "`rss` alone does not count the heap");
 
     let tidy = analysis.profiles.memory.iter().find(|m| m.run == "tidy").unwrap();
-    assert_eq!(tidy.verdict, LeakVerdict::NoLeak, "{tidy:?}");
+    assert!(matches!(tidy.verdict, LeakVerdict::NoLeak | LeakVerdict::SlowGrowth), "{tidy:?}");
     assert!(tidy.heap_growth.is_some() && tidy.rss_growth.is_some());
 
     let report = std::fs::read_to_string(scenario.out().join("report.md")).unwrap();
-    assert!(report.contains("LEAK SUSPECTED") && report.contains("no leak: stable (a leak slower than"));
+    assert!(report.contains("LEAK SUSPECTED") && report.contains("goes unseen in a run this long"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("memory profile leaky:") && stdout.contains("LEAK SUSPECTED"), "{stdout}");
 }

@@ -181,6 +181,8 @@ fn memory_summary(run: &RunRecord) -> MemorySummary {
         LeakVerdict::LeakSuspected
     } else if verdicts.is_empty() || verdicts.contains(&LeakVerdict::TooShort) {
         LeakVerdict::TooShort
+    } else if verdicts.contains(&LeakVerdict::SlowGrowth) {
+        LeakVerdict::SlowGrowth
     } else {
         LeakVerdict::NoLeak
     };
@@ -191,11 +193,11 @@ fn memory_summary(run: &RunRecord) -> MemorySummary {
             format_value(super::trend::MIN_SECONDS, Dim::TIME)
         ),
         (LeakVerdict::TooShort, _) => "too few samples to judge".into(),
-        (LeakVerdict::NoLeak, _) => {
+        (LeakVerdict::NoLeak | LeakVerdict::SlowGrowth, _) => {
             // The slowest growth this run would have caught, of the series judged.
             let limit = rss_growth.iter().chain(&heap_growth).map(|row| row.growth.detectable).fold(0.0, f64::max);
             format!(
-                "{} (a leak slower than {}/min would go unseen in a run this long)",
+                "{} (a leak slower than {}/min goes unseen in a run this long)",
                 verdict.text(),
                 format_value(limit * 60.0, Dim::BYTES)
             )
