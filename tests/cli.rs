@@ -3,6 +3,7 @@
 mod common;
 
 use common::{phasebench, root, status, Scenario};
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
 #[test]
@@ -107,6 +108,63 @@ phases:
     assert_eq!(results.runs.len(), 1);
     assert_eq!(results.runs[0].workload, "b");
     assert_eq!(results.scenario.seed, 99);
+}
+
+#[test]
+fn var_sets_a_declared_variable_and_refuses_an_undeclared_one() {
+    let scenario = Scenario::new(
+        "scenario: vars
+vars: { n: 5, nap: 1ms }
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: p
+    workloads:
+      - { name: nap, engine: cal, op: sleep, with: { duration: \"${nap}\" }, iterations: \"${n}\", warmup: 0x }
+",
+    );
+    assert_eq!(status(&scenario.run(&["--var", "n=7", "--var", "nap=200us"])), 0);
+    let results = scenario.results();
+    assert_eq!(results.runs[0].operations, 7);
+    assert_eq!(results.runs[0].params["duration"], "200000ns");
+    assert_eq!(results.scenario.vars["n"], "7");
+
+    let refused = Scenario::new(&std::fs::read_to_string(&scenario.file).unwrap());
+    let output = refused.run(&["--var", "nn=3"]);
+    assert_eq!(status(&output), 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("the scenario has no variable `nn`") && stderr.contains("did you mean `n`?"), "{stderr}");
+    assert!(!refused.out().exists(), "nothing is written on bad input");
+    let output = refused.run(&["--var", "novalue"]);
+    assert_eq!(status(&output), 2, "a --var without `=` is a usage error");
+}
+
+#[test]
+fn report_draws_a_saved_runs_flame_graph_again() {
+    let scenario = Scenario::new(
+        "scenario: flame
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: p
+    workloads:
+      - { name: spin, engine: cal, op: spin, with: { duration: 100us }, duration: 500ms, warmup: 0x, profile: cpu }
+      - { name: plain, engine: cal, op: noop, iterations: 10, warmup: 0x }
+",
+    );
+    assert_eq!(status(&scenario.run(&[])), 0);
+    let out = scenario.out();
+    phasebench()
+        .args(["report", "--format", "flamegraph", "--run", "spin"])
+        .arg(&out)
+        .assert()
+        .code(0)
+        .stdout(contains("<svg").and(contains("spin_for")));
+    phasebench()
+        .args(["report", "--format", "flamegraph", "--run", "plain"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(contains("run `plain` has no CPU profile; runs with a CPU profile: spin"));
+    phasebench().args(["report", "--format", "flamegraph"]).arg(&out).assert().code(2).stderr(contains("needs --run"));
 }
 
 #[test]

@@ -50,7 +50,7 @@ impl LeakVerdict {
     pub fn text(self) -> &'static str {
         match self {
             LeakVerdict::NoLeak => "no leak: stable",
-            LeakVerdict::SlowGrowth => "no leak yet: growing slowly, below the leak threshold of a run this long",
+            LeakVerdict::SlowGrowth => "no leak yet: growing slowly",
             LeakVerdict::LeakSuspected => "LEAK SUSPECTED: still growing",
             LeakVerdict::TooShort => "too short to judge",
         }

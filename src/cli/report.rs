@@ -29,6 +29,8 @@ pub enum Format {
     Bmf,
     /// JUnit XML, one test case per target.
     Junit,
+    /// The flame graph (SVG) of the CPU profile of the run named by `--run`.
+    Flamegraph,
 }
 
 /// `phasebench report`.
@@ -42,6 +44,9 @@ pub struct ReportArgs {
     /// What to write to standard output.
     #[arg(long, value_enum, default_value = "md")]
     pub format: Format,
+    /// The run whose flame graph `--format flamegraph` draws (its id, e.g. `llm-time-breakdown`).
+    #[arg(long)]
+    pub run: Option<String>,
 }
 
 /// `phasebench compare`.
@@ -77,6 +82,7 @@ pub fn report(args: &ReportArgs) -> Status {
         (None, Format::Csv) => Ok(export::csv(&results)),
         (None, Format::Bmf) => Ok(export::bmf(&results)),
         (None, Format::Junit) => Ok(export::junit(&analysis)),
+        (None, Format::Flamegraph) => flamegraph_of(&results, args.run.as_deref()),
     };
     match rendered {
         Ok(text) => {
@@ -89,6 +95,30 @@ pub fn report(args: &ReportArgs) -> Status {
             Status::InvalidInput
         }
     }
+}
+
+/// The flame graph of one profiled run, or which runs have one.
+fn flamegraph_of(results: &Results, run: Option<&str>) -> Result<String, String> {
+    let profiled: Vec<&str> = results
+        .runs
+        .iter()
+        .filter(|run| run.profile.as_ref().is_some_and(|profile| profile.cpu.is_some()))
+        .map(|run| run.id.as_str())
+        .collect();
+    let choices = if profiled.is_empty() {
+        "no run of these results has `profile: cpu`".to_owned()
+    } else {
+        format!("runs with a CPU profile: {}", profiled.join(", "))
+    };
+    let Some(id) = run else { return Err(format!("--format flamegraph needs --run ID; {choices}")) };
+    let cpu = results
+        .runs
+        .iter()
+        .find(|candidate| candidate.id == id)
+        .and_then(|run| run.profile.as_ref())
+        .and_then(|profile| profile.cpu.as_ref())
+        .ok_or_else(|| format!("run `{id}` has no CPU profile; {choices}"))?;
+    flamegraph::svg(id, &results.scenario.name, cpu)
 }
 
 /// Compares two saved runs; a significant regression exits 1.

@@ -394,6 +394,7 @@ impl EngineKind for Llm {
                 };
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
+                    .thread_name(|index| format!("pb-llm-{index}"))
                     .build()
                     .map_err(|error| EngineError::new(format!("cannot start {threads} threads: {error}")))?;
                 Runner::Cpu { model: Arc::new(Model::load(config, &source, dtype, attention)?), pool: Arc::new(pool) }
