@@ -120,7 +120,9 @@ pub fn load(path: &Path) -> Result<Results, StoreError> {
             message: format!("version {version}; this phasebench reads version {}", super::FORMAT_VERSION),
         });
     }
-    serde_json::from_value(header)
+    // From the text, not from `header`: a `Value` keeps its keys sorted,
+    // and the order of a run's metrics is the order the reports show.
+    serde_json::from_str(&text)
         .map_err(|error| StoreError::Format { path: path.to_owned(), message: error.to_string() })
 }
 
