@@ -205,30 +205,45 @@ pub fn memory(profile: &MemorySummary) -> Option<Chart> {
         return None;
     }
     let end = profile.series.iter().map(|(t, ..)| *t).fold(0.0, f64::max);
-    let top = profile.series.iter().flat_map(|(_, rss, heap)| [*rss, *heap]).flatten().fold(0.0, f64::max) * 1.05;
-    if end <= 0.0 || top <= 0.0 {
+    if end <= 0.0 {
         return None;
     }
     let x = |t: f64| LEFT + (WIDTH - LEFT - RIGHT) * t / end;
     let mut out = String::new();
     open(&mut out, WIDTH, HEIGHT, &format!("memory of {}", profile.run));
-    y_axis(&mut out, top, Dim::BYTES);
     for step in 0..=4 {
         let t = end * f64::from(step) / 4.0;
         text(&mut out, x(t), HEIGHT - BOTTOM + 16.0, "middle", &format_value(t, Dim::TIME));
     }
     text(&mut out, LEFT + (WIDTH - LEFT - RIGHT) / 2.0, HEIGHT - 6.0, "middle", "time since measuring began");
-    let lines: [(&str, PickMemory); 2] = [("resident memory", |s| s.1), ("live heap growth", |s| s.2)];
+    // Resident memory on the left axis and heap growth on the right, each
+    // scaled to its own range so that a slope shows, not only the level.
+    let lines: [(&str, PickMemory, bool); 2] =
+        [("resident memory (left)", |s| s.1, true), ("live heap growth (right)", |s| s.2, false)];
     let mut names = Vec::new();
-    for (index, (name, pick)) in lines.iter().enumerate() {
-        let points: Vec<String> = profile
-            .series
-            .iter()
-            .filter_map(|sample| Some(format!("{:.1},{:.1}", x(sample.0), scale_y(pick(sample)?.max(0.0), top))))
-            .collect();
-        if points.len() < 2 {
+    for (index, (name, pick, left)) in lines.iter().enumerate() {
+        let values: Vec<(f64, f64)> = profile.series.iter().filter_map(|s| Some((s.0, pick(s)?))).collect();
+        if values.len() < 2 {
             continue;
         }
+        let (low, high) = value_range(values.iter().map(|(_, v)| *v));
+        for step in 0..=4 {
+            let value = low + (high - low) * f64::from(step) / 4.0;
+            let y = TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - f64::from(step) / 4.0);
+            if *left {
+                line(&mut out, (LEFT, y), (WIDTH - RIGHT, y), r##"stroke="#ddd""##);
+                text(&mut out, LEFT - 6.0, y + 4.0, "end", &format_value(value, Dim::BYTES));
+            } else {
+                let shown = if value < 0.0 {
+                    format!("-{}", format_value(-value, Dim::BYTES))
+                } else {
+                    format_value(value, Dim::BYTES)
+                };
+                text(&mut out, WIDTH - RIGHT + 4.0, y + 4.0, "start", &shown);
+            }
+        }
+        let y = |v: f64| TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - (v - low) / (high - low));
+        let points: Vec<String> = values.iter().map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v))).collect();
         let _ = write!(
             out,
             r#"<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"/>"#,
@@ -251,6 +266,17 @@ pub fn memory(profile: &MemorySummary) -> Option<Chart> {
     legend(&mut out, &names);
     out.push_str("</svg>");
     Some(Chart { title: profile.run.clone(), svg: out })
+}
+
+/// A range around `values` with a margin, never empty: a flat series gets
+/// ±1 MiB around its level (or ±1 byte when that is zero).
+fn value_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !low.is_finite() || !high.is_finite() {
+        return (0.0, 1.0);
+    }
+    let margin = ((high - low) * 0.1).max(if high == low { 1024.0 * 1024.0 } else { 0.0 });
+    (low - margin, high + margin)
 }
 
 /// Each variant's improvement over the baseline with its 95% interval.
