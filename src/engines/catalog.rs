@@ -322,3 +322,22 @@ pub fn histogram_unit(dim: Dim) -> String {
         format!("1/1000 of {}", dim.describe())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_metrics_never_shadow_the_harness_or_profilers() {
+        for kind in crate::engines::registry() {
+            for metric in kind.decl().metrics {
+                assert!(
+                    !recorded_by_harness(metric.name),
+                    "engine `{}` declares `{}`, which the harness or a profiler records",
+                    kind.decl().kind,
+                    metric.name
+                );
+            }
+        }
+    }
+}
