@@ -81,6 +81,11 @@ phases:
     assert!((39.0 * MIB..44.0 * MIB).contains(&peak), "peak {:.2} MiB with 40 MiB kept", peak / MIB);
     let heap = all.profile.as_ref().and_then(|p| p.heap).unwrap();
     assert!(heap.end_bytes as f64 > 39.0 * MIB, "40 MiB still live at the end: {}", heap.end_bytes);
+    // Over time: bytes allocated never fall and reach the total.
+    let series: Vec<u64> = all.profile.as_ref().unwrap().memory.iter().map(|s| s.allocated.unwrap()).collect();
+    assert!(series.windows(2).all(|pair| pair[0] <= pair[1]));
+    let last = *series.last().unwrap() as f64;
+    assert!(last <= heap.allocated_bytes as f64 && last > 39.0 * MIB, "last sample {last} of {}", heap.allocated_bytes);
     assert!(scalar(all, "rss_peak") > 40.0 * MIB);
 
     let recycled = run(&results, "keep-2mib");

@@ -74,4 +74,7 @@ pub struct MemorySample {
     /// Net growth of the live heap since measuring began (`profile: memory`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heap: Option<i64>,
+    /// Bytes allocated since measuring began (`profile: memory`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated: Option<u64>,
 }

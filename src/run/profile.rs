@@ -158,10 +158,12 @@ impl Series {
 
     fn sample(&mut self) {
         let now = Instant::now();
+        let counts = self.heap.then(memory::heap_counts);
         self.samples.push(MemorySample {
             t: now.saturating_duration_since(self.start).as_secs_f64(),
             rss: memory::resident_bytes(),
-            heap: self.heap.then(|| memory::heap_counts().live),
+            heap: counts.map(|c| c.live),
+            allocated: counts.map(|c| c.allocated),
         });
         self.next += self.interval;
         if self.samples.len() >= MAX_SAMPLES {
@@ -269,7 +271,7 @@ mod tests {
     #[test]
     fn thinning_keeps_even_spacing() {
         let mut samples: Vec<MemorySample> =
-            (0..10).map(|i| MemorySample { t: f64::from(i), rss: Some(0), heap: None }).collect();
+            (0..10).map(|i| MemorySample { t: f64::from(i), rss: Some(0), heap: None, allocated: None }).collect();
         thin(&mut samples);
         let times: Vec<f64> = samples.iter().map(|s| s.t).collect();
         assert_eq!(times, [0.0, 2.0, 4.0, 6.0, 8.0]);
