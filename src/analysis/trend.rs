@@ -125,7 +125,7 @@ pub fn growth(samples: &[(f64, f64)], level: f64) -> Option<Growth> {
 
 /// Theil–Sen slope of points with its 95% interval (Sen 1968): the median of
 /// every pairwise slope, and the pairwise slopes at the ranks Kendall's
-/// statistic's variance puts around it.
+/// statistic's variance (tie-corrected, as in the trend test) puts around it.
 pub fn theil_sen(points: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
     let mut slopes = Vec::new();
     for (i, a) in points.iter().enumerate() {
@@ -140,9 +140,9 @@ pub fn theil_sen(points: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
     }
     slopes.sort_by(f64::total_cmp);
     let median = super::stats::median(&slopes)?;
-    let n = points.len() as f64;
     let count = slopes.len() as f64;
-    let spread = 1.96 * (n * (n - 1.0) * (2.0 * n + 5.0) / 18.0).sqrt();
+    let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
+    let spread = 1.96 * kendall_variance(&values).sqrt();
     let last = slopes.len() - 1;
     let lower = (((count - spread) / 2.0).round() as isize - 1).clamp(0, last as isize) as usize;
     let upper = (((count + spread) / 2.0).round() as usize).min(last);
@@ -166,6 +166,18 @@ pub fn mann_kendall(values: &[f64]) -> f64 {
             };
         }
     }
+    let variance = kendall_variance(values);
+    if variance <= 0.0 || s == 0 {
+        return 1.0;
+    }
+    let z = (s.abs() as f64 - 1.0) / variance.sqrt();
+    erfc(z / std::f64::consts::SQRT_2).min(1.0)
+}
+
+/// Variance of Kendall's S for `values` under no trend, corrected for ties
+/// (tied values, such as window medians of memory moving in whole pages,
+/// lower it).
+fn kendall_variance(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mut ties = 0.0;
@@ -179,13 +191,8 @@ pub fn mann_kendall(values: &[f64]) -> f64 {
         }
     }
     ties += run * (run - 1.0) * (2.0 * run + 5.0);
-    let n = n as f64;
-    let variance = (n * (n - 1.0) * (2.0 * n + 5.0) - ties) / 18.0;
-    if variance <= 0.0 || s == 0 {
-        return 1.0;
-    }
-    let z = (s.abs() as f64 - 1.0) / variance.sqrt();
-    erfc(z / std::f64::consts::SQRT_2).min(1.0)
+    let n = values.len() as f64;
+    (n * (n - 1.0) * (2.0 * n + 5.0) - ties) / 18.0
 }
 
 #[cfg(test)]

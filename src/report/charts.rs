@@ -221,7 +221,7 @@ pub fn memory(profile: &MemorySummary) -> Option<Chart> {
     let lines: [(&str, PickMemory, bool); 2] =
         [("resident memory (left)", |s| s.1, true), ("live heap growth (right)", |s| s.2, false)];
     let mut names = Vec::new();
-    for (index, (name, pick, left)) in lines.iter().enumerate() {
+    for (name, pick, left) in &lines {
         let values: Vec<(f64, f64)> = profile.series.iter().filter_map(|s| Some((s.0, pick(s)?))).collect();
         if values.len() < 2 {
             continue;
@@ -247,7 +247,8 @@ pub fn memory(profile: &MemorySummary) -> Option<Chart> {
         let _ = write!(
             out,
             r#"<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"/>"#,
-            PALETTE[index],
+            // Coloured by its place in the legend, which skips missing lines.
+            PALETTE[names.len() % PALETTE.len()],
             points.join(" ")
         );
         names.push((*name).to_owned());

@@ -28,7 +28,7 @@ pub struct ProfileRecord {
 /// Call stacks sampled at a fixed frequency, folded: one line per distinct stack.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CpuProfile {
-    /// Samples per second of CPU time, per thread.
+    /// Samples asked per second of the process's CPU time.
     pub frequency_hz: u32,
     /// Samples taken.
     pub samples: u64,

@@ -72,8 +72,9 @@ pub fn run(prepared: Prepared, concurrency: usize, control: &Control) -> Measure
                         tally.recorder = recorder;
                         tally
                     })
-                    // Running out of threads is the machine's failure, not the
-                    // scenario's: the coordinator's panic becomes the run's error.
+                    // Known gap: if the OS refuses a thread, the workers already
+                    // started wait at the warm-up barrier for ever, so the run
+                    // hangs rather than failing (the concurrency is capped at 4096).
                     .expect("cannot start a worker thread")
             })
             .collect();

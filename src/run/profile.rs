@@ -74,6 +74,9 @@ pub fn watch(profile: Profiling, progress: &RunProgress, cue: Cue, done: &Atomic
     } else {
         None
     };
+    // Allocated before counting starts, so that the watcher's own record
+    // never shows in the heap it counts.
+    let mut series = profile.samples_memory().then(|| Series::new(profile.memory));
     if profile.memory {
         memory::start_counting();
     }
@@ -89,8 +92,8 @@ pub fn watch(profile: Profiling, progress: &RunProgress, cue: Cue, done: &Atomic
         std::thread::yield_now();
     };
 
-    if profile.samples_memory() {
-        let mut series = Series::new(start, profile.memory);
+    if let Some(series) = &mut series {
+        series.begin(start);
         while !done.load(Ordering::Acquire) {
             if series.due() {
                 series.sample();
@@ -102,7 +105,7 @@ pub fn watch(profile: Profiling, progress: &RunProgress, cue: Cue, done: &Atomic
             record.problems.push("resident memory is not readable here (/proc/self/statm)".into());
         }
         record.memory_interval = Some(series.interval.as_secs_f64());
-        record.memory = series.samples;
+        record.memory = std::mem::take(&mut series.samples);
     } else {
         while !done.load(Ordering::Acquire) {
             std::thread::sleep(POLL);
@@ -148,8 +151,16 @@ struct Series {
 }
 
 impl Series {
-    fn new(start: Instant, heap: bool) -> Self {
-        Series { start, heap, interval: FIRST_INTERVAL, next: start, samples: Vec::new() }
+    /// Room for every sample it will keep: pushing never allocates.
+    fn new(heap: bool) -> Self {
+        let now = Instant::now();
+        Series { start: now, heap, interval: FIRST_INTERVAL, next: now, samples: Vec::with_capacity(MAX_SAMPLES) }
+    }
+
+    /// Sets the start of the measured part; samples are timed from it.
+    fn begin(&mut self, start: Instant) {
+        self.start = start;
+        self.next = start;
     }
 
     fn due(&self) -> bool {
