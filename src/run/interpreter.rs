@@ -91,9 +91,10 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
                         observer.tick(spec, &control.progress);
                         std::thread::sleep(TICK);
                     }
-                    let outcome = handle
-                        .join()
-                        .unwrap_or_else(|_| Err(EngineError::new("the run's coordinator thread panicked")));
+                    let outcome = handle.join().unwrap_or_else(|panic| {
+                        let detail = super::panic_message(panic.as_ref());
+                        Err(EngineError::new(format!("the run's coordinator thread panicked: {detail}")))
+                    });
                     done.store(true, Ordering::Release);
                     let profile = watcher.map(|watcher| {
                         let problem = match watcher {

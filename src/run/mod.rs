@@ -152,15 +152,17 @@ pub fn execute(spec: &RunSpec, operation: &dyn Operation, control: &Control) -> 
 fn call_guarded(worker: &mut dyn OpWorker, recorder: &mut Recorder) -> Result<(), EngineError> {
     match catch_unwind(AssertUnwindSafe(|| worker.call(recorder))) {
         Ok(result) => result,
-        Err(panic) => {
-            let detail = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "no message".into());
-            Err(EngineError::new(format!("engine panicked: {detail}")))
-        }
+        Err(panic) => Err(EngineError::new(format!("engine panicked: {}", panic_message(panic.as_ref())))),
     }
+}
+
+/// The message a panic carried, if it was text.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
 }
 
 /// Merges worker tallies into one measurement starting at `start`.
