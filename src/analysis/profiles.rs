@@ -223,12 +223,10 @@ fn memory_summary(run: &RunRecord) -> MemorySummary {
     }
 }
 
+/// Bytes with their sign, `+` included (`format_value` writes a minus itself).
 fn signed_bytes(value: f64) -> String {
-    if value < 0.0 {
-        format!("-{}", format_value(-value, Dim::BYTES))
-    } else {
-        format!("+{}", format_value(value, Dim::BYTES))
-    }
+    let sign = if value < 0.0 { "" } else { "+" };
+    format!("{sign}{}", format_value(value, Dim::BYTES))
 }
 
 fn growth_row(growth: Growth) -> GrowthRow {

@@ -234,12 +234,7 @@ pub fn memory(profile: &MemorySummary) -> Option<Chart> {
                 line(&mut out, (LEFT, y), (WIDTH - RIGHT, y), r##"stroke="#ddd""##);
                 text(&mut out, LEFT - 6.0, y + 4.0, "end", &format_value(value, Dim::BYTES));
             } else {
-                let shown = if value < 0.0 {
-                    format!("-{}", format_value(-value, Dim::BYTES))
-                } else {
-                    format_value(value, Dim::BYTES)
-                };
-                text(&mut out, WIDTH - RIGHT + 4.0, y + 4.0, "start", &shown);
+                text(&mut out, WIDTH - RIGHT + 4.0, y + 4.0, "start", &format_value(value, Dim::BYTES));
             }
         }
         let y = |v: f64| TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - (v - low) / (high - low));

@@ -115,11 +115,6 @@ pub fn stop_counting() {
     COUNTING.store(false, Ordering::SeqCst);
 }
 
-/// Whether the counting allocator is the process's allocator and counting now.
-pub fn counting() -> bool {
-    COUNTING.load(Ordering::Relaxed)
-}
-
 /// The counters now.
 pub fn heap_counts() -> HeapCounts {
     HeapCounts {

@@ -61,7 +61,7 @@ const PROFILER_START_LIMIT: Duration = Duration::from_secs(10);
 
 impl RunProgress {
     /// Marks the start of the measured part.
-    pub fn begin_measuring(&self, at: Instant) {
+    fn begin_measuring(&self, at: Instant) {
         if let Ok(mut since) = self.measuring_since.lock() {
             *since = Some(at);
         }
