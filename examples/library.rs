@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example library`
 
-use phasebench::analysis::targets;
+use phasebench::analysis::{Analysis, CompareSettings};
 use phasebench::plan::{self, PlanOptions};
 use phasebench::results::store::StoreError;
 use phasebench::results::{Results, RunRecord};
@@ -41,14 +41,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let document = phasebench::dsl::parse("from-rust.yaml", SCENARIO.to_owned())?;
     let plan = plan::build(&document, &PlanOptions::default())?;
     let results = execute_plan(&plan, &Control::default(), &mut Print)?;
-    for outcome in targets::evaluate(&results) {
-        println!(
-            "{} {}: {} ({})",
-            outcome.run,
-            outcome.target,
-            outcome.measured_text(),
-            if outcome.held { "held" } else { "missed" }
-        );
+    let analysis = Analysis::of(&results, &CompareSettings::default());
+    for target in &analysis.targets {
+        println!("{} {}: {} ({})", target.run, target.target, target.measured, target.status_text);
     }
+    println!("{}", analysis.verdict.text);
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! Analysis and reports: A/A experiments come out unchanged and a true 20%
 //! difference is found, on real `calibrate spin` runs; report.md and
 //! roadmap.md match their snapshots for a fixed results file; no script
-//! runs in the HTML of a hostile scenario; `report` renders every format;
-//! `compare` works on two saved runs and exits 1 on a regression.
+//! runs in the HTML of a hostile scenario; `report` renders every format.
+//! `compare` has its own file, tests/compare.rs.
 
 mod common;
 
@@ -138,62 +138,4 @@ fn report_renders_every_format_and_a_users_template() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("mine.txt"));
     let output = phasebench().args(["report", "/no/such/results.json"]).output().unwrap();
     assert_eq!(status(&output), 2);
-}
-
-fn spin_run(duration: &str) -> Scenario {
-    let scenario = Scenario::new(&format!(
-        "scenario: compare
-engines: {{ cal: {{ kind: calibrate }} }}
-phases:
-  - name: p
-    workloads:
-      - {{ name: spin, engine: cal, op: spin, with: {{ duration: {duration} }}, iterations: 400, warmup: 10x }}
-"
-    ));
-    let output = scenario.run(&[]);
-    assert_eq!(status(&output), 0, "{}", String::from_utf8_lossy(&output.stderr));
-    scenario
-}
-
-#[test]
-fn compare_finds_a_regression_and_an_improvement() {
-    let (fast, slow) = (spin_run("100us"), spin_run("150us"));
-    let latency_row =
-        |stdout: &str| stdout.lines().find(|line| line.starts_with("spin latency.p50")).map(str::to_owned);
-    let output = phasebench().arg("compare").arg(fast.out()).arg(slow.out()).output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(status(&output), 1, "{stdout}");
-    assert!(latency_row(&stdout).is_some_and(|row| row.contains("REGRESSED")), "{stdout}");
-    let output = phasebench().arg("compare").arg(slow.out()).arg(fast.out()).output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(latency_row(&stdout).is_some_and(|row| row.contains("improved")), "{stdout}");
-    // Other metrics (the spin's overshoot) may move either way; the exit
-    // status says whether any of them regressed significantly.
-    assert_eq!(status(&output), if stdout.contains("REGRESSED") { 1 } else { 0 }, "{stdout}");
-}
-
-#[test]
-fn compare_works_on_two_runs_of_the_quickstart() {
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["a", "b"] {
-        let output = phasebench()
-            .arg("run")
-            .arg(root().join("scenarios/quickstart.yaml"))
-            .arg("--out")
-            .arg(dir.path().join(name))
-            .arg("--quiet")
-            .output()
-            .unwrap();
-        assert!(status(&output) <= 1, "{}", String::from_utf8_lossy(&output.stderr));
-        for report in ["report.md", "roadmap.md", "report.html"] {
-            assert!(dir.path().join(name).join(report).is_file(), "{report}");
-        }
-    }
-    let output = phasebench().arg("compare").arg(dir.path().join("a")).arg(dir.path().join("b")).output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(status(&output) <= 1, "{}", String::from_utf8_lossy(&output.stderr));
-    for run in ["sleep", "spin", "noop", "open-loop", "shorter-nap:baseline#1"] {
-        assert!(stdout.contains(&format!("{run} latency.p50")), "{run}:\n{stdout}");
-    }
-    assert!(stdout.contains("significant regression"), "{stdout}");
 }

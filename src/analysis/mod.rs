@@ -1,14 +1,20 @@
 //! Analysis: what the measurements mean.
 //!
 //! Reads [`crate::results::Results`] only, never the plan or the engines, so
-//! any saved results file can be analysed again. [`targets`] evaluates
-//! targets, [`stats`] holds the A/B statistics, [`experiments`] compares
-//! arms, [`shares`] finds where the time went, [`roadmap`] ranks and
-//! schedules candidates, [`profiles`] and [`trend`] read the profiles and
-//! judge memory growth; [`Analysis`] gathers it all for the reports, every
-//! figure with the text people read beside the number.
+//! any saved results file can be analysed again. [`targets`] judges
+//! targets, [`health`] flags runs whose figures cannot be taken as they
+//! stand (dropped work, a generator that fell behind, short windows),
+//! [`stats`] holds the A/B statistics, [`experiments`] compares arms,
+//! [`compare`] compares saved runs, [`shares`] finds where the time went,
+//! [`roadmap`] ranks and schedules candidates, [`profiles`] and [`trend`]
+//! read the profiles and judge memory growth; [`Analysis`] gathers it all
+//! for the reports, every figure with the text people read beside the
+//! number, and decides the run's [`Verdict`] once: the summary, every
+//! report and export, and the exit status read it.
 
+pub mod compare;
 pub mod experiments;
+pub mod health;
 pub mod profiles;
 pub mod roadmap;
 pub mod shares;
@@ -24,7 +30,9 @@ use crate::engines::MetricKind;
 use crate::plan::ScenarioInfo;
 use crate::quantity::{format_value, Dim};
 use crate::results::{histogram, Machine, Results, RunRecord, ToolInfo};
-pub use experiments::ExperimentOutcome;
+pub use experiments::{ExperimentEffect, ExperimentOutcome};
+pub use health::Warning;
+pub use targets::TargetStatus;
 pub use profiles::Profiles;
 pub use roadmap::Roadmap;
 pub use shares::TimeShares;
@@ -63,10 +71,18 @@ pub struct Analysis {
     pub phases: Vec<PhaseSummary>,
     /// Targets held, of all.
     pub targets_held: usize,
+    /// Targets missed.
+    pub targets_missed: usize,
+    /// Targets not judged (smoke run, run cut short, too few samples).
+    pub targets_not_judged: usize,
+    /// Targets that could not be computed.
+    pub targets_unknown: usize,
     /// All targets.
     pub targets_total: usize,
-    /// Experiment outcomes.
+    /// Experiment outcomes, per matrix point.
     pub experiments: Vec<ExperimentOutcome>,
+    /// Each experiment judged once over its points.
+    pub effects: Vec<ExperimentEffect>,
     /// Time shares of the runs that report them (not experiment arms), largest part first.
     pub bottlenecks: Vec<TimeShares>,
     /// Matrix workloads: their figures along the matrix.
@@ -77,6 +93,54 @@ pub struct Analysis {
     pub profiles: Profiles,
     /// The statistics' settings.
     pub settings: CompareSettings,
+    /// Whether the run passed, and why not.
+    pub verdict: Verdict,
+}
+
+/// The run's verdict, decided once: what the exit status and every output say.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    /// Every target held, every run finished, no work dropped and the load
+    /// generator kept up (a smoke run passes when every run finished).
+    pub passed: bool,
+    /// `PASSED`, `FAILED` or, for a smoke run, `SMOKE RUN`.
+    pub text: String,
+    /// Why it failed, one line each.
+    pub reasons: Vec<String>,
+}
+
+impl Verdict {
+    fn of(results: &Results, targets: &[TargetRow], runs: &[RunRow]) -> Verdict {
+        let mut reasons = Vec::new();
+        if results.interrupted {
+            reasons.push(format!("interrupted by the user after {} of {} runs", results.runs.len(), results.planned_runs));
+        } else if !results.complete {
+            reasons.push(format!("stopped after {} of {} runs", results.runs.len(), results.planned_runs));
+        }
+        for run in runs {
+            for warning in run.warnings.iter().filter(|w| w.fails && w.kind != health::WarningKind::Incomplete) {
+                reasons.push(format!("{}: {}", run.id, warning.text));
+            }
+            if let Some(failure) = run.failure.as_ref().filter(|_| !results.interrupted) {
+                reasons.push(format!("{}: {failure}", run.id));
+            }
+        }
+        if !results.smoke {
+            let count = |label: &str| targets.iter().filter(|t| t.status.label() == label).count();
+            for (label, n) in [("missed", count("missed")), ("not judged", count("not judged")), ("unknown", count("unknown"))] {
+                if n > 0 {
+                    reasons.push(format!("{n} target{} {label}", if n == 1 { "" } else { "s" }));
+                }
+            }
+        }
+        let passed = reasons.is_empty();
+        let text = match (passed, results.smoke) {
+            (true, true) => "SMOKE RUN",
+            (true, false) => "PASSED",
+            (false, _) => "FAILED",
+        };
+        Verdict { passed, text: text.into(), reasons }
+    }
 }
 
 /// One run, for tables and charts.
@@ -100,6 +164,12 @@ pub struct RunRow {
     pub errors: u64,
     /// Distinct error messages with counts.
     pub error_messages: Vec<(String, u64)>,
+    /// Open loop: operations dropped at the drain deadline.
+    pub dropped: u64,
+    /// Open loop: the schedule lag (start minus intended start) p50 and p99, for people; `-` in closed loop.
+    pub schedule_lag: String,
+    /// What makes its figures doubtful, and whether that fails the run.
+    pub warnings: Vec<Warning>,
     /// Finished as planned.
     pub complete: bool,
     /// Why not, if not.
@@ -140,12 +210,14 @@ pub struct TargetRow {
     pub measured: String,
     /// The limit for people.
     pub limit: String,
-    /// Headroom as a fraction of the limit (negative when missed).
+    /// Headroom as a fraction of the limit (negative when missed), for judged targets.
     pub margin: Option<f64>,
-    /// Held or not.
-    pub held: bool,
-    /// Why it could not be computed.
-    pub problem: Option<String>,
+    /// Held, missed, not judged or unknown, with why.
+    pub status: TargetStatus,
+    /// `held`, `missed`, `not judged` or `unknown`.
+    pub status_text: String,
+    /// Why it was not judged or is unknown.
+    pub why: Option<String>,
 }
 
 /// Targets of one phase.
@@ -157,6 +229,8 @@ pub struct PhaseSummary {
     pub runs: usize,
     /// Targets held.
     pub held: usize,
+    /// Targets judged (held or missed).
+    pub judged: usize,
     /// Targets in all.
     pub total: usize,
 }
@@ -206,14 +280,15 @@ fn percentile_curve(run: &RunRecord) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn run_row(run: &RunRecord) -> RunRow {
+fn run_row(run: &RunRecord, cores: usize) -> RunRow {
     let latency = run.metrics.get("latency").and_then(|m| m.summary).filter(|s| s.count > 0);
     let time = |value: Option<f64>| value.map_or_else(|| "-".into(), |v| format_value(v, Dim::TIME));
     let metrics = run
         .metrics
         .iter()
         .filter(|(name, metric)| {
-            !["latency", "service_time", "throughput", "errors", "error_rate"].contains(&name.as_str())
+            !["latency", "service_time", "throughput", "errors", "error_rate", "dropped", "schedule_lag"]
+                .contains(&name.as_str())
                 && metric.part_of.is_none()
         })
         .filter_map(|(name, metric)| {
@@ -245,6 +320,12 @@ fn run_row(run: &RunRecord) -> RunRow {
         operations: run.operations,
         errors: run.errors,
         error_messages: run.error_messages.iter().map(|e| (e.message.clone(), e.count)).collect(),
+        dropped: run.dropped,
+        schedule_lag: run.metrics.get("schedule_lag").and_then(|m| m.summary).filter(|s| s.count > 0).map_or_else(
+            || "-".into(),
+            |s| format!("p50 {}, p99 {}", format_value(s.p50, Dim::TIME), format_value(s.p99, Dim::TIME)),
+        ),
+        warnings: health::of_run(run, cores),
         complete: run.complete,
         failure: run.failure.clone(),
         latency_p50: time(latency.map(|s| s.p50)),
@@ -296,10 +377,9 @@ fn scaling(results: &Results) -> Vec<Scaling> {
 impl Analysis {
     /// Analyses a results file.
     pub fn of(results: &Results, settings: &CompareSettings) -> Analysis {
-        let outcomes = targets::evaluate(results);
         let phase_of = |id: &str| results.runs.iter().find(|r| r.id == id).map(|r| r.phase.clone()).unwrap_or_default();
-        let target_rows: Vec<TargetRow> = outcomes
-            .iter()
+        let target_rows: Vec<TargetRow> = targets::evaluate(results)
+            .into_iter()
             .map(|outcome| TargetRow {
                 run: outcome.run.clone(),
                 phase: phase_of(&outcome.run),
@@ -307,14 +387,15 @@ impl Analysis {
                 measured: outcome.measured_text(),
                 limit: outcome.limit.map_or_else(|| "n/a".into(), |v| format_value(v, outcome.dim)),
                 margin: outcome.margin(),
-                held: outcome.held,
-                problem: outcome.problem.clone(),
+                status_text: outcome.status.label().into(),
+                why: outcome.status.why().map(str::to_owned),
+                status: outcome.status,
             })
             .collect();
         let mut phases: Vec<PhaseSummary> = Vec::new();
         for run in &results.runs {
             if !phases.iter().any(|p| p.name == run.phase) {
-                phases.push(PhaseSummary { name: run.phase.clone(), runs: 0, held: 0, total: 0 });
+                phases.push(PhaseSummary { name: run.phase.clone(), runs: 0, held: 0, judged: 0, total: 0 });
             }
             if let Some(phase) = phases.iter_mut().find(|p| p.name == run.phase) {
                 phase.runs += 1;
@@ -323,11 +404,16 @@ impl Analysis {
         for row in &target_rows {
             if let Some(phase) = phases.iter_mut().find(|p| p.name == row.phase) {
                 phase.total += 1;
-                phase.held += usize::from(row.held);
+                phase.held += usize::from(row.status.held());
+                phase.judged += usize::from(matches!(row.status, TargetStatus::Held | TargetStatus::Missed));
             }
         }
         let experiments = experiments::analyse(results, settings);
-        let roadmap = roadmap::plan(results, &experiments);
+        let effects = experiments::effects(&results.experiments, &experiments, settings);
+        let roadmap = roadmap::plan(results, &effects, &experiments);
+        let runs: Vec<RunRow> = results.runs.iter().map(|run| run_row(run, results.machine.cores)).collect();
+        let verdict = Verdict::of(results, &target_rows, &runs);
+        let count = |label: &str| target_rows.iter().filter(|t| t.status_text == label).count();
         Analysis {
             scenario: results.scenario.clone(),
             phasebench: results.phasebench.clone(),
@@ -351,17 +437,22 @@ impl Analysis {
             interrupted: results.interrupted,
             smoke: results.smoke,
             planned_runs: results.planned_runs,
-            runs: results.runs.iter().map(run_row).collect(),
-            targets_held: target_rows.iter().filter(|t| t.held).count(),
+            runs,
+            targets_held: count("held"),
+            targets_missed: count("missed"),
+            targets_not_judged: count("not judged"),
+            targets_unknown: count("unknown"),
             targets_total: target_rows.len(),
             targets: target_rows,
             phases,
             experiments,
+            effects,
             bottlenecks: results.runs.iter().filter(|run| run.arm.is_none()).filter_map(shares::of_run).collect(),
             scaling: scaling(results),
             roadmap,
             profiles: profiles::summarise(results),
             settings: *settings,
+            verdict,
         }
     }
 }

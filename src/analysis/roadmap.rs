@@ -1,46 +1,56 @@
-//! The roadmap: every experiment a candidate, ranked by return on
-//! investment (measured improvement × chance of success ÷ effort), its
-//! end-to-end gain projected by Amdahl's law from measured time shares, and
-//! a schedule over the team's working days.
+//! The roadmap: every experiment one candidate, judged once over all its
+//! matrix points; the improved ones ranked by return on investment
+//! (measured improvement × chance of success ÷ effort), their end-to-end
+//! gain projected by Amdahl's law from measured time shares, and scheduled
+//! over the team's working days. Candidates that did not improve are
+//! listed as tried, never ranked or scheduled.
 
 use chrono::{Datelike, NaiveDate, Weekday};
 use serde::Serialize;
 
-use super::experiments::{improvement, ExperimentOutcome};
-use super::stats::Verdict;
+use super::experiments::{improvement, ExperimentEffect, ExperimentOutcome};
+use super::stats::{self, Verdict};
 use crate::plan::Risk;
 use crate::results::{Results, RunRecord};
 
-/// One optimization candidate.
+/// One optimization candidate that showed a significant improvement.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Candidate {
     /// The experiment.
     pub experiment: String,
-    /// Its best variant (the significant improvement, or else the largest change).
+    /// Its best variant.
     pub variant: String,
-    /// The workload it was measured on, with its matrix point.
+    /// The workload it was measured on.
     pub workload: String,
+    /// Matrix points its effect combines (1 without a matrix).
+    pub points: usize,
     /// The metric it was judged on.
     pub metric: String,
-    /// Measured relative improvement of the metric (positive is better).
-    pub improvement: f64,
-    /// Its bootstrap 95% interval, as improvements (low, high).
+    /// Measured relative change of the metric (variant over baseline, minus 1).
+    pub change: f64,
+    /// Its 95% interval.
     pub interval: (f64, f64),
-    /// The A/B verdict.
-    pub verdict: Verdict,
-    /// Effort in working days, if given.
+    /// The change for people, with "better"/"worse".
+    pub change_text: String,
+    /// The p-value of the verdict.
+    pub p_value: f64,
+    /// Measured relative improvement of the metric (positive is better): the ROI's currency.
+    pub improvement: f64,
+    /// Effort in working days (the scenario's estimate), if given.
     pub effort_days: Option<f64>,
-    /// Risk.
+    /// Complexity from 1 to 5 (the scenario's estimate); breaks ties in the ranking.
+    pub complexity: Option<u8>,
+    /// Risk (the scenario's estimate).
     pub risk: Risk,
-    /// Chance of success for that risk.
+    /// Chance of success for that risk (the scenario's estimate).
     pub probability: f64,
-    /// improvement × probability ÷ effort, per working day; 0 unless improved.
+    /// improvement × probability ÷ effort, per working day; 0 without an effort.
     pub roi: f64,
     /// The time share it speeds up (`whole operation` when none was named).
     pub part: String,
     /// That share of the baseline's mean latency, 0–1.
     pub share: Option<f64>,
-    /// Measured speed-up of that part (baseline mean over variant mean).
+    /// Measured speed-up of that part's mean (median over rounds, baseline over variant).
     pub part_speedup: Option<f64>,
     /// Projected reduction of the workload's mean latency, 0–1 (Amdahl).
     pub projected_gain: Option<f64>,
@@ -48,6 +58,21 @@ pub struct Candidate {
     pub rationale: Option<String>,
     /// When it is scheduled, if it is.
     pub schedule: Option<Slot>,
+}
+
+/// An experiment that was tried and did not show a significant improvement.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Tried {
+    /// The experiment.
+    pub experiment: String,
+    /// The variant shown (the one with the largest improvement, if any was measured).
+    pub variant: Option<String>,
+    /// The metric it was judged on.
+    pub metric: String,
+    /// The change for people, or `n/a`.
+    pub change_text: String,
+    /// The verdict for people.
+    pub verdict: String,
 }
 
 /// Where a candidate sits in the schedule.
@@ -79,8 +104,10 @@ pub struct Combined {
 /// The whole roadmap.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Roadmap {
-    /// Candidates by ROI, best first.
+    /// Improved candidates by ROI, best first.
     pub candidates: Vec<Candidate>,
+    /// Experiments that did not improve: tried, not ranked.
+    pub tried: Vec<Tried>,
     /// Combined projections per workload.
     pub combined: Vec<Combined>,
     /// The schedule's first working day.
@@ -93,6 +120,8 @@ pub struct Roadmap {
     pub end: Option<NaiveDate>,
     /// Candidates in the schedule.
     pub scheduled: usize,
+    /// Effort booked, in working days: each candidate once.
+    pub booked_days: f64,
     /// Chance of success for low, medium and high risk.
     pub success_probability: [f64; 3],
 }
@@ -106,15 +135,16 @@ fn probability(results: &Results, risk: Risk) -> f64 {
     }
 }
 
-fn mean_of(runs: &[&RunRecord], metric: &str) -> Option<f64> {
+/// Per round, the mean of `metric` in each run of one arm at one point; their median.
+fn median_of_means(runs: &[&RunRecord], metric: &str) -> Option<f64> {
     let means: Vec<f64> = runs
         .iter()
         .filter_map(|run| run.metrics.get(metric)?.summary.filter(|s| s.count > 0).map(|s| s.mean))
         .collect();
-    (!means.is_empty()).then(|| means.iter().sum::<f64>() / means.len() as f64)
+    stats::median(&means)
 }
 
-/// Runs of one arm of an experiment outcome.
+/// Runs of one arm of an experiment at one matrix point.
 fn arm_runs<'a>(results: &'a Results, outcome: &ExperimentOutcome, arm: &str) -> Vec<&'a RunRecord> {
     results
         .runs
@@ -133,54 +163,74 @@ pub fn amdahl_gain(parts: &[(f64, f64)]) -> f64 {
     1.0 - remaining
 }
 
-fn candidate(results: &Results, outcome: &ExperimentOutcome) -> Option<Candidate> {
-    let record = results.experiments.iter().find(|e| e.name == outcome.name)?;
-    let variants = outcome.arms.iter().filter_map(|arm| Some((arm, arm.comparison.as_ref()?)));
-    let (arm, comparison) = match &outcome.best {
-        Some(best) => variants.into_iter().find(|(arm, _)| &arm.name == best)?,
-        None => {
-            variants.max_by(|a, b| improvement(a.1, outcome.better).total_cmp(&improvement(b.1, outcome.better)))?
+/// The part's share of mean latency and its speed-up, each point's medians
+/// over rounds, combined over points (shares averaged, speed-ups by
+/// geometric mean, as the effect itself).
+fn part_figures(results: &Results, points: &[&ExperimentOutcome], variant: &str, part: Option<&str>) -> (Option<f64>, Option<f64>) {
+    let metric = part.unwrap_or("latency");
+    let mut shares = Vec::new();
+    let mut log_speedups = Vec::new();
+    for point in points {
+        let (baseline, arm) = (arm_runs(results, point, "baseline"), arm_runs(results, point, variant));
+        let share = match part {
+            Some(part) => stats::median(&baseline.iter().filter_map(|run| super::shares::share_of(run, part)).collect::<Vec<_>>()),
+            None => Some(1.0),
+        };
+        if let Some(share) = share {
+            shares.push(share);
         }
+        if let (Some(before), Some(after)) = (median_of_means(&baseline, metric), median_of_means(&arm, metric)) {
+            if before > 0.0 && after > 0.0 {
+                log_speedups.push((before / after).ln());
+            }
+        }
+    }
+    let share = (!shares.is_empty()).then(|| shares.iter().sum::<f64>() / shares.len() as f64);
+    let speedup = (!log_speedups.is_empty()).then(|| (log_speedups.iter().sum::<f64>() / log_speedups.len() as f64).exp());
+    (share, speedup)
+}
+
+/// The candidate an improved experiment makes, or what was tried.
+fn candidate(results: &Results, effect: &ExperimentEffect, outcomes: &[ExperimentOutcome]) -> Result<Candidate, Tried> {
+    let record = results.experiments.iter().find(|e| e.name == effect.name);
+    let measured = effect.variants.iter().filter_map(|v| Some((v, v.comparison.as_ref()?)));
+    let shown = match &effect.best {
+        Some(best) => effect.variants.iter().find(|v| &v.name == best).and_then(|v| Some((v, v.comparison.as_ref()?))),
+        None => measured.max_by(|a, b| improvement(a.1, effect.better).total_cmp(&improvement(b.1, effect.better))),
     };
-    let gain = improvement(comparison, outcome.better);
-    let (low, high) = comparison.interval;
-    let interval = match outcome.better {
-        super::stats::Better::Lower => (-high, -low),
-        super::stats::Better::Higher => (low, high),
+    let tried = || Tried {
+        experiment: effect.name.clone(),
+        variant: shown.map(|(v, _)| v.name.clone()),
+        metric: effect.metric.clone(),
+        change_text: shown.map_or_else(|| "n/a".into(), |(v, _)| v.change_text.clone()),
+        verdict: shown.map_or("not measured", |(_, c)| c.verdict.text()).to_owned(),
     };
+    let (Some(record), Some((variant, comparison))) = (record, shown) else { return Err(tried()) };
+    if comparison.verdict != Verdict::Improved {
+        return Err(tried());
+    }
+    let gain = improvement(comparison, effect.better);
     let probability = probability(results, record.risk);
-    let roi = match (comparison.verdict, record.effort_days) {
-        (Verdict::Improved, Some(days)) if days > 0.0 => gain * probability / days,
+    let roi = match record.effort_days {
+        Some(days) if days > 0.0 => gain * probability / days,
         _ => 0.0,
     };
-    let (baseline, variant) = (arm_runs(results, outcome, "baseline"), arm_runs(results, outcome, &arm.name));
-    let part_metric = record.part.clone().unwrap_or_else(|| "latency".into());
-    let share = match &record.part {
-        Some(part) => {
-            let shares: Vec<f64> = baseline.iter().filter_map(|run| super::shares::share_of(run, part)).collect();
-            (!shares.is_empty()).then(|| shares.iter().sum::<f64>() / shares.len() as f64)
-        }
-        None => mean_of(&baseline, "latency").map(|_| 1.0),
-    };
-    let part_speedup = match (mean_of(&baseline, &part_metric), mean_of(&variant, &part_metric)) {
-        (Some(before), Some(after)) if after > 0.0 => Some(before / after),
-        _ => None,
-    };
+    let points: Vec<&ExperimentOutcome> = outcomes.iter().filter(|o| o.name == effect.name).collect();
+    let (share, part_speedup) = part_figures(results, &points, &variant.name, record.part.as_deref());
     let projected_gain = share.zip(part_speedup).map(|(share, speedup)| amdahl_gain(&[(share, speedup)]));
-    let point: Vec<String> = outcome.matrix.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    Some(Candidate {
-        experiment: outcome.name.clone(),
-        variant: arm.name.clone(),
-        workload: if point.is_empty() {
-            outcome.workload.clone()
-        } else {
-            format!("{} [{}]", outcome.workload, point.join(", "))
-        },
-        metric: outcome.metric.clone(),
+    Ok(Candidate {
+        experiment: effect.name.clone(),
+        variant: variant.name.clone(),
+        workload: effect.workload.clone(),
+        points: effect.points,
+        metric: effect.metric.clone(),
+        change: comparison.change,
+        interval: comparison.interval,
+        change_text: variant.change_text.clone(),
+        p_value: comparison.p_value,
         improvement: gain,
-        interval,
-        verdict: comparison.verdict,
         effort_days: record.effort_days,
+        complexity: record.complexity,
         risk: record.risk,
         probability,
         roi,
@@ -215,10 +265,22 @@ pub fn first_working_day(date: NaiveDate) -> NaiveDate {
     date
 }
 
-/// Ranks the candidates and schedules the improved ones over the team.
-pub fn plan(results: &Results, outcomes: &[ExperimentOutcome]) -> Roadmap {
-    let mut candidates: Vec<Candidate> = outcomes.iter().filter_map(|outcome| candidate(results, outcome)).collect();
-    candidates.sort_by(|a, b| b.roi.total_cmp(&a.roi).then(b.improvement.total_cmp(&a.improvement)));
+/// Ranks the improved candidates (ROI, then lower complexity) and schedules
+/// them over the team, each experiment once.
+pub fn plan(results: &Results, effects: &[ExperimentEffect], outcomes: &[ExperimentOutcome]) -> Roadmap {
+    let (mut candidates, mut tried) = (Vec::new(), Vec::new());
+    for effect in effects {
+        match candidate(results, effect, outcomes) {
+            Ok(candidate) => candidates.push(candidate),
+            Err(entry) => tried.push(entry),
+        }
+    }
+    candidates.sort_by(|a, b| {
+        b.roi
+            .total_cmp(&a.roi)
+            .then(a.complexity.unwrap_or(u8::MAX).cmp(&b.complexity.unwrap_or(u8::MAX)))
+            .then(b.improvement.total_cmp(&a.improvement))
+    });
     let (start, start_given) = match results.roadmap.start {
         Some(start) => (first_working_day(start), true),
         None => {
@@ -230,12 +292,14 @@ pub fn plan(results: &Results, outcomes: &[ExperimentOutcome]) -> Roadmap {
     // Each engineer's next free working day (0-based), in half days.
     let mut free = vec![0_u32; team as usize];
     let mut end = None;
-    for candidate in candidates.iter_mut().filter(|c| c.roi > 0.0) {
+    let mut booked_days = 0.0;
+    for candidate in &mut candidates {
         let Some(days) = candidate.effort_days else { continue };
         let (engineer, first) = free.iter().copied().enumerate().min_by_key(|(_, day)| *day).unwrap_or((0, 0));
         let length = (days * 2.0).ceil().max(1.0) as u32;
         let last = first + length - 1;
         free[engineer] = last + 1;
+        booked_days += days;
         let slot = Slot {
             engineer: engineer as u32 + 1,
             first_day: first / 2 + 1,
@@ -250,11 +314,13 @@ pub fn plan(results: &Results, outcomes: &[ExperimentOutcome]) -> Roadmap {
     Roadmap {
         combined: combine(&candidates),
         candidates,
+        tried,
         start,
         start_given,
         team,
         end,
         scheduled,
+        booked_days,
         success_probability: results.roadmap.success_probability,
     }
 }
@@ -271,10 +337,8 @@ fn combine(candidates: &[Candidate]) -> Vec<Combined> {
     }
     let mut combined = Vec::new();
     for workload in workloads {
-        let improved: Vec<&Candidate> = candidates
-            .iter()
-            .filter(|c| c.workload == workload && c.verdict == Verdict::Improved && c.projected_gain.is_some())
-            .collect();
+        let improved: Vec<&Candidate> =
+            candidates.iter().filter(|c| c.workload == workload && c.projected_gain.is_some()).collect();
         let mut parts: Vec<(&Candidate, f64, f64)> = Vec::new();
         for candidate in improved.iter().filter(|c| c.part != "whole operation") {
             if let (Some(share), Some(speedup)) = (candidate.share, candidate.part_speedup) {

@@ -123,10 +123,28 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<f64> {
     if !both_usable(a, b) {
         return None;
     }
+    let ranks = rank_sum(a, b);
+    let n = a.len() as f64;
+    let u_a = ranks.sum_a - n * (n + 1.0) / 2.0;
+    Some(p_value_for_u(a.len(), b.len(), u_a, ranks.tie_term, ranks.has_ties))
+}
+
+/// The rank sum of the first sample in the pooled ranking, with its ties.
+struct RankSum {
+    /// Sum of the (average) ranks of `a`'s values, ranks from 1.
+    sum_a: f64,
+    /// Σ (t³ − t) over groups of t tied values.
+    tie_term: f64,
+    /// Whether any value is tied.
+    has_ties: bool,
+}
+
+/// Ranks `a` and `b` together (ties get their average rank); both NaN-free.
+fn rank_sum(a: &[f64], b: &[f64]) -> RankSum {
     let mut pooled: Vec<(f64, bool)> =
         a.iter().map(|&value| (value, true)).chain(b.iter().map(|&value| (value, false))).collect();
     pooled.sort_unstable_by(|left, right| left.0.total_cmp(&right.0));
-    let (mut rank_sum_a, mut tie_term, mut has_ties) = (0.0_f64, 0.0_f64, false);
+    let mut ranks = RankSum { sum_a: 0.0, tie_term: 0.0, has_ties: false };
     let mut start = 0;
     while start < pooled.len() {
         let mut end = start + 1;
@@ -135,17 +153,53 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<f64> {
         }
         let average_rank = (start + 1 + end) as f64 / 2.0;
         let from_a = pooled[start..end].iter().filter(|entry| entry.1).count();
-        rank_sum_a += average_rank * from_a as f64;
+        ranks.sum_a += average_rank * from_a as f64;
         let tied = (end - start) as f64;
         if end - start > 1 {
-            has_ties = true;
-            tie_term += tied * tied * tied - tied;
+            ranks.has_ties = true;
+            ranks.tie_term += tied * tied * tied - tied;
         }
         start = end;
     }
-    let n = a.len() as f64;
-    let u_a = rank_sum_a - n * (n + 1.0) / 2.0;
-    Some(p_value_for_u(a.len(), b.len(), u_a, tie_term, has_ties))
+    ranks
+}
+
+/// Two-sided van Elteren test: the Mann-Whitney rank sums of several
+/// strata (baseline, variant) combined with weights 1/(N+1), by the normal
+/// approximation with the tie correction. It asks whether the variant is
+/// shifted the same way across strata, such as the points of a matrix.
+/// None when a stratum is empty or holds NaN, or there are no strata.
+pub fn van_elteren(strata: &[(&[f64], &[f64])]) -> Option<f64> {
+    if strata.is_empty() || !strata.iter().all(|(a, b)| both_usable(a, b)) {
+        return None;
+    }
+    let (mut statistic, mut expected, mut variance) = (0.0, 0.0, 0.0);
+    for (a, b) in strata {
+        let ranks = rank_sum(a, b);
+        let (n, m) = (a.len() as f64, b.len() as f64);
+        let total = n + m;
+        let weight = 1.0 / (total + 1.0);
+        let ties = if total > 1.0 { ranks.tie_term / (total * (total - 1.0)) } else { 0.0 };
+        statistic += weight * ranks.sum_a;
+        expected += weight * n * (total + 1.0) / 2.0;
+        variance += weight * weight * n * m / 12.0 * ((total + 1.0) - ties);
+    }
+    if variance.is_nan() || variance <= 0.0 {
+        return Some(1.0);
+    }
+    let p = erfc((statistic - expected).abs() / variance.sqrt() / std::f64::consts::SQRT_2);
+    Some(if p.is_nan() { 1.0 } else { p.clamp(0.0, 1.0) })
+}
+
+/// The smallest p-value the van Elteren test can give for strata of these
+/// sizes: every stratum perfectly separated, without ties.
+fn van_elteren_best_p(sizes: &[(usize, usize)]) -> f64 {
+    let strata: Vec<(Vec<f64>, Vec<f64>)> = sizes
+        .iter()
+        .map(|&(n, m)| ((0..n).map(|i| i as f64).collect(), (n..n + m).map(|i| i as f64).collect()))
+        .collect();
+    let borrowed: Vec<(&[f64], &[f64])> = strata.iter().map(|(a, b)| (a.as_slice(), b.as_slice())).collect();
+    van_elteren(&borrowed).unwrap_or(1.0)
 }
 
 /// Whether both samples are nonempty and free of NaN.
@@ -241,25 +295,63 @@ pub(crate) fn erfc(x: f64) -> f64 {
 /// (linear interpolation). None when either sample is empty or has NaN, `resamples` is 0,
 /// `confidence` is outside [0, 1], or a resampled baseline median is 0 or a change is NaN.
 pub fn bootstrap_change_interval(a: &[f64], b: &[f64], settings: &CompareSettings) -> Option<(f64, f64)> {
-    if !both_usable(a, b) || settings.resamples == 0 || !(0.0..=1.0).contains(&settings.confidence) {
+    stratified_change_interval(&[(a, b)], settings)
+}
+
+/// The change of several strata combined: the geometric mean over strata
+/// of median(b)/median(a), minus 1. One stratum gives its own change.
+pub fn combined_change(strata: &[(&[f64], &[f64])]) -> Option<f64> {
+    let mut log_sum = 0.0;
+    for (a, b) in strata {
+        let ratio = median(b)? / median(a)?;
+        if !(ratio.is_finite() && ratio > 0.0) {
+            return None;
+        }
+        log_sum += ratio.ln();
+    }
+    (!strata.is_empty()).then(|| (log_sum / strata.len() as f64).exp() - 1.0)
+}
+
+/// Bootstrap percentile interval of [`combined_change`], resampling each
+/// stratum's two samples independently (one stratum: the plain bootstrap
+/// of the change of medians). None as for [`bootstrap_change_interval`],
+/// or when a resampled ratio is not positive and finite.
+pub fn stratified_change_interval(strata: &[(&[f64], &[f64])], settings: &CompareSettings) -> Option<(f64, f64)> {
+    if strata.is_empty()
+        || !strata.iter().all(|(a, b)| both_usable(a, b))
+        || settings.resamples == 0
+        || !(0.0..=1.0).contains(&settings.confidence)
+    {
         return None;
     }
     let mut generator = SplitMix::new(settings.seed);
-    let (mut resample_a, mut resample_b) = (vec![0.0; a.len()], vec![0.0; b.len()]);
+    let mut scratch: Vec<(Vec<f64>, Vec<f64>)> =
+        strata.iter().map(|(a, b)| (vec![0.0; a.len()], vec![0.0; b.len()])).collect();
     let mut changes = Vec::with_capacity(settings.resamples as usize);
     for _ in 0..settings.resamples {
-        for slot in resample_a.iter_mut() {
-            *slot = a[generator.below(a.len() as u64) as usize];
+        let mut log_sum = 0.0;
+        for ((a, b), (resample_a, resample_b)) in strata.iter().zip(scratch.iter_mut()) {
+            for slot in resample_a.iter_mut() {
+                *slot = a[generator.below(a.len() as u64) as usize];
+            }
+            for slot in resample_b.iter_mut() {
+                *slot = b[generator.below(b.len() as u64) as usize];
+            }
+            let baseline = median_in_place(resample_a)?;
+            let variant = median_in_place(resample_b)?;
+            if baseline == 0.0 {
+                return None;
+            }
+            let ratio = variant / baseline;
+            if strata.len() == 1 {
+                log_sum = ratio - 1.0;
+            } else if ratio.is_finite() && ratio > 0.0 {
+                log_sum += ratio.ln();
+            } else {
+                return None;
+            }
         }
-        for slot in resample_b.iter_mut() {
-            *slot = b[generator.below(b.len() as u64) as usize];
-        }
-        let baseline = median_in_place(&mut resample_a)?;
-        let variant = median_in_place(&mut resample_b)?;
-        if baseline == 0.0 {
-            return None;
-        }
-        let change = variant / baseline - 1.0;
+        let change = if strata.len() == 1 { log_sum } else { (log_sum / strata.len() as f64).exp() - 1.0 };
         if change.is_nan() {
             return None;
         }
@@ -307,23 +399,93 @@ pub fn compare(a: &[f64], b: &[f64], better: Better, settings: &CompareSettings)
     let p_value = mann_whitney_u(a, b)?;
     let interval = bootstrap_change_interval(a, b, settings).unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
     let best_possible_p = p_value_for_u(a.len(), b.len(), 0.0, 0.0, false);
-    let verdict = if a.len() < 2 || b.len() < 2 || best_possible_p >= settings.alpha {
-        Verdict::TooFewSamples
-    } else {
-        let interval_agrees = (change > 0.0 && interval.0 > 0.0) || (change < 0.0 && interval.1 < 0.0);
-        if p_value < settings.alpha && interval_agrees && change.abs() >= settings.noise {
-            let went_better = (change < 0.0) == (better == Better::Lower);
-            if went_better {
-                Verdict::Improved
-            } else {
-                Verdict::Regressed
-            }
-        } else {
-            Verdict::NoSignificantChange
-        }
-    };
+    let enough = a.len() >= 2 && b.len() >= 2 && best_possible_p < settings.alpha;
+    let verdict = judge(Evidence { change, interval, p_value, enough }, better, settings);
     let samples = (a.len(), b.len());
     Some(Comparison { baseline_median, variant_median, change, interval, p_value, verdict, samples })
+}
+
+/// What a verdict is decided from.
+#[derive(Clone, Copy, Debug)]
+pub struct Evidence {
+    /// Relative change of the metric (variant over baseline, minus 1).
+    pub change: f64,
+    /// Its 95% interval.
+    pub interval: (f64, f64),
+    /// The p-value the verdict uses (raw, or adjusted for many tests).
+    pub p_value: f64,
+    /// Whether the samples could reach significance at all.
+    pub enough: bool,
+}
+
+/// The verdict rule, the same for experiments and `compare`: significant
+/// iff p < alpha, the interval lies on the change's side of 0 and
+/// |change| >= the noise threshold; then improved or regressed by `better`.
+pub fn judge(evidence: Evidence, better: Better, settings: &CompareSettings) -> Verdict {
+    let Evidence { change, interval, p_value, enough } = evidence;
+    if !enough {
+        return Verdict::TooFewSamples;
+    }
+    let interval_agrees = (change > 0.0 && interval.0 > 0.0) || (change < 0.0 && interval.1 < 0.0);
+    if p_value < settings.alpha && interval_agrees && change.abs() >= settings.noise {
+        if (change < 0.0) == (better == Better::Lower) {
+            Verdict::Improved
+        } else {
+            Verdict::Regressed
+        }
+    } else {
+        Verdict::NoSignificantChange
+    }
+}
+
+/// Compares variant with baseline over several strata (the points of a
+/// matrix): the geometric mean of the points' changes of medians, its
+/// stratified bootstrap interval and the van Elteren test. One stratum is
+/// exactly [`compare`]. `baseline_median` and `variant_median` are the
+/// geometric means of the points' medians.
+pub fn compare_strata(strata: &[(&[f64], &[f64])], better: Better, settings: &CompareSettings) -> Option<Comparison> {
+    if let [(a, b)] = strata {
+        return compare(a, b, better, settings);
+    }
+    let change = combined_change(strata)?;
+    let p_value = van_elteren(strata)?;
+    let geometric = |first: bool| -> Option<f64> {
+        let logs: Option<Vec<f64>> =
+            strata.iter().map(|(a, b)| median(if first { a } else { b }).map(f64::ln)).collect();
+        let logs = logs?;
+        Some((logs.iter().sum::<f64>() / logs.len() as f64).exp())
+    };
+    let interval = stratified_change_interval(strata, settings).unwrap_or((f64::NEG_INFINITY, f64::INFINITY));
+    let sizes: Vec<(usize, usize)> = strata.iter().map(|(a, b)| (a.len(), b.len())).collect();
+    let enough = sizes.iter().all(|&(n, m)| n >= 2 && m >= 2) && van_elteren_best_p(&sizes) < settings.alpha;
+    let verdict = judge(Evidence { change, interval, p_value, enough }, better, settings);
+    let samples = sizes.iter().fold((0, 0), |(n, m), &(a, b)| (n + a, m + b));
+    Some(Comparison {
+        baseline_median: geometric(true)?,
+        variant_median: geometric(false)?,
+        change,
+        interval,
+        p_value,
+        verdict,
+        samples,
+    })
+}
+
+/// Benjamini–Hochberg adjusted p-values (q-values), in the input's order:
+/// rejecting every q < alpha keeps the expected share of false discoveries
+/// among the rejections at most alpha. NaN p-values count as 1.
+pub fn benjamini_hochberg(p_values: &[f64]) -> Vec<f64> {
+    let count = p_values.len();
+    let mut order: Vec<usize> = (0..count).collect();
+    let p = |index: usize| if p_values[index].is_nan() { 1.0 } else { p_values[index].clamp(0.0, 1.0) };
+    order.sort_by(|&x, &y| p(x).total_cmp(&p(y)));
+    let mut adjusted = vec![1.0; count];
+    let mut running: f64 = 1.0;
+    for (rank, &index) in order.iter().enumerate().rev() {
+        running = running.min(p(index) * count as f64 / (rank + 1) as f64);
+        adjusted[index] = running.min(1.0);
+    }
+    adjusted
 }
 
 #[cfg(test)]
@@ -481,6 +643,52 @@ mod tests {
         assert!(improved >= 38, "only {improved} of 40 improved: {verdicts:?}");
     }
 
+    #[test]
+    fn benjamini_hochberg_known_values() {
+        // Worked by hand: sorted p 0.01, 0.02, 0.03, 0.5 with m = 4 give 0.04, 0.04, 0.04, 0.5.
+        let q = benjamini_hochberg(&[0.03, 0.5, 0.01, 0.02]);
+        let expected = [0.04, 0.5, 0.04, 0.04];
+        for (got, want) in q.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{q:?}");
+        }
+        assert_eq!(benjamini_hochberg(&[]), Vec::<f64>::new());
+        assert_eq!(benjamini_hochberg(&[f64::NAN, 0.2]), vec![1.0, 0.4]);
+    }
+
+    #[test]
+    fn van_elteren_of_one_stratum_is_the_normal_mann_whitney_without_continuity() {
+        let a = [1.0, 2.0, 2.0, 3.0, 4.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        let b = [3.0, 4.0, 5.0, 5.0, 6.0, 7.0, 8.0, 9.0, 9.0, 10.0, 11.0];
+        let ranks = rank_sum(&a, &b);
+        let (n, m) = (10.0, 11.0);
+        let sigma = (n * m / 12.0 * ((n + m + 1.0) - ranks.tie_term / ((n + m) * (n + m - 1.0)))).sqrt();
+        let z = (ranks.sum_a - n * (n + m + 1.0) / 2.0).abs() / sigma;
+        let expected = erfc(z / std::f64::consts::SQRT_2);
+        let p = van_elteren(&[(&a, &b)]).unwrap_or(f64::NAN);
+        assert!((p - expected).abs() < 1e-12, "{p} vs {expected}");
+    }
+
+    #[test]
+    fn strata_combine_a_consistent_shift() {
+        let settings = CompareSettings::default();
+        let slow = [10.0, 10.1, 9.9, 10.05, 9.95];
+        let strata_values: Vec<(Vec<f64>, Vec<f64>)> = [1.0, 3.0, 10.0]
+            .iter()
+            .map(|scale| (slow.iter().map(|x| x * scale).collect(), slow.iter().map(|x| x * scale * 0.8).collect()))
+            .collect();
+        let strata: Vec<(&[f64], &[f64])> = strata_values.iter().map(|(a, b)| (a.as_slice(), b.as_slice())).collect();
+        let combined = compare_strata(&strata, Better::Lower, &settings).map(|c| (c.verdict, c.change));
+        let (verdict, change) = combined.unwrap_or((Verdict::TooFewSamples, f64::NAN));
+        assert_eq!(verdict, Verdict::Improved);
+        assert!((change + 0.2).abs() < 1e-9, "{change}");
+        // The same values as one stratum: the plain comparison.
+        assert_eq!(compare_strata(&strata[..1], Better::Lower, &settings), compare(strata[0].0, strata[0].1, Better::Lower, &settings));
+        // Opposite shifts cancel: no significant change.
+        let mixed: Vec<(&[f64], &[f64])> = vec![strata[0], (strata[1].1, strata[1].0)];
+        let verdict = compare_strata(&mixed, Better::Lower, &settings).map(|c| c.verdict);
+        assert_eq!(verdict, Some(Verdict::NoSignificantChange));
+    }
+
     fn small_integers() -> impl Strategy<Value = Vec<f64>> {
         prop::collection::vec((-50_i32..50).prop_map(f64::from), 1..30)
     }
@@ -520,6 +728,26 @@ mod tests {
             prop_assert!(low <= high, "{low} > {high}");
             prop_assert!(min_b / max_a - 1.0 <= low && high <= max_b / min_a - 1.0, "{low} {high}");
             prop_assert_eq!(interval, bootstrap_change_interval(&a, &b, &settings));
+        }
+
+        #[test]
+        fn q_values_are_probabilities_at_least_p(p in prop::collection::vec(prop_oneof![0.0_f64..=1.0, Just(f64::NAN)], 0..40)) {
+            let q = benjamini_hochberg(&p);
+            prop_assert_eq!(q.len(), p.len());
+            for (q, p) in q.iter().zip(&p) {
+                prop_assert!((0.0..=1.0).contains(q));
+                prop_assert!(p.is_nan() || *q >= *p - 1e-15);
+            }
+        }
+
+        #[test]
+        fn compare_strata_is_total(a in any_values(), b in any_values(), c in any_values(), seed in any::<u64>()) {
+            let strata: Vec<(&[f64], &[f64])> = vec![(&a, &b), (&b, &c)];
+            if let Some(comparison) = compare_strata(&strata, Better::Lower, &quick_settings(seed)) {
+                prop_assert!((0.0..=1.0).contains(&comparison.p_value));
+                prop_assert!(!comparison.change.is_nan());
+                prop_assert!(comparison.interval.0 <= comparison.interval.1);
+            }
         }
 
         #[test]

@@ -1,11 +1,72 @@
 //! Target evaluation: does each run meet the conditions its workload set?
+//!
+//! This is the one place a target is judged. Every output — the summary,
+//! each report and export, the exit status — reads the [`TargetStatus`]
+//! decided here.
 
 use serde::Serialize;
 
-use crate::dsl::expr::{self, MetricRef, Stat};
+use crate::dsl::expr::{self, Comparison, MetricRef, Stat};
 use crate::engines::MetricKind;
 use crate::quantity::{format_value, Dim};
 use crate::results::{Results, RunRecord};
+
+/// Operations a statistic needs before a target on it is judged: about
+/// ten beyond the percentile, `10 / (1 - p)` (1,000 for p99), and ten for
+/// a mean, a standard deviation or a per-run figure.
+pub fn samples_needed(stat: Option<Stat>) -> u64 {
+    match stat.and_then(Stat::quantile) {
+        Some(q) => (10.0 / (1.0 - q)).round() as u64,
+        None => match stat {
+            Some(Stat::Min | Stat::Max | Stat::Count | Stat::Rate) => 1,
+            _ => MIN_OPERATIONS,
+        },
+    }
+}
+
+/// Operations a mean or a per-run figure needs before it is judged.
+pub const MIN_OPERATIONS: u64 = 10;
+
+/// Where a target stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status", content = "why")]
+pub enum TargetStatus {
+    /// Measured, and the condition holds.
+    Held,
+    /// Measured, and the condition does not hold.
+    Missed,
+    /// Deliberately not judged: a smoke run, a run cut short, or too few
+    /// samples for the statistic it names.
+    NotJudged(String),
+    /// Could not be computed (no such metric in the run, no successful
+    /// operation, a division by zero).
+    Unknown(String),
+}
+
+impl TargetStatus {
+    /// One word or two for tables: `held`, `missed`, `not judged`, `unknown`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TargetStatus::Held => "held",
+            TargetStatus::Missed => "missed",
+            TargetStatus::NotJudged(_) => "not judged",
+            TargetStatus::Unknown(_) => "unknown",
+        }
+    }
+
+    /// Why it was not judged or is unknown.
+    pub fn why(&self) -> Option<&str> {
+        match self {
+            TargetStatus::NotJudged(why) | TargetStatus::Unknown(why) => Some(why),
+            TargetStatus::Held | TargetStatus::Missed => None,
+        }
+    }
+
+    /// Whether the target held.
+    pub fn held(&self) -> bool {
+        *self == TargetStatus::Held
+    }
+}
 
 /// The outcome of one target on one run.
 #[derive(Clone, Debug, Serialize)]
@@ -21,10 +82,8 @@ pub struct TargetOutcome {
     /// Dimension of both sides.
     #[serde(skip)]
     pub dim: Dim,
-    /// Whether the target held; a target that cannot be computed did not hold.
-    pub held: bool,
-    /// Why it could not be computed, if so.
-    pub problem: Option<String>,
+    /// Held, missed, not judged or unknown.
+    pub status: TargetStatus,
 }
 
 impl TargetOutcome {
@@ -33,41 +92,42 @@ impl TargetOutcome {
         self.measured.map_or_else(|| "n/a".into(), |value| format_value(value, self.dim))
     }
 
-    /// Relative headroom: how far the measurement is from the limit, as a
-    /// fraction of the limit (positive when the target holds).
+    /// Relative headroom of a judged target: how far the measurement is
+    /// from the limit, as a fraction of the limit (positive when it held).
     pub fn margin(&self) -> Option<f64> {
+        let sign = match self.status {
+            TargetStatus::Held => 1.0,
+            TargetStatus::Missed => -1.0,
+            TargetStatus::NotJudged(_) | TargetStatus::Unknown(_) => return None,
+        };
         let (measured, limit) = (self.measured?, self.limit?);
-        (limit != 0.0).then(|| {
-            let gap = (limit - measured) / limit.abs();
-            if self.held {
-                gap.abs()
-            } else {
-                -gap.abs()
-            }
-        })
+        (limit != 0.0).then(|| sign * ((limit - measured) / limit.abs()).abs())
     }
 }
 
 /// Evaluates every target of every run.
 pub fn evaluate(results: &Results) -> Vec<TargetOutcome> {
-    results.runs.iter().flat_map(|run| run.targets.iter().map(move |target| evaluate_one(run, target))).collect()
+    results
+        .runs
+        .iter()
+        .flat_map(|run| run.targets.iter().map(move |target| evaluate_one(run, target, results.smoke)))
+        .collect()
 }
 
-/// Evaluates one target against one run.
-pub fn evaluate_one(run: &RunRecord, target: &str) -> TargetOutcome {
+/// Evaluates one target against one run; `smoke` runs are never judged.
+pub fn evaluate_one(run: &RunRecord, target: &str, smoke: bool) -> TargetOutcome {
     let mut outcome = TargetOutcome {
         run: run.id.clone(),
         target: target.into(),
         measured: None,
         limit: None,
         dim: Dim::NONE,
-        held: false,
-        problem: None,
+        status: TargetStatus::Unknown(String::new()),
     };
     let comparison = match expr::parse_comparison(target) {
         Ok(comparison) => comparison,
         Err(error) => {
-            outcome.problem = Some(format!("target does not parse: {}", error.message));
+            outcome.status = TargetStatus::Unknown(format!("target does not parse: {}", error.message));
             return outcome;
         }
     };
@@ -80,29 +140,71 @@ pub fn evaluate_one(run: &RunRecord, target: &str) -> TargetOutcome {
     match expr::check_comparison(&comparison, &mut dim_of) {
         Ok(dim) => outcome.dim = dim,
         Err(error) => {
-            outcome.problem = Some(error.message);
+            outcome.status = TargetStatus::Unknown(error.message);
             return outcome;
         }
     }
     let mut value = |metric: &MetricRef| metric_value(run, metric);
     outcome.measured = expr::eval(&comparison.lhs, &mut value);
     outcome.limit = expr::eval(&comparison.rhs, &mut value);
-    match (outcome.measured, outcome.limit) {
-        (Some(measured), Some(limit)) => {
-            outcome.held = comparison.op.holds(measured, limit) && run.complete;
-            if !run.complete {
-                outcome.problem = Some("the run did not finish".into());
-            }
-        }
-        _ => {
-            outcome.problem = Some(if run.operations == 0 {
-                "the run measured no successful operation".into()
-            } else {
-                "a value could not be computed (division by zero?)".into()
-            });
-        }
-    }
+    outcome.status = status(run, &comparison, outcome.measured, outcome.limit, smoke);
     outcome
+}
+
+/// The status of a parsed, dimension-checked target with its two sides' values.
+fn status(
+    run: &RunRecord,
+    comparison: &Comparison,
+    measured: Option<f64>,
+    limit: Option<f64>,
+    smoke: bool,
+) -> TargetStatus {
+    if !run.complete {
+        return match &run.failure {
+            Some(failure) if run.operations == 0 => TargetStatus::Unknown(failure.clone()),
+            _ => TargetStatus::NotJudged("the run did not finish".into()),
+        };
+    }
+    let (Some(measured), Some(limit)) = (measured, limit) else {
+        return TargetStatus::Unknown(if run.operations == 0 {
+            "the run measured no successful operation".into()
+        } else {
+            "a value could not be computed (division by zero?)".into()
+        });
+    };
+    if smoke {
+        return TargetStatus::NotJudged("smoke run: a few operations check the scenario, not the system".into());
+    }
+    if let Some(why) = too_few_samples(run, comparison) {
+        return TargetStatus::NotJudged(why);
+    }
+    if comparison.op.holds(measured, limit) {
+        TargetStatus::Held
+    } else {
+        TargetStatus::Missed
+    }
+}
+
+/// Why the run has too few samples for a statistic the target names, if it has.
+fn too_few_samples(run: &RunRecord, comparison: &Comparison) -> Option<String> {
+    let references = comparison.lhs.metrics().into_iter().chain(comparison.rhs.metrics());
+    references
+        .filter_map(|reference| {
+            let record = run.metrics.get(&reference.metric)?;
+            let (have, stat) = match record.kind {
+                MetricKind::Distribution => (record.summary.map_or(0, |s| s.count), reference.stat),
+                MetricKind::Scalar => (run.operations, None),
+            };
+            let need = samples_needed(stat);
+            (have < need).then(|| {
+                let what = match (record.kind, stat) {
+                    (MetricKind::Distribution, Some(stat)) => format!("{}.{}", reference.metric, stat.name()),
+                    _ => reference.metric.clone(),
+                };
+                format!("too few samples: {what} needs at least {need}, the run has {have}")
+            })
+        })
+        .next()
 }
 
 /// The value of a metric reference in base units.
@@ -135,6 +237,28 @@ pub fn metric_value(run: &RunRecord, metric: &MetricRef) -> Option<f64> {
                     }
                 }
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_needed_follow_the_percentile() {
+        let table = [
+            (Some(Stat::P50), 20),
+            (Some(Stat::P90), 100),
+            (Some(Stat::P99), 1000),
+            (Some(Stat::P999), 10_000),
+            (Some(Stat::Mean), 10),
+            (None, 10),
+            (Some(Stat::Max), 1),
+            (Some(Stat::Count), 1),
+        ];
+        for (stat, need) in table {
+            assert_eq!(samples_needed(stat), need, "{stat:?}");
         }
     }
 }

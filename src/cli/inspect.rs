@@ -88,7 +88,7 @@ fn corpus(export: Option<&std::path::Path>) -> Status {
         Ok(corpus) => corpus,
         Err(message) => {
             eprintln!("error: {message}");
-            return Status::TargetMissed;
+            return Status::Error;
         }
     };
     let written = std::fs::create_dir_all(folder).and_then(|()| {
@@ -120,7 +120,7 @@ fn cuda() -> Status {
             if let Ok(nvrtc) = llm::cuda::probe::nvrtc() {
                 let _ = writeln!(out, "NVRTC alone was found (kernels can be compiled): {nvrtc}");
             }
-            return Status::TargetMissed;
+            return Status::Failed;
         }
     };
     let _ = writeln!(
@@ -142,7 +142,7 @@ fn cuda() -> Status {
         }
         Err(error) => {
             let _ = writeln!(out, "gpu 0:   cannot be used: {error}");
-            Status::TargetMissed
+            Status::Failed
         }
     }
 }

@@ -15,12 +15,15 @@ use phasebench::{dsl, plan};
 /// Exit statuses, as documented in the README.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
-    /// Every target held.
+    /// Done, and the answer is yes: every target held, no significant regression, the key was found.
     Success = 0,
-    /// A target missed, or the run was cut short.
-    TargetMissed = 1,
+    /// Done, and the answer is no: a target missed or not judged, work dropped, the load generator
+    /// behind, a run cut short, a significant regression, no such key, corruption found.
+    Failed = 1,
     /// The input was invalid; nothing ran or was written.
     InvalidInput = 2,
+    /// The tool could not do its work: a file or folder could not be written.
+    Error = 3,
 }
 
 /// Declarative performance campaigns.
@@ -46,7 +49,7 @@ pub enum Command {
     List,
     /// Render saved results again: Markdown, HTML, JSON, CSV, Bencher Metric Format, JUnit, or your template.
     Report(report::ReportArgs),
-    /// Compare two saved runs metric by metric; exit 1 on a significant regression.
+    /// Compare saved runs (A… -- B…) metric by metric over their repetitions; exit 1 on a significant regression.
     Compare(report::CompareArgs),
     /// The vault store: put, get, check, compact.
     Vault {

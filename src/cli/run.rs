@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Status;
-use phasebench::analysis::targets;
+use phasebench::analysis::{Analysis, CompareSettings};
 use phasebench::plan::{Plan, PlanOptions, RunSpec};
 use phasebench::quantity::{format_value, Dim};
 use phasebench::report::summary;
@@ -79,40 +79,33 @@ pub fn execute(args: RunArgs) -> Status {
         }
         Err(error) => {
             eprintln!("error: cannot create the run folder: {error}");
-            return Status::TargetMissed;
+            return Status::Error;
         }
     };
     if let Err(error) = store::write_atomic(&folder.join("scenario.yaml"), document.source.as_bytes()) {
         eprintln!("error: {error}");
-        return Status::TargetMissed;
+        return Status::Error;
     }
 
     let results = match measure(&plan, &folder, args.quiet) {
         Ok(results) => results,
         Err(error) => {
             eprintln!("error: results could not be saved: {error}");
-            return Status::TargetMissed;
+            return Status::Error;
         }
     };
-    let outcomes = targets::evaluate(&results);
-    print!("{}", summary::render(&results, &outcomes));
-    let analysis = phasebench::analysis::Analysis::of(&results, &phasebench::analysis::CompareSettings::default());
-    print!("{}", summary::experiments(&analysis.experiments));
-    // A smoke run measures a handful of operations: enough to exercise the
-    // scenario end to end, too few to judge a target by.
-    if results.smoke && !outcomes.is_empty() {
-        println!("smoke run: targets are shown but not judged");
-    }
+    let analysis = Analysis::of(&results, &CompareSettings::default());
+    print!("{}", summary::render(&analysis));
+    print!("{}", summary::experiments(&analysis));
     print!("{}", summary::profiles(&analysis.profiles, &folder));
     super::report::write_reports(&folder, &results, &analysis);
     println!("results: {}", folder.join("results.json").display());
     println!("reports: {0}/report.md, {0}/roadmap.md, {0}/report.html", folder.display());
-    let all_held = results.smoke || outcomes.iter().all(|outcome| outcome.held);
-    let all_ran = results.complete && results.runs.iter().all(|run| run.complete);
-    if all_held && all_ran {
+    print!("{}", summary::verdict(&analysis.verdict));
+    if analysis.verdict.passed {
         Status::Success
     } else {
-        Status::TargetMissed
+        Status::Failed
     }
 }
 
@@ -229,6 +222,9 @@ fn finished_line(index: usize, total: usize, record: &RunRecord) -> String {
     );
     let mut line =
         format!("[{index}/{total}] {}: {} ops, {figures}, {} errors", record.id, record.operations, record.errors);
+    if record.dropped > 0 {
+        line.push_str(&format!(", {} DROPPED", record.dropped));
+    }
     if let Some(failure) = &record.failure {
         line.push_str(&format!(" ({failure})"));
     }

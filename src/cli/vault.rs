@@ -102,8 +102,8 @@ fn get(dir: &std::path::Path, key: &str) -> Outcome {
             let _ = out.write_all(&value).and_then(|()| out.write_all(b"\n"));
             Ok(Status::Success)
         }
-        Ok(None) => Err((Status::TargetMissed, format!("no value for key `{key}`"))),
-        Err(error @ VaultError::Corrupt { .. }) => Err((Status::TargetMissed, error.to_string())),
+        Ok(None) => Err((Status::Failed, format!("no value for key `{key}`"))),
+        Err(error @ VaultError::Corrupt { .. }) => Err((Status::Failed, error.to_string())),
         Err(error) => Err(refused(error)),
     }
 }
@@ -125,7 +125,7 @@ fn check(dir: &std::path::Path) -> Outcome {
             }
             Ok(Status::Success)
         }
-        Err(error @ VaultError::Corrupt { .. }) => Err((Status::TargetMissed, error.to_string())),
+        Err(error @ VaultError::Corrupt { .. }) => Err((Status::Failed, error.to_string())),
         Err(error) => Err(refused(error)),
     }
 }

@@ -6,7 +6,6 @@
 
 use std::fmt::Write as _;
 
-use crate::analysis::experiments::improvement;
 use crate::analysis::profiles::{MemoryPoint, MemorySummary};
 use crate::analysis::stats::Verdict;
 use crate::analysis::{Analysis, ExperimentOutcome, RunRow, Scaling, TimeShares};
@@ -106,19 +105,50 @@ fn scale_y(value: f64, top: f64) -> f64 {
     TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - if top > 0.0 { value / top } else { 0.0 })
 }
 
-/// The latency percentile curves of `runs`, one line each.
+/// A logarithmic y axis from `low` to `high` (both positive) in `dim`
+/// units, with gridlines at 1, 2 and 5 times each power of ten; returns
+/// the mapping from a value to its y position.
+fn log_y_axis(out: &mut String, low: f64, high: f64, dim: Dim) -> impl Fn(f64) -> f64 {
+    let (bottom, top) = (low.log10(), high.log10().max(low.log10() + 1e-9));
+    let y = move |value: f64| {
+        let position = (value.max(low).log10() - bottom) / (top - bottom);
+        TOP + (HEIGHT - TOP - BOTTOM) * (1.0 - position)
+    };
+    let decades = (top - bottom).ceil() as i32;
+    let steps: &[f64] = if decades <= 2 { &[1.0, 2.0, 5.0] } else { &[1.0] };
+    for exponent in bottom.floor() as i32..=top.ceil() as i32 {
+        for step in steps {
+            let value = step * 10f64.powi(exponent);
+            if value < low || value > high {
+                continue;
+            }
+            line(out, (LEFT, y(value)), (WIDTH - RIGHT, y(value)), r##"stroke="#ddd""##);
+            text(out, LEFT - 6.0, y(value) + 4.0, "end", &format_value(value, dim));
+        }
+    }
+    y
+}
+
+/// The latency percentile curves of `runs`, one line each, on log-log axes
+/// (log 1/(1-p) across, log latency up) so that the body of each
+/// distribution shows beside its outliers.
 pub fn latency_curves(title: &str, runs: &[&RunRow]) -> Option<Chart> {
     let series: Vec<&RunRow> = runs.iter().copied().filter(|run| run.percentiles.len() >= 2).take(8).collect();
     if series.is_empty() {
         return None;
     }
-    let top = series.iter().flat_map(|run| run.percentiles.iter().map(|(_, v)| *v)).fold(0.0, f64::max) * 1.05;
+    let values = || series.iter().flat_map(|run| run.percentiles.iter().map(|(_, v)| *v)).filter(|v| *v > 0.0);
+    let high = values().fold(0.0, f64::max) * 1.2;
+    let low = values().fold(f64::INFINITY, f64::min) / 1.2;
+    if !(low.is_finite() && high > 0.0) {
+        return None;
+    }
     let max_nines =
         series.iter().flat_map(|run| run.percentiles.iter().map(|(p, _)| nines(*p))).fold(1.0_f64, f64::max).ceil();
     let x = |p: f64| LEFT + (WIDTH - LEFT - RIGHT) * nines(p) / max_nines;
     let mut out = String::new();
     open(&mut out, WIDTH, HEIGHT, title);
-    y_axis(&mut out, top, Dim::TIME);
+    let y = log_y_axis(&mut out, low, high, Dim::TIME);
     for n in 0..=max_nines as u32 {
         let p = 1.0 - 10f64.powi(-(n as i32));
         let label = if n == 0 { "0%".to_owned() } else { format!("{}%", format_percentile(p)) };
@@ -126,10 +156,10 @@ pub fn latency_curves(title: &str, runs: &[&RunRow]) -> Option<Chart> {
         line(&mut out, (px, TOP), (px, HEIGHT - BOTTOM), r##"stroke="#eee""##);
         text(&mut out, px, HEIGHT - BOTTOM + 16.0, "middle", &label);
     }
-    text(&mut out, LEFT + (WIDTH - LEFT - RIGHT) / 2.0, HEIGHT - 6.0, "middle", "percentile (log 1/(1-p))");
+    text(&mut out, LEFT + (WIDTH - LEFT - RIGHT) / 2.0, HEIGHT - 6.0, "middle", "percentile (log 1/(1-p)); latency on a log scale");
     for (index, run) in series.iter().enumerate() {
         let points: Vec<String> =
-            run.percentiles.iter().map(|(p, v)| format!("{:.1},{:.1}", x(*p), scale_y(*v, top))).collect();
+            run.percentiles.iter().map(|(p, v)| format!("{:.1},{:.1}", x(*p), y(*v))).collect();
         let _ = write!(
             out,
             r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
@@ -275,19 +305,15 @@ fn value_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (low - margin, high + margin)
 }
 
-/// Each variant's improvement over the baseline with its 95% interval.
+/// Each variant's change of the metric against the baseline with its 95% interval.
 pub fn experiment(outcome: &ExperimentOutcome) -> Option<Chart> {
     let bars: Vec<(String, f64, f64, f64, Verdict)> = outcome
         .arms
         .iter()
         .filter_map(|arm| {
             let comparison = arm.comparison.as_ref()?;
-            let gain = improvement(comparison, outcome.better);
-            let (low, high) = match outcome.better {
-                crate::analysis::stats::Better::Lower => (-comparison.interval.1, -comparison.interval.0),
-                crate::analysis::stats::Better::Higher => comparison.interval,
-            };
-            Some((arm.name.clone(), gain, low, high, comparison.verdict))
+            let (low, high) = comparison.interval;
+            Some((arm.name.clone(), comparison.change, low, high, comparison.verdict))
         })
         .collect();
     if bars.is_empty() {
@@ -295,17 +321,22 @@ pub fn experiment(outcome: &ExperimentOutcome) -> Option<Chart> {
     }
     let point: Vec<String> = outcome.matrix.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let title = format!(
-        "{}: improvement of {} over the baseline{}",
+        "{}: change of {} against the baseline{}",
         outcome.name,
         outcome.metric,
         if point.is_empty() { String::new() } else { format!(" [{}]", point.join(", ")) }
     );
-    let extent = bars.iter().flat_map(|(_, g, l, h, _)| [g.abs(), l.abs(), h.abs()]).fold(0.01_f64, f64::max) * 1.1;
+    let extent = bars
+        .iter()
+        .flat_map(|(_, g, l, h, _)| [g.abs(), l.abs(), h.abs()])
+        .filter(|v| v.is_finite())
+        .fold(0.01_f64, f64::max)
+        * 1.1;
     let row = 34.0;
     let height = TOP + BOTTOM + row * bars.len() as f64;
     let left = 150.0;
     let width = WIDTH - left - 40.0;
-    let x = |value: f64| left + width * (value + extent) / (2.0 * extent);
+    let x = |value: f64| left + width * (value.clamp(-extent, extent) + extent) / (2.0 * extent);
     let mut out = String::new();
     open(&mut out, WIDTH, height, &title);
     for step in -2..=2 {
@@ -319,7 +350,7 @@ pub fn experiment(outcome: &ExperimentOutcome) -> Option<Chart> {
         left + width / 2.0,
         height - 6.0,
         "middle",
-        "improvement (better →), bar: median change, whisker: 95% interval",
+        &format!("change of the metric ({} is better); bar: change of medians, whisker: 95% interval", better_word(outcome)),
     );
     for (index, (name, gain, low, high, verdict)) in bars.iter().enumerate() {
         let y = TOP + row * index as f64 + 8.0;
@@ -343,6 +374,13 @@ pub fn experiment(outcome: &ExperimentOutcome) -> Option<Chart> {
     }
     out.push_str("</svg>");
     Some(Chart { title, svg: out })
+}
+
+fn better_word(outcome: &ExperimentOutcome) -> &'static str {
+    match outcome.better {
+        crate::analysis::stats::Better::Lower => "lower",
+        crate::analysis::stats::Better::Higher => "higher",
+    }
 }
 
 /// One stacked bar per run: its time shares and the rest.

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::charts::xml;
 use crate::analysis::shares::mean_half_width;
-use crate::analysis::Analysis;
+use crate::analysis::{Analysis, TargetRow, TargetStatus};
 use crate::engines::MetricKind;
 use crate::quantity::Dim;
 use crate::results::Results;
@@ -106,10 +106,12 @@ pub fn bmf(results: &Results) -> String {
     serde_json::to_string_pretty(&Value::Object(benchmarks)).unwrap_or_default()
 }
 
-/// JUnit XML: one test suite per phase, one test case per target.
+/// JUnit XML: one test suite per phase, one test case per target; a
+/// missed or unknown target is a failure, one not judged is skipped.
 pub fn junit(analysis: &Analysis) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let failures = analysis.targets.iter().filter(|t| !t.held).count();
+    let failed = |t: &TargetRow| matches!(t.status, TargetStatus::Missed | TargetStatus::Unknown(_));
+    let failures = analysis.targets.iter().filter(|t| failed(t)).count();
     let _ = writeln!(
         out,
         r#"<testsuites name="{}" tests="{}" failures="{failures}">"#,
@@ -117,28 +119,31 @@ pub fn junit(analysis: &Analysis) -> String {
         analysis.targets.len()
     );
     for phase in &analysis.phases {
-        let targets: Vec<_> = analysis.targets.iter().filter(|t| t.phase == phase.name).collect();
+        let targets: Vec<&TargetRow> = analysis.targets.iter().filter(|t| t.phase == phase.name).collect();
         let _ = writeln!(
             out,
             r#"  <testsuite name="{}" tests="{}" failures="{}">"#,
             xml(&phase.name),
             targets.len(),
-            targets.iter().filter(|t| !t.held).count()
+            targets.iter().filter(|t| failed(t)).count()
         );
         for target in targets {
             let _ = write!(out, r#"    <testcase classname="{}" name="{}""#, xml(&target.run), xml(&target.target));
-            if target.held && !analysis.smoke {
-                out.push_str("/>\n");
-            } else if analysis.smoke {
-                out.push_str("><skipped message=\"smoke run: targets are not judged\"/></testcase>\n");
-            } else {
-                let message = format!(
-                    "measured {}, limit {}{}",
-                    target.measured,
-                    target.limit,
-                    target.problem.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
-                );
-                let _ = writeln!(out, r#"><failure message="{}"/></testcase>"#, xml(&message));
+            match &target.status {
+                TargetStatus::Held => out.push_str("/>\n"),
+                TargetStatus::NotJudged(why) => {
+                    let _ = writeln!(out, r#"><skipped message="not judged: {}"/></testcase>"#, xml(why));
+                }
+                TargetStatus::Missed | TargetStatus::Unknown(_) => {
+                    let message = format!(
+                        "{}: measured {}, limit {}{}",
+                        target.status_text,
+                        target.measured,
+                        target.limit,
+                        target.why.as_ref().map(|why| format!(" ({why})")).unwrap_or_default()
+                    );
+                    let _ = writeln!(out, r#"><failure message="{}"/></testcase>"#, xml(&message));
+                }
             }
         }
         out.push_str("  </testsuite>\n");

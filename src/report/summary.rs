@@ -1,18 +1,32 @@
-//! The plain-text table printed after a run: per run p50, p99, mean,
-//! throughput, errors; the engine's own metrics (p50, p99, mean with its
-//! 95% interval); where the time went; and each target with its status.
+//! The plain-text summary printed after a run, formatted from the
+//! analysis: per run p50, p99, mean, throughput, errors and dropped work;
+//! the engine's own metrics; where the time went; what makes a run's
+//! figures doubtful; each target with the status analysis decided; and the
+//! run's verdict.
 
 use std::fmt::Write as _;
 
-use crate::analysis::shares::mean_half_width;
-use crate::analysis::targets::TargetOutcome;
-use crate::quantity::{format_value, Dim};
-use crate::results::{Results, RunRecord, Summary};
+use crate::analysis::{Analysis, TargetStatus, Verdict};
 
 /// Renders the end-of-run summary.
-pub fn render(results: &Results, targets: &[TargetOutcome]) -> String {
-    let header = ["run", "ops", "p50", "p99", "mean", "throughput", "errors"];
-    let rows: Vec<[String; 7]> = results.runs.iter().map(row).collect();
+pub fn render(analysis: &Analysis) -> String {
+    let header = ["run", "ops", "p50", "p99", "mean", "throughput", "errors", "dropped"];
+    let rows: Vec<[String; 8]> = analysis
+        .runs
+        .iter()
+        .map(|run| {
+            [
+                run.id.clone(),
+                run.operations.to_string(),
+                run.latency_p50.clone(),
+                run.latency_p99.clone(),
+                run.latency_mean.clone(),
+                run.throughput.clone(),
+                run.errors.to_string(),
+                run.dropped.to_string(),
+            ]
+        })
+        .collect();
     let mut widths = header.map(str::len);
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -32,81 +46,86 @@ pub fn render(results: &Results, targets: &[TargetOutcome]) -> String {
         let _ = writeln!(out, "{}", text.trim_end());
     };
     line(&header.map(String::from), &mut out);
-    for (record, cells) in results.runs.iter().zip(&rows) {
+    for (run, cells) in analysis.runs.iter().zip(&rows) {
         line(cells, &mut out);
-        engine_metrics(record, &mut out);
-        time_shares(record, &mut out);
-        for outcome in targets.iter().filter(|t| t.run == record.id) {
-            let status = if outcome.held { "PASS" } else { "FAIL" };
-            let mut detail = format!("    {status}  {}  (measured {}", outcome.target, outcome.measured_text());
-            if let Some(margin) = outcome.margin() {
+        let width = run.metrics.iter().map(|metric| metric.name.len()).max().unwrap_or(0);
+        for metric in &run.metrics {
+            let _ = writeln!(out, "    {:<width$}  {}", metric.name, metric.text);
+        }
+        if run.schedule_lag != "-" {
+            let _ = writeln!(out, "    schedule_lag  {}", run.schedule_lag);
+        }
+        if let Some(shares) = analysis.bottlenecks.iter().find(|shares| shares.run == run.id) {
+            let mut cells: Vec<String> = shares
+                .parts
+                .iter()
+                .map(|part| format!("{} {:.1}% {}", part.name, part.share * 100.0, plus_minus(part.uncertainty * 100.0)))
+                .collect();
+            cells.push(format!("other {:.1}%", shares.other * 100.0));
+            let _ = writeln!(out, "    time shares of latency: {}", cells.join(", "));
+            let _ = writeln!(out, "    bottleneck: {}", shares.bottleneck);
+        }
+        for warning in &run.warnings {
+            let _ = writeln!(out, "    {}: {}", if warning.fails { "FAIL" } else { "note" }, warning.text);
+        }
+        for target in analysis.targets.iter().filter(|t| t.run == run.id) {
+            let status = match &target.status {
+                TargetStatus::Held => "PASS",
+                TargetStatus::Missed => "FAIL",
+                TargetStatus::NotJudged(_) => "NOT JUDGED",
+                TargetStatus::Unknown(_) => "UNKNOWN",
+            };
+            let mut detail = format!("    {status}  {}  (measured {}", target.target, target.measured);
+            if let Some(margin) = target.margin {
                 let _ = write!(detail, ", margin {:+.1}%", margin * 100.0);
             }
             detail.push(')');
-            if let Some(problem) = &outcome.problem {
-                let _ = write!(detail, " — {problem}");
+            if let Some(why) = &target.why {
+                let _ = write!(detail, " — {why}");
             }
             let _ = writeln!(out, "{detail}");
         }
-        if let Some(failure) = &record.failure {
-            let _ = writeln!(out, "    note: {failure}");
-        }
-        for error in &record.error_messages {
-            let _ = writeln!(out, "    error ×{}: {}", error.count, error.message);
+        for (message, count) in &run.error_messages {
+            let _ = writeln!(out, "    error ×{count}: {message}");
         }
     }
-    let held = targets.iter().filter(|t| t.held).count();
     let _ = writeln!(out);
-    let _ = write!(out, "{} of {} runs", results.runs.len(), results.planned_runs);
-    if results.interrupted {
+    let _ = write!(out, "{} of {} runs", analysis.runs.len(), analysis.planned_runs);
+    if analysis.interrupted {
         let _ = write!(out, " (interrupted)");
     }
-    let _ = writeln!(out, "; targets: {held} of {} held", targets.len());
+    let _ = write!(out, "; targets: {} held", analysis.targets_held);
+    for (count, label) in [
+        (analysis.targets_missed, "missed"),
+        (analysis.targets_not_judged, "not judged"),
+        (analysis.targets_unknown, "unknown"),
+    ] {
+        if count > 0 {
+            let _ = write!(out, ", {count} {label}");
+        }
+    }
+    let _ = writeln!(out, " of {}", analysis.targets_total);
     out
 }
 
-/// Metrics the harness does not record itself: never `latency`,
-/// `service_time` or scalars, and not the parts of another metric.
-const HARNESS_METRICS: [&str; 2] = ["latency", "service_time"];
-
-/// Per-run scalars of the harness, shown in the table's columns.
-const HARNESS_SCALARS: [&str; 3] = ["throughput", "errors", "error_rate"];
-
-/// One line per engine distribution metric (TTFT, decode rate, …): p50, p99
-/// and the mean with the half-width of its 95% confidence interval.
-fn engine_metrics(record: &RunRecord, out: &mut String) {
-    let shown: Vec<(&String, Summary, Dim)> = record
-        .metrics
-        .iter()
-        .filter(|(name, metric)| !HARNESS_METRICS.contains(&name.as_str()) && metric.part_of.is_none())
-        .filter_map(|(name, metric)| Some((name, metric.summary.filter(|s| s.count > 0)?, Dim::from(metric.dim))))
-        .collect();
-    let scalars: Vec<String> = record
-        .metrics
-        .iter()
-        .filter(|(name, metric)| {
-            metric.kind == crate::engines::MetricKind::Scalar && !HARNESS_SCALARS.contains(&name.as_str())
-        })
-        .filter_map(|(name, metric)| Some(format!("{name} {}", format_value(metric.value?, Dim::from(metric.dim)))))
-        .collect();
-    if !scalars.is_empty() {
-        let _ = writeln!(out, "    {}", scalars.join(", "));
+/// The run's verdict as the closing lines of the summary.
+pub fn verdict(verdict: &Verdict) -> String {
+    let mut out = String::new();
+    match (verdict.passed, verdict.text.as_str()) {
+        (true, "SMOKE RUN") => {
+            let _ = writeln!(out, "SMOKE RUN: every run finished; targets are shown, not judged");
+        }
+        (true, text) => {
+            let _ = writeln!(out, "{text}");
+        }
+        (false, text) => {
+            let _ = writeln!(out, "{text}:");
+            for reason in &verdict.reasons {
+                let _ = writeln!(out, "  - {reason}");
+            }
+        }
     }
-    let width = shown.iter().map(|(name, ..)| name.len()).max().unwrap_or(0);
-    for (name, summary, dim) in shown {
-        let _ = writeln!(
-            out,
-            "    {name:<width$}  p50 {}  p99 {}  mean {} ±{} (n={})",
-            format_value(summary.p50, dim),
-            format_value(summary.p99, dim),
-            format_value(summary.mean, dim),
-            match mean_half_width(&summary) {
-                half if half.is_nan() => "?".into(),
-                half => format_value(half, dim),
-            },
-            summary.count
-        );
-    }
+    out
 }
 
 /// `±x` with one decimal, or `±?` when one sample leaves it unknown.
@@ -120,46 +139,13 @@ fn plus_minus(value: f64) -> String {
     }
 }
 
-/// Where the time of an operation went, and the bottleneck.
-fn time_shares(record: &RunRecord, out: &mut String) {
-    let Some(shares) = crate::analysis::shares::of_run(record) else { return };
-    let mut cells: Vec<String> = shares
-        .parts
-        .iter()
-        .map(|part| format!("{} {:.1}% {}", part.name, part.share * 100.0, plus_minus(part.uncertainty * 100.0)))
-        .collect();
-    cells.push(format!("other {:.1}%", shares.other * 100.0));
-    let _ = writeln!(out, "    time shares of latency: {}", cells.join(", "));
-    let _ = writeln!(out, "    bottleneck: {}", shares.bottleneck);
-}
-
-fn row(record: &RunRecord) -> [String; 7] {
-    let latency = record.metrics.get("latency").and_then(|m| m.summary);
-    let time = |pick: fn(&crate::results::Summary) -> f64| {
-        latency.filter(|s| s.count > 0).map_or_else(|| "-".into(), |s| format_value(pick(&s), Dim::TIME))
-    };
-    let throughput = record
-        .metrics
-        .get("throughput")
-        .and_then(|m| m.value)
-        .map_or_else(|| "-".into(), |v| format_value(v, Dim::PER_TIME));
-    [
-        record.id.clone(),
-        record.operations.to_string(),
-        time(|s| s.p50),
-        time(|s| s.p99),
-        time(|s| s.mean),
-        throughput,
-        record.errors.to_string(),
-    ]
-}
-
 /// The experiments' outcomes: each arm's metric per round and, for each
-/// variant, the median's change against the baseline with its bootstrap
-/// 95% interval, the Mann-Whitney p-value and the verdict.
-pub fn experiments(outcomes: &[crate::analysis::ExperimentOutcome]) -> String {
+/// variant, the change of the metric's median against the baseline with its
+/// bootstrap 95% interval, the Mann-Whitney p-value and the verdict; an
+/// experiment over a matrix also gets its combined effect.
+pub fn experiments(analysis: &Analysis) -> String {
     let mut out = String::new();
-    for outcome in outcomes {
+    for outcome in &analysis.experiments {
         if outcome.arms.iter().all(|arm| arm.values.is_empty()) {
             continue;
         }
@@ -169,17 +155,19 @@ pub fn experiments(outcomes: &[crate::analysis::ExperimentOutcome]) -> String {
         for arm in &outcome.arms {
             let mut text = format!("    {:<12} {}", arm.name, arm.values_text.join("  "));
             if let Some(c) = &arm.comparison {
-                let verdict = c.verdict.text();
-                let _ = write!(
-                    text,
-                    "   median {:+.1}% [{:+.1}%, {:+.1}%], p={:.3}: {verdict}",
-                    c.change * 100.0,
-                    c.interval.0 * 100.0,
-                    c.interval.1 * 100.0,
-                    c.p_value
-                );
+                let _ = write!(text, "   median {}, p={:.3}: {}", arm.change_text, c.p_value, c.verdict.text());
             }
             let _ = writeln!(out, "{text}");
+        }
+    }
+    for effect in analysis.effects.iter().filter(|effect| effect.points > 1) {
+        for variant in &effect.variants {
+            let verdict = variant.comparison.as_ref().map_or("not measured", |c| c.verdict.text());
+            let _ = writeln!(
+                out,
+                "experiment {} over {} points ({}): {} {}: {verdict}",
+                effect.name, effect.points, effect.metric, variant.name, variant.change_text
+            );
         }
     }
     out

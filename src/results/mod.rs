@@ -166,6 +166,9 @@ pub struct RunRecord {
     /// Experiment arm, if the run is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arm: Option<ArmRef>,
+    /// Which repetition of `--repeat N` this is (from 1), when N > 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repetition: Option<u32>,
     /// Engine instance, kind and resolved options.
     pub engine: EngineRecord,
     /// Operation.
@@ -301,6 +304,14 @@ impl From<DimRecord> for Dim {
 }
 
 impl RunRecord {
+    /// The id without its repetition suffix (`sleep` for `sleep@2`).
+    pub fn base_id(&self) -> &str {
+        match self.repetition {
+            Some(_) => self.id.rsplit_once('@').map_or(&self.id, |(base, _)| base),
+            None => &self.id,
+        }
+    }
+
     /// Measured time in seconds.
     pub fn elapsed_seconds(&self) -> f64 {
         self.elapsed_ns as f64 / 1e9

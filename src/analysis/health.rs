@@ -1,0 +1,105 @@
+//! Whether a run's figures can be trusted as they stand: work the load
+//! generator dropped or issued late, measured windows too short, more
+//! workers than cores, runs cut short. Dropped work, a generator that fell
+//! behind and a run that did not finish fail the run; the others are shown
+//! beside its figures.
+
+use serde::Serialize;
+
+use crate::quantity::{format_value, Dim};
+use crate::results::{LoadRecord, RunRecord};
+
+/// A measured part shorter than this is flagged.
+pub const SHORT_WINDOW_SECONDS: f64 = 1.0;
+/// The generator fell behind when more than 1% of operations started
+/// later than this after their intended time (schedule lag p99).
+pub const BEHIND_LAG_SECONDS: f64 = 0.010;
+
+/// What is wrong with a run's figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// The run did not finish (interrupted, an engine failed to set up).
+    Incomplete,
+    /// Open loop: scheduled operations were dropped at the drain deadline.
+    Dropped,
+    /// Open loop: operations started well after their intended time.
+    Behind,
+    /// The measured part lasted under a second.
+    ShortWindow,
+    /// More workers than logical CPUs: they take turns on the cores.
+    Oversubscribed,
+}
+
+/// One finding about a run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Warning {
+    /// What kind.
+    pub kind: WarningKind,
+    /// For people.
+    pub text: String,
+    /// Whether it fails the run (and so the exit status).
+    pub fails: bool,
+}
+
+/// The findings about one run, in the order above.
+pub fn of_run(run: &RunRecord, cores: usize) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    let mut push = |kind, text: String, fails| warnings.push(Warning { kind, text, fails });
+    if !run.complete {
+        let why = run.failure.clone().unwrap_or_else(|| "it did not finish".into());
+        push(WarningKind::Incomplete, format!("incomplete: {why}"), true);
+    }
+    if run.dropped > 0 {
+        let scheduled = run.operations + run.errors + run.dropped;
+        push(
+            WarningKind::Dropped,
+            format!(
+                "DROPPED {} of {scheduled} scheduled operations: still queued at the drain deadline; latency counts each at the time it had waited (a lower bound)",
+                run.dropped
+            ),
+            true,
+        );
+    }
+    if let Some(lag) = schedule_lag_p99(run).filter(|lag| *lag > BEHIND_LAG_SECONDS) {
+        push(
+            WarningKind::Behind,
+            format!(
+                "LOAD GENERATOR FELL BEHIND: schedule lag p99 {} (over {}): operations started late, so the system saw less than the planned rate",
+                format_value(lag, Dim::TIME),
+                format_value(BEHIND_LAG_SECONDS, Dim::TIME)
+            ),
+            true,
+        );
+    }
+    let seconds = run.elapsed_seconds();
+    if run.complete && run.operations + run.errors > 0 && seconds < SHORT_WINDOW_SECONDS {
+        push(
+            WarningKind::ShortWindow,
+            format!(
+                "short: measured for {} ({} operations); one descheduling can move its percentiles",
+                format_value(seconds, Dim::TIME),
+                run.operations + run.errors
+            ),
+            false,
+        );
+    }
+    // Open-loop workers wait for their operations; closed-loop ones compete for cores.
+    if let LoadRecord::Closed { concurrency } = run.load {
+        let workers = concurrency as usize;
+        if cores == 0 || workers <= cores {
+            return warnings;
+        }
+        push(
+            WarningKind::Oversubscribed,
+            format!("{workers} workers on {cores} logical CPUs: they take turns, and latency includes the wait for a core"),
+            false,
+        );
+    }
+    warnings
+}
+
+/// The open-loop schedule lag p99 in seconds, if the run recorded it.
+pub fn schedule_lag_p99(run: &RunRecord) -> Option<f64> {
+    run.metrics.get("schedule_lag")?.summary.filter(|s| s.count > 0).map(|s| s.p99)
+}

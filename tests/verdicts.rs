@@ -1,0 +1,115 @@
+//! Verdicts every output agrees on: an overloaded open-loop run shows its
+//! dropped work and schedule lag everywhere and fails; a smoke run judges
+//! no target; a run too short for its percentile is not judged; an
+//! experiment over a three-point matrix is one candidate, booked once.
+
+mod common;
+
+use common::{phasebench, root, status, Scenario};
+use phasebench::analysis::{Analysis, CompareSettings, TargetStatus};
+use phasebench::report::render;
+use phasebench::results::store;
+
+#[test]
+fn an_overloaded_open_loop_run_shows_its_dropped_work_everywhere_and_fails() {
+    let scenario = Scenario::new(
+        "scenario: overload
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: p
+    workloads:
+      - name: flood
+        engine: cal
+        op: sleep
+        with: { duration: 1ms }
+        load: { rate: 10000/s, max_in_flight: 4 }
+        duration: 500ms
+        warmup: 0x
+",
+    );
+    let output = phasebench().arg("run").arg(&scenario.file).arg("--out").arg(scenario.out()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(status(&output), 1, "{stdout}");
+    assert!(stdout.contains("DROPPED"), "summary: {stdout}");
+    assert!(stdout.contains("schedule_lag"), "summary: {stdout}");
+    assert!(stdout.contains("LOAD GENERATOR FELL BEHIND"), "summary: {stdout}");
+    assert!(stdout.lines().any(|line| line == "FAILED:"), "summary: {stdout}");
+    let results = scenario.results();
+    let run = &results.runs[0];
+    assert!(run.dropped > 0, "nothing dropped at 10,000/s through 4 slots of 1 ms");
+    let report = std::fs::read_to_string(scenario.out().join("report.md")).unwrap();
+    assert!(report.contains(&format!("**{}**", run.dropped)) && report.contains("DROPPED"), "{report}");
+    assert!(report.contains("LOAD GENERATOR FELL BEHIND") && report.contains("**Verdict: FAILED**"), "{report}");
+    let html = std::fs::read_to_string(scenario.out().join("report.html")).unwrap();
+    assert!(html.contains("DROPPED") && html.contains("schedule lag") && html.contains("Verdict: FAILED"));
+    let json = phasebench().args(["report", "--format", "json"]).arg(scenario.out()).output().unwrap();
+    let analysis: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(analysis["runs"][0]["dropped"], serde_json::json!(run.dropped));
+    assert!(analysis["runs"][0]["schedule_lag"].as_str().is_some_and(|lag| lag.starts_with("p50 ")));
+    assert_eq!(analysis["verdict"]["passed"], serde_json::json!(false));
+}
+
+#[test]
+fn a_smoke_run_judges_no_target() {
+    let output = phasebench()
+        .arg("run")
+        .arg(root().join("scenarios/quickstart.yaml"))
+        .arg("--smoke")
+        .arg("--out")
+        .arg(tempfile::tempdir().unwrap().path().join("smoke"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(status(&output), 0, "{stdout}");
+    for line in stdout.lines() {
+        assert!(!line.contains("PASS ") && !line.contains("FAIL "), "a smoke run judged a target: {line}");
+    }
+    assert!(stdout.contains("NOT JUDGED"), "{stdout}");
+    assert!(stdout.contains("SMOKE RUN"), "{stdout}");
+}
+
+#[test]
+fn the_smoke_reports_say_not_judged_for_every_target() {
+    let results = store::load(&root().join("tests/fixtures/report/smoke.json")).expect("fixture reads");
+    let analysis = Analysis::of(&results, &CompareSettings::default());
+    assert!(!analysis.targets.is_empty());
+    assert!(analysis.targets.iter().all(|t| matches!(t.status, TargetStatus::NotJudged(_))));
+    insta::assert_snapshot!("smoke-report.md", render::built_in("report.md", &analysis).unwrap());
+}
+
+#[test]
+fn a_target_on_too_few_operations_is_not_judged() {
+    let scenario = Scenario::new(
+        "scenario: short
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: p
+    workloads:
+      - { name: w, engine: cal, op: spin, with: { duration: 50us }, iterations: 200,
+          targets: [ \"latency.p50 < 1s\", \"latency.p99 < 1s\" ] }
+",
+    );
+    let output = scenario.run(&[]);
+    assert_eq!(status(&output), 1, "a p99 on 200 operations passed");
+    let analysis = Analysis::of(&scenario.results(), &CompareSettings::default());
+    assert_eq!(analysis.targets[0].status, TargetStatus::Held);
+    assert_eq!(
+        analysis.targets[1].status,
+        TargetStatus::NotJudged("too few samples: latency.p99 needs at least 1000, the run has 200".into())
+    );
+    assert!(analysis.verdict.reasons.iter().any(|reason| reason == "1 target not judged"), "{:?}", analysis.verdict);
+}
+
+#[test]
+fn an_experiment_over_a_three_point_matrix_is_one_candidate_booked_once() {
+    let results = store::load(&root().join("tests/fixtures/report/matrix-experiment.json")).expect("fixture reads");
+    let analysis = Analysis::of(&results, &CompareSettings::default());
+    assert_eq!(analysis.experiments.len(), 3, "each point is still shown");
+    let roadmap = &analysis.roadmap;
+    assert_eq!(roadmap.candidates.len() + roadmap.tried.len(), 1);
+    assert_eq!(roadmap.candidates.len(), 1, "{:?}", roadmap.tried);
+    assert_eq!(roadmap.candidates[0].points, 3);
+    assert_eq!(roadmap.booked_days, 2.0);
+    assert_eq!(roadmap.scheduled, 1);
+    insta::assert_snapshot!("matrix-roadmap.md", render::built_in("roadmap.md", &analysis).unwrap());
+}
