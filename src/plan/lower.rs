@@ -409,6 +409,9 @@ impl<'a> Lowering<'a> {
         let load = self.load(workload, path, scope);
         let profile = self.profiling(workload, path);
         let mut metrics = instance.decl.metrics_of(op);
+        if matches!(load, Some(Load::Open { .. })) {
+            metrics.extend(catalog::OPEN_LOOP_METRICS);
+        }
         if profile.memory {
             metrics.extend(catalog::MEMORY_METRICS);
         }
@@ -1043,7 +1046,11 @@ impl<'a> Lowering<'a> {
         };
         let instance = instances.get(&workload.raw.engine)?;
         let op = instance.decl.op(&workload.raw.op)?;
-        let metrics = instance.decl.metrics_of(op);
+        let mut metrics = instance.decl.metrics_of(op);
+        let load = workload.raw.load.as_ref().or(self.doc.raw.defaults.load.as_ref());
+        if load.is_some_and(|load| load.rate.is_some()) {
+            metrics.extend(catalog::OPEN_LOOP_METRICS);
+        }
         match resolve_metric(&parsed, instance.decl, op, &metrics) {
             Ok(_) => Some(parsed),
             Err((message, hint)) => {
@@ -1168,6 +1175,12 @@ fn resolve_metric(
     metrics: &[&'static MetricDecl],
 ) -> Result<Dim, (String, Option<String>)> {
     let Some(found) = metrics.iter().find(|m| m.name == metric.metric) else {
+        if catalog::is_open_loop_metric(&metric.metric) {
+            return Err((
+                format!("`{}` is recorded only in open loop; this workload runs closed loop", metric.metric),
+                Some("give the workload an arrival rate, such as `load: { rate: 1000/s }`".into()),
+            ));
+        }
         if decl.metrics.iter().any(|m| m.name == metric.metric) {
             return Err((
                 format!("operation `{}.{}` does not record `{}`", decl.kind, op.name, metric.metric),
