@@ -22,7 +22,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 "$bundle/phasebench" inspect cuda 2>&1 | tee "$out/cuda.txt" || { echo "no usable CUDA: stopping"; exit 1; }
 
 echo "== CUDA tests"
-"$bundle/llm_cuda" --test-threads 1 2>&1 | tee "$out/tests.log" | grep -E "^test |test result|panicked|error" || true
+# The GPU tests are #[ignore]d so that they never pass without a GPU; here
+# they run, and a missing GPU fails them. The throughput table runs below.
+"$bundle/llm_cuda" --include-ignored --skip attention_throughput --test-threads 1 2>&1 | tee "$out/tests.log" | grep -E "^test |test result|panicked|error" || true
 grep -q "test result: ok" "$out/tests.log" || status=1
 
 echo "== attention throughput (phasebench)"

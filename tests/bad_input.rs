@@ -73,6 +73,12 @@ fn with_experiment(tail: &[&str]) -> String {
     text
 }
 
+/// A `matrix:` line of twelve axes of ten values: 10^12 points.
+fn twelve_axes() -> String {
+    let axes: Vec<String> = (0..12).map(|axis| format!("a{axis}: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]")).collect();
+    format!("matrix: {{ {} }}", axes.join(", "))
+}
+
 #[rustfmt::skip]
 fn cases() -> Vec<Case> {
     let case = |name, yaml: String, line, column, message, hint| Case { name, yaml, line, column, message, hint };
@@ -204,6 +210,9 @@ fn cases() -> Vec<Case> {
             10, 28, "unknown statistic `p98`", "did you mean `p99`?"),
         case("stat on a per-run metric", workload(&["engine: cal", "op: noop", "targets: [\"throughput.p99 > 5/s\"]"]),
             10, 20, "`throughput` is one value per run", "write `throughput` alone"),
+        case("open-loop metric on a closed-loop workload", workload(&["engine: cal", "op: noop",
+                "targets: [\"schedule_lag.p99 < 1ms\"]"]),
+            10, 20, "`schedule_lag` is recorded only in open loop", "load: { rate: 1000/s }"),
         case("metric not recorded by the op", workload(&["engine: cal", "op: noop", "targets: [\"overshoot.p99 < 1ms\"]"]),
             10, 20, "does not record `overshoot`", "it records"),
         case("target unit mismatch after a variable", doc(&["scenario: t", "vars: { m: latency }", "engines:",
@@ -237,6 +246,13 @@ fn cases() -> Vec<Case> {
             11, 27, "unknown unit `min`", "did you mean `m`?"),
         case("empty matrix list", workload(&["engine: cal", "op: noop", "matrix: { c: [] }"]),
             10, 22, "matrix variable `c` has no values", "c: [1, 2, 4]"),
+        case("matrix of twelve axes of ten values", workload(&["engine: cal", "op: noop", &twelve_axes()]),
+            10, 9, "workload `w` makes 1000000000000 runs; a plan holds at most 10000", "use fewer matrix values"),
+        case("experiment over the run limit", with_experiment(&["experiments:", "  - name: e", "    workload: w",
+                "    metric: latency.p50", "    rounds: 1000",
+                "    variants: { a: {}, b: {}, c: {}, d: {}, e: {}, f: {}, g: {}, h: {}, i: {}, j: {} }"]),
+            12, 5, "experiment `e` makes 11000 runs after the 1 before it; a plan holds at most 10000",
+            "fewer matrix values, rounds or variants"),
 
         // ---- experiments ----
         case("experiment naming a missing workload", with_experiment(&["experiments:", "  - name: e",
@@ -556,6 +572,102 @@ proptest! {
     fn scenario_alphabet_never_panics(text in "(scenario|phases|workloads|engine|op|name|with|targets|vars|[a-z ]|[:\\-\\[\\]{}$\"'\n]|  )*") {
         exercise(&text);
     }
+}
+
+// ---- bounded validation ----
+
+/// How long planning any one scenario may take before the test calls it a hang.
+/// A hang detector, not a speed requirement: a refused scenario takes milliseconds.
+const HANG: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A scenario whose sizes multiply: a matrix of `axes`, an experiment of
+/// `variants` arms over `rounds`, `iterations`, warm-up and concurrency as
+/// written, and `depth` variables each doubling the one before.
+fn hostile(axes: &[usize], rounds: &str, variants: usize, iterations: &str, concurrency: &str, depth: usize) -> String {
+    let matrix: Vec<String> =
+        axes.iter().enumerate().map(|(axis, &values)| format!("m{axis}: [{}]", values_list(values))).collect();
+    let mut vars = vec!["  v0: \"xxxxxxxxxxxxxxxx\"".to_owned()];
+    vars.extend((1..=depth).map(|step| format!("  v{step}: \"${{v{0}}}${{v{0}}}\"", step - 1)));
+    let arms: Vec<String> = (0..variants).map(|arm| format!("x{arm}: {{}}")).collect();
+    format!(
+        "scenario: hostile
+vars:
+{vars}
+engines: {{ cal: {{ kind: calibrate }} }}
+phases:
+  - name: p
+    workloads:
+      - name: w
+        engine: cal
+        op: noop
+        iterations: {iterations}
+        warmup: {iterations}
+        load: {{ concurrency: {concurrency} }}
+        matrix: {{ {matrix} }}
+experiments:
+  - name: e
+    workload: w
+    metric: latency.p50
+    rounds: {rounds}
+    variants: {{ {arms} }}
+",
+        vars = vars.join("\n"),
+        matrix = matrix.join(", "),
+        arms = arms.join(", "),
+    )
+}
+
+fn values_list(values: usize) -> String {
+    (0..values).map(|value| value.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Plans `text` on another thread; fails if that panics or has not returned within [`HANG`].
+fn plans_in_bounded_time(text: String) -> Result<(), TestCaseError> {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok(doc) = phasebench::dsl::parse("hostile.yaml", text) {
+            let _ = phasebench::plan::build(&doc, &Default::default());
+        }
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(HANG) {
+        Ok(()) => Ok(()),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            Err(TestCaseError::fail(format!("planning ran past {HANG:?}")))
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(TestCaseError::fail("planning panicked")),
+    }
+}
+
+fn huge_count() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["1", "2", "1000", "1000000", "18446744073709551615", "1e30", "99999999999999999999x"])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn hostile_sizes_are_planned_or_refused_in_bounded_time(
+        axes in prop::collection::vec(1_usize..40, 0..16),
+        rounds in huge_count(),
+        variants in 1_usize..40,
+        iterations in huge_count(),
+        concurrency in huge_count(),
+        depth in 0_usize..48,
+    ) {
+        plans_in_bounded_time(hostile(&axes, rounds, variants, iterations, concurrency, depth))?;
+    }
+}
+
+#[test]
+fn the_run_limit_is_checked_before_expanding() {
+    let text = hostile(&[10; 12], "2", 1, "1", "1", 0);
+    let doc = phasebench::dsl::parse("hostile.yaml", text).expect("parses");
+    let started = std::time::Instant::now();
+    let errors = phasebench::plan::build(&doc, &Default::default()).expect_err("10^12 runs are refused");
+    assert!(started.elapsed() < HANG);
+    let messages: Vec<&str> = errors.0.iter().map(|error| error.message.as_str()).collect();
+    assert_eq!(messages, ["workload `w` makes 1000000000000 runs; a plan holds at most 10000"]);
 }
 
 #[test]

@@ -48,6 +48,81 @@ phases:
 }
 
 #[test]
+fn open_loop_overload_drops_work_and_records_its_wait() {
+    // Four workers of a 2 ms sleep serve about 2,000/s; 5,000 operations
+    // are scheduled in 500 ms and the queue may drain for one second more,
+    // so about 2,000 are still queued at the deadline and dropped.
+    let scenario = Scenario::new(
+        "scenario: overload
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: open
+    workloads:
+      - name: overloaded
+        engine: cal
+        op: sleep
+        with: { duration: 2ms }
+        load: { rate: 10000/s, max_in_flight: 4 }
+        duration: 500ms
+        warmup: 0x
+        targets: [\"dropped == 0\", \"schedule_lag.p99 < 1ms\"]
+",
+    );
+    let output = scenario.run(&[]);
+    assert_eq!(status(&output), 1, "missed targets exit 1: {}", String::from_utf8_lossy(&output.stderr));
+    let results = scenario.results();
+    let overloaded = run(&results, "overloaded");
+    assert!(overloaded.dropped > 500, "only {} of {} dropped", overloaded.dropped, overloaded.scheduled);
+    assert_eq!(overloaded.operations + overloaded.errors + overloaded.dropped, overloaded.scheduled);
+    assert!((4_900..=5_000).contains(&overloaded.scheduled), "scheduled {}", overloaded.scheduled);
+    assert_eq!(overloaded.metrics["dropped"].value, Some(overloaded.dropped as f64));
+    let latency = summary(overloaded, "latency");
+    assert_eq!(latency.count, overloaded.operations + overloaded.dropped, "dropped work is in the latency figures");
+    assert!(latency.max >= 1.0, "the last dropped operation waited {}s", latency.max);
+    let lag = summary(overloaded, "schedule_lag");
+    assert_eq!(lag.count, overloaded.scheduled);
+    assert!(lag.p99 >= 0.5, "schedule lag p99 {}s", lag.p99);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("FAIL  dropped == 0"), "{stdout}");
+    assert!(stdout.contains("FAIL  schedule_lag.p99 < 1ms"), "{stdout}");
+}
+
+#[test]
+fn open_loop_within_capacity_drops_nothing_and_keeps_schedule() {
+    let scenario = Scenario::new(
+        "scenario: comfortable
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: open
+    workloads:
+      - name: easy
+        engine: cal
+        op: sleep
+        with: { duration: 1ms }
+        load: { rate: 200/s, max_in_flight: 8 }
+        duration: 1s
+        warmup: 0x
+      - { name: closed, engine: cal, op: noop, iterations: 100, warmup: 0x }
+",
+    );
+    let output = scenario.run(&[]);
+    assert_eq!(status(&output), 0, "{}", String::from_utf8_lossy(&output.stderr));
+    let results = scenario.results();
+    let easy = run(&results, "easy");
+    assert_eq!(easy.dropped, 0);
+    assert_eq!(easy.metrics["dropped"].value, Some(0.0));
+    assert_eq!(easy.operations + easy.errors, easy.scheduled);
+    assert_eq!(easy.scheduled, 200);
+    let lag = summary(easy, "schedule_lag");
+    assert_eq!(lag.count, 200);
+    assert!(lag.p50 < 0.001, "schedule lag p50 {}s with eight idle workers", lag.p50);
+    let closed = run(&results, "closed");
+    assert_eq!((closed.dropped, closed.scheduled), (0, 0));
+    assert_eq!(closed.metrics["dropped"].value, Some(0.0));
+    assert!(!closed.metrics.contains_key("schedule_lag"), "a closed loop has no schedule");
+}
+
+#[test]
 fn a_stall_shows_in_open_loop_tail_latency() {
     // Call 5,000 stops the whole engine for 100 ms. Measured from intended
     // start times, the ~1,000 operations scheduled during the stall all wait,

@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use phasebench::engines::catalog::{MetricDecl, OptionDecl, HARNESS_METRICS, MEMORY_METRICS, RSS_METRICS};
+use phasebench::engines::catalog::{
+    MetricDecl, OptionDecl, HARNESS_METRICS, MEMORY_METRICS, OPEN_LOOP_METRICS, RSS_METRICS,
+};
 use phasebench::engines::{registry, MetricKind};
 
 /// The catalog as text.
@@ -10,6 +12,8 @@ pub fn render() -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Every workload records:");
     metrics(&mut out, HARNESS_METRICS.iter(), "  ");
+    let _ = writeln!(out, "\nOpen-loop workloads (`load: {{ rate: … }}`) also record:");
+    metrics(&mut out, OPEN_LOOP_METRICS.iter(), "  ");
     let _ = writeln!(
         out,
         "\nWith `profile: cpu` a workload's call stacks are sampled for a flame graph; with `profile: memory` or `rss`:"

@@ -241,7 +241,34 @@ pub static HARNESS_METRICS: &[MetricDecl] = &[
         derive: None,
         doc: "failed operations as a fraction of all attempted",
     },
+    MetricDecl {
+        name: "dropped",
+        dim: Dim::NONE,
+        kind: MetricKind::Scalar,
+        part_of: None,
+        derive: None,
+        doc: "open loop: operations still queued at the drain deadline, never run (their wait is in `latency`); \
+              0 in closed loop",
+    },
 ];
+
+/// Metrics the harness records for open-loop workloads (`load: { rate: … }`)
+/// only. A closed-loop run has no schedule, so naming one of these in its
+/// targets is a validation error rather than a figure that is always zero.
+pub static OPEN_LOOP_METRICS: &[MetricDecl] = &[MetricDecl {
+    name: "schedule_lag",
+    dim: Dim::TIME,
+    kind: MetricKind::Distribution,
+    part_of: None,
+    derive: None,
+    doc: "open loop: time from each operation's intended start to when a worker started (or dropped) it; \
+          large when the generator or `max_in_flight` cannot keep to the rate",
+}];
+
+/// Whether only open-loop runs record `name`.
+pub fn is_open_loop_metric(name: &str) -> bool {
+    OPEN_LOOP_METRICS.iter().any(|metric| metric.name == name)
+}
 
 /// Metrics a run has when its workload asks for `profile: memory`.
 pub static MEMORY_METRICS: &[MetricDecl] = &[
@@ -296,7 +323,7 @@ pub fn is_profile_metric(name: &str) -> bool {
 
 /// Whether the harness or a profiler, not the engine, records `name`.
 pub fn recorded_by_harness(name: &str) -> bool {
-    is_profile_metric(name) || HARNESS_METRICS.iter().any(|metric| metric.name == name)
+    is_profile_metric(name) || is_open_loop_metric(name) || HARNESS_METRICS.iter().any(|metric| metric.name == name)
 }
 
 /// How many histogram units make one base unit: nanoseconds for time, bytes
@@ -326,6 +353,14 @@ pub fn histogram_unit(dim: Dim) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_harness_records_its_load_metrics() {
+        for name in ["dropped", "schedule_lag"] {
+            assert!(recorded_by_harness(name), "`{name}` is not known as a harness metric");
+        }
+        assert!(is_open_loop_metric("schedule_lag") && !is_open_loop_metric("dropped"));
+    }
 
     #[test]
     fn engine_metrics_never_shadow_the_harness_or_profilers() {

@@ -9,7 +9,7 @@ use super::template::{Scope, TemplateError};
 use super::values::{self, parse_value, ValueError};
 use super::{
     ArmRef, EngineConfig, ExperimentSpec, Load, Plan, PlanOptions, Profiling, Risk, RoadmapSpec, RunSpec, ScenarioInfo,
-    StepSpec, Stop, Target, Warmup, DEFAULT_MAX_IN_FLIGHT, DEFAULT_ROUNDS, SMOKE_ITERATIONS,
+    StepSpec, Stop, Target, Warmup, DEFAULT_MAX_IN_FLIGHT, DEFAULT_ROUNDS, MAX_RUNS, SMOKE_ITERATIONS,
 };
 use crate::diagnostic::{did_you_mean, hint_from, Diagnostic, Diagnostics};
 use crate::dsl::expr::{self, Expr, MetricRef, Stat};
@@ -30,7 +30,7 @@ type Located = IndexMap<String, (Scalar, String)>;
 
 /// Checks `doc` and expands it into a plan.
 pub fn build(doc: &Document, options: &PlanOptions) -> Result<Plan, Diagnostics> {
-    let mut lowering = Lowering { doc, errors: Vec::new(), seen: HashSet::new() };
+    let mut lowering = Lowering { doc, errors: Vec::new(), seen: HashSet::new(), planned_runs: Some(0) };
     let plan = lowering.plan(options);
     if lowering.errors.is_empty() {
         Ok(plan)
@@ -56,6 +56,9 @@ struct Lowering<'a> {
     doc: &'a Document,
     errors: Vec<Diagnostic>,
     seen: HashSet<(String, String)>,
+    /// Runs counted so far, before expanding them, against [`MAX_RUNS`];
+    /// `None` once a matrix or experiment was refused for passing it.
+    planned_runs: Option<u64>,
 }
 
 impl<'a> Lowering<'a> {
@@ -277,6 +280,11 @@ impl<'a> Lowering<'a> {
                     );
                     continue;
                 }
+                let runs_here = matrix_points(workload);
+                if !self.count_runs(runs_here, &format!("{path}.matrix"), &format!("workload `{}`", workload.name)) {
+                    workloads.insert(workload.name.clone(), WorkloadRef { raw: workload, path });
+                    continue;
+                }
                 for combination in self.matrix(workload, &path, scope) {
                     let Some(run) =
                         self.workload_run(workload, &path, instances, &combination, &RawOverrideRef::none(), seed)
@@ -289,6 +297,33 @@ impl<'a> Lowering<'a> {
             }
         }
         (runs, workloads)
+    }
+
+    /// Counts `runs` (`None`: more than `u64` holds) toward the plan's total
+    /// before they are expanded; past [`MAX_RUNS`] they are refused at `path`
+    /// and must not be expanded.
+    ///
+    /// A phase workload's count is its matrix points, an experiment's its
+    /// points × rounds × arms. A factor that repeats runs (a `--repeat`
+    /// count) belongs in the count passed here, so that the limit holds for
+    /// the runs actually planned.
+    fn count_runs(&mut self, runs: Option<u64>, path: &str, what: &str) -> bool {
+        // After one refusal the plan is too large whatever follows; saying so once is enough.
+        let Some(before) = self.planned_runs else { return false };
+        if let Some(total) = runs.and_then(|runs| runs.checked_add(before)).filter(|total| *total <= MAX_RUNS) {
+            self.planned_runs = Some(total);
+            return true;
+        }
+        let runs = runs.map_or_else(|| format!("more than {}", u64::MAX), |runs| runs.to_string());
+        let message = if before == 0 {
+            format!("{what} makes {runs} runs; a plan holds at most {MAX_RUNS}")
+        } else {
+            format!("{what} makes {runs} runs after the {before} before it; a plan holds at most {MAX_RUNS}")
+        };
+        let hint = "use fewer matrix values, rounds or variants, or split the campaign into several scenarios";
+        self.at_key(path, message, Some(hint.into()));
+        self.planned_runs = None;
+        false
     }
 
     /// The scopes of a workload's matrix points, in cartesian order (last key fastest).
@@ -409,6 +444,9 @@ impl<'a> Lowering<'a> {
         let load = self.load(workload, path, scope);
         let profile = self.profiling(workload, path);
         let mut metrics = instance.decl.metrics_of(op);
+        if matches!(load, Some(Load::Open { .. })) {
+            metrics.extend(catalog::OPEN_LOOP_METRICS);
+        }
         if profile.memory {
             metrics.extend(catalog::MEMORY_METRICS);
         }
@@ -937,6 +975,12 @@ impl<'a> Lowering<'a> {
             arms.push((name.clone(), RawOverrideRef::of(variant, format!("{path}.variants.{name}"))));
         }
         let rounds = rounds?;
+        let runs_here = matrix_points(workload.raw)
+            .and_then(|points| points.checked_mul(u64::from(rounds)))
+            .and_then(|runs| runs.checked_mul(arms.len() as u64));
+        if !self.count_runs(runs_here, path, &format!("experiment `{}`", raw.name)) {
+            return None;
+        }
         let combinations = self.matrix(workload.raw, &workload.path, scope);
         let mut runs = Vec::new();
         let errors_before = self.errors.len();
@@ -1043,7 +1087,11 @@ impl<'a> Lowering<'a> {
         };
         let instance = instances.get(&workload.raw.engine)?;
         let op = instance.decl.op(&workload.raw.op)?;
-        let metrics = instance.decl.metrics_of(op);
+        let mut metrics = instance.decl.metrics_of(op);
+        let load = workload.raw.load.as_ref().or(self.doc.raw.defaults.load.as_ref());
+        if load.is_some_and(|load| load.rate.is_some()) {
+            metrics.extend(catalog::OPEN_LOOP_METRICS);
+        }
         match resolve_metric(&parsed, instance.decl, op, &metrics) {
             Ok(_) => Some(parsed),
             Err((message, hint)) => {
@@ -1168,6 +1216,12 @@ fn resolve_metric(
     metrics: &[&'static MetricDecl],
 ) -> Result<Dim, (String, Option<String>)> {
     let Some(found) = metrics.iter().find(|m| m.name == metric.metric) else {
+        if catalog::is_open_loop_metric(&metric.metric) {
+            return Err((
+                format!("`{}` is recorded only in open loop; this workload runs closed loop", metric.metric),
+                Some("give the workload an arrival rate, such as `load: { rate: 1000/s }`".into()),
+            ));
+        }
         if decl.metrics.iter().any(|m| m.name == metric.metric) {
             return Err((
                 format!("operation `{}.{}` does not record `{}`", decl.kind, op.name, metric.metric),
@@ -1190,6 +1244,12 @@ fn resolve_metric(
 
 fn names_of(metrics: &[&MetricDecl]) -> String {
     metrics.iter().map(|m| format!("`{}`", m.name)).collect::<Vec<_>>().join(", ")
+}
+
+/// How many points a workload's matrix has (1 without a matrix), counted
+/// without expanding it; `None` when the count passes `u64`.
+fn matrix_points(workload: &RawWorkload) -> Option<u64> {
+    workload.matrix.values().try_fold(1_u64, |points, values| points.checked_mul(values.len() as u64))
 }
 
 /// One matrix point: its scope and its values as text.

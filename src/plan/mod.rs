@@ -273,3 +273,8 @@ pub const DEFAULT_ROUNDS: u32 = 5;
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 32;
 /// Measured operations per run under `--smoke`.
 pub const SMOKE_ITERATIONS: u64 = 3;
+/// Most runs one plan may hold. Lowering counts the runs of every matrix and
+/// experiment before expanding it and refuses a scenario that would make
+/// more, so validating any file takes time and memory in proportion to the
+/// file, never to what its matrices multiply out to.
+pub const MAX_RUNS: u64 = 10_000;

@@ -9,6 +9,15 @@ use indexmap::IndexMap;
 
 use crate::dsl::Scalar;
 
+/// Longest text a substitution into longer text may produce. Variables built
+/// from variables (`b: "${a}${a}"`, `c: "${b}${b}"`, …) double with every
+/// step; the cap keeps validation from doubling its way to gigabytes.
+pub const MAX_SUBSTITUTED_LEN: usize = 64 * 1024;
+/// Most text resolving all of `vars` may add to what the file itself holds,
+/// so that many variables each just under [`MAX_SUBSTITUTED_LEN`] cannot add
+/// up to gigabytes either.
+pub const MAX_VARS_GROWTH: usize = 1024 * 1024;
+
 /// A failed substitution, located in the value's text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TemplateError {
@@ -49,9 +58,10 @@ impl Scope {
     pub fn from_vars_partial(vars: &IndexMap<String, Scalar>) -> (Scope, Vec<(String, TemplateError)>) {
         let mut scope = Scope::default();
         let mut errors = Vec::new();
+        let mut grown = 0;
         for name in vars.keys() {
             let mut resolving = Vec::new();
-            if let Err(error) = resolve_var(name, vars, &mut scope, &mut resolving) {
+            if let Err(error) = resolve_var(name, vars, &mut scope, &mut resolving, &mut grown) {
                 // Every variable on the failed chain depends on the mistake.
                 scope.broken.extend(resolving);
                 errors.push(error);
@@ -94,6 +104,7 @@ impl Scope {
         for (start, end, name) in references {
             out.push_str(&text[cursor..start]);
             out.push_str(&self.lookup(&name, start, end)?.to_string());
+            check_length(&out, start, end)?;
             cursor = end;
         }
         out.push_str(&text[cursor..]);
@@ -110,6 +121,7 @@ impl Scope {
             out.text.push_str(&text[cursor..start]);
             let from = out.text.len();
             out.text.push_str(&self.lookup(&name, start, end)?.to_string());
+            check_length(&out.text, start, end)?;
             out.pieces.push(Piece { out: (from, out.text.len()), raw: (start, end) });
             cursor = end;
         }
@@ -191,6 +203,7 @@ fn resolve_var(
     vars: &IndexMap<String, Scalar>,
     scope: &mut Scope,
     resolving: &mut Vec<String>,
+    grown: &mut usize,
 ) -> Result<(), (String, TemplateError)> {
     if scope.values.contains_key(name) || scope.broken.iter().any(|n| n == name) {
         return Ok(());
@@ -221,7 +234,7 @@ fn resolve_var(
                 return Err((name.to_owned(), error));
             }
             if vars.contains_key(&reference) {
-                resolve_var(&reference, vars, scope, resolving)?;
+                resolve_var(&reference, vars, scope, resolving, grown)?;
             } else {
                 let mut error = scope.lookup(&reference, start, end).err().unwrap_or_else(|| TemplateError {
                     start,
@@ -236,9 +249,35 @@ fn resolve_var(
         }
     }
     let value = scope.substitute(raw).map_err(|e| (name.to_owned(), e))?;
+    if let (Scalar::Text(raw), Scalar::Text(value)) = (raw, &value) {
+        *grown += value.len().saturating_sub(raw.len());
+        if *grown > MAX_VARS_GROWTH {
+            let error = TemplateError {
+                start: 0,
+                end: raw.len(),
+                message: format!("`vars` expand to more than {} KiB of text", MAX_VARS_GROWTH / 1024),
+                hint: Some("variables built from variables multiply; write long text out once instead".into()),
+            };
+            return Err((name.to_owned(), error));
+        }
+    }
     resolving.pop();
     scope.values.insert(name.to_owned(), value);
     Ok(())
+}
+
+/// Refuses substituted text past [`MAX_SUBSTITUTED_LEN`], at the reference
+/// `start..end` that made it so.
+fn check_length(out: &str, start: usize, end: usize) -> Result<(), TemplateError> {
+    if out.len() <= MAX_SUBSTITUTED_LEN {
+        return Ok(());
+    }
+    Err(TemplateError {
+        start,
+        end,
+        message: format!("substituting this makes the text longer than {} KiB", MAX_SUBSTITUTED_LEN / 1024),
+        hint: Some("variables built from variables multiply; write long text out once instead".into()),
+    })
 }
 
 /// Every `${name}` in `text` as (start, end, name).
@@ -348,6 +387,26 @@ mod tests {
         assert_eq!(sub.raw_range(0, 3), (0, 4));
         assert_eq!(sub.raw_range(14, 17), (11, 17));
         assert_eq!(sub.raw_range(15, 17), (15, 17));
+    }
+
+    #[test]
+    fn variables_that_double_are_refused_before_they_grow_large() {
+        let mut doubling = vec![("v0".to_owned(), Scalar::Text("x".repeat(1000)))];
+        for step in 1..64 {
+            doubling.push((format!("v{step}"), Scalar::Text(format!("${{v{}}}${{v{}}}", step - 1, step - 1))));
+        }
+        let (scope, errors) = Scope::from_vars_partial(&doubling.into_iter().collect());
+        let (name, error) = &errors[0];
+        assert_eq!(name, "v7", "1000 bytes doubled seven times pass 64 KiB");
+        assert!(error.message.contains("longer than 64 KiB"), "{}", error.message);
+        assert_eq!(errors.len(), 57, "every later step depends on the refused one");
+        assert!(scope.names().len() <= 7);
+
+        // Many variables, each under the cap, may not add up past the total either.
+        let mut wide = vec![("big".to_owned(), Scalar::Text("x".repeat(30_000)))];
+        wide.extend((0..100).map(|n| (format!("w{n}"), Scalar::Text("${big}${big}".into()))));
+        let (_, errors) = Scope::from_vars_partial(&wide.into_iter().collect());
+        assert!(errors.iter().any(|(_, error)| error.message.contains("more than 1024 KiB")), "{errors:?}");
     }
 
     #[test]

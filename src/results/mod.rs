@@ -195,8 +195,13 @@ pub struct RunRecord {
     pub operations: u64,
     /// Operations that failed.
     pub errors: u64,
-    /// Open loop: operations scheduled but never started before the drain deadline.
+    /// Open loop: operations scheduled but never started before the drain
+    /// deadline; their wait is in the `latency` and `schedule_lag` histograms.
     pub dropped: u64,
+    /// Open loop: measured operations the dispatcher scheduled (0 in closed
+    /// loop). In a run not interrupted, `operations + errors + dropped` equals it.
+    #[serde(default)]
+    pub scheduled: u64,
     /// Distinct error messages with their counts (the first few).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub error_messages: Vec<ErrorCount>,

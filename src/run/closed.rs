@@ -101,7 +101,7 @@ pub fn run(prepared: Prepared, concurrency: usize, control: &Control) -> Measure
             }
         }
     });
-    super::merge(tallies, start, control)
+    super::merge(tallies, start, 0, control)
 }
 
 /// A one-time signal: closed until opened with go (`true`) or no-go (`false`).

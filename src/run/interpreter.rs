@@ -203,6 +203,7 @@ fn base_record(spec: &RunSpec, started: DateTime<Utc>, finished: DateTime<Utc>) 
         operations: 0,
         errors: 0,
         dropped: 0,
+        scheduled: 0,
         error_messages: Vec::new(),
         complete: false,
         failure: None,
@@ -227,6 +228,7 @@ fn record_of(spec: &RunSpec, measurement: &Measurement, wall_start: DateTime<Utc
     record.operations = tally.operations;
     record.errors = tally.errors;
     record.dropped = tally.dropped;
+    record.scheduled = measurement.scheduled;
     record.error_messages =
         tally.messages.iter().map(|(message, count)| ErrorCount { message: message.clone(), count: *count }).collect();
     record.complete = !measurement.cancelled;
@@ -242,6 +244,10 @@ fn record_of(spec: &RunSpec, measurement: &Measurement, wall_start: DateTime<Utc
     let throughput = if seconds > 0.0 { tally.operations as f64 / seconds } else { 0.0 };
     record.metrics.insert("throughput".into(), scalar(throughput, Dim::PER_TIME));
     record.metrics.insert("errors".into(), scalar(tally.errors as f64, Dim::NONE));
+    record.metrics.insert("dropped".into(), scalar(tally.dropped as f64, Dim::NONE));
+    if let Some(schedule_lag) = &tally.schedule_lag {
+        record.metrics.insert("schedule_lag".into(), distribution(schedule_lag, Dim::TIME));
+    }
     let error_rate = if attempted > 0 { tally.errors as f64 / attempted as f64 } else { 0.0 };
     record.metrics.insert("error_rate".into(), scalar(error_rate, Dim::NONE));
     for slot in tally.recorder.slots() {

@@ -17,13 +17,17 @@ pub struct WorkerTally {
     pub latency: Histogram<u64>,
     /// Service time in nanoseconds (open loop only; equals latency in closed loop).
     pub service: Option<Histogram<u64>>,
+    /// Open loop: nanoseconds from each operation's intended start to when a
+    /// worker started it (or dropped it), the generator's lag behind schedule.
+    pub schedule_lag: Option<Histogram<u64>>,
     /// Engine metrics.
     pub recorder: Recorder,
     /// Successful operations.
     pub operations: u64,
     /// Failed operations.
     pub errors: u64,
-    /// Open loop: scheduled operations skipped after the drain deadline.
+    /// Open loop: scheduled operations skipped after the drain deadline; their
+    /// wait is in `latency` and `schedule_lag`.
     pub dropped: u64,
     /// Distinct messages and counts.
     pub messages: Vec<(String, u64)>,
@@ -32,11 +36,12 @@ pub struct WorkerTally {
 }
 
 impl WorkerTally {
-    /// An empty tally; `open_loop` adds a service-time histogram.
+    /// An empty tally; `open_loop` adds service-time and schedule-lag histograms.
     pub fn new(recorder: Recorder, open_loop: bool) -> Self {
         WorkerTally {
             latency: new_histogram(),
             service: open_loop.then(new_histogram),
+            schedule_lag: open_loop.then(new_histogram),
             recorder,
             operations: 0,
             errors: 0,
@@ -49,8 +54,26 @@ impl WorkerTally {
     /// Records one successful operation.
     #[inline]
     pub fn success(&mut self, latency: Duration) {
-        record(&mut self.latency, latency.as_nanos().min(u128::from(u64::MAX)) as u64);
+        record(&mut self.latency, nanos(latency));
         self.operations += 1;
+    }
+
+    /// Open loop: records how late an operation started after its intended start.
+    #[inline]
+    pub fn lag(&mut self, lag: Duration) {
+        if let Some(schedule_lag) = &mut self.schedule_lag {
+            record(schedule_lag, nanos(lag));
+        }
+    }
+
+    /// Open loop: records an operation dropped after the drain deadline,
+    /// having waited `waited` since its intended start. The wait is a lower
+    /// bound of its latency, so it goes into the latency figures rather than
+    /// vanishing from them; the operation is neither a success nor an error.
+    pub fn drop_after(&mut self, waited: Duration) {
+        record(&mut self.latency, nanos(waited));
+        self.lag(waited);
+        self.dropped += 1;
     }
 
     /// Records one failed operation.
@@ -66,6 +89,9 @@ impl WorkerTally {
         if let (Some(ours), Some(theirs)) = (&mut self.service, &other.service) {
             let _ = ours.add(theirs);
         }
+        if let (Some(ours), Some(theirs)) = (&mut self.schedule_lag, &other.schedule_lag) {
+            let _ = ours.add(theirs);
+        }
         self.recorder.merge(&other.recorder);
         self.operations += other.operations;
         self.errors += other.errors;
@@ -75,6 +101,11 @@ impl WorkerTally {
         }
         self.last_end = self.last_end.max(other.last_end);
     }
+}
+
+/// A duration in whole nanoseconds, saturating.
+fn nanos(duration: Duration) -> u64 {
+    duration.as_nanos().min(u128::from(u64::MAX)) as u64
 }
 
 fn add_message(messages: &mut Vec<(String, u64)>, message: &str, count: u64) {
@@ -96,4 +127,6 @@ pub struct Measurement {
     pub elapsed: Duration,
     /// Stopped early by cancellation.
     pub cancelled: bool,
+    /// Open loop: measured operations the dispatcher scheduled; 0 in closed loop.
+    pub scheduled: u64,
 }

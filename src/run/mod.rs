@@ -165,15 +165,16 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "no message".into())
 }
 
-/// Merges worker tallies into one measurement starting at `start`.
-fn merge(tallies: Vec<WorkerTally>, start: Instant, control: &Control) -> Measurement {
+/// Merges worker tallies into one measurement starting at `start`, of
+/// `scheduled` operations the open-loop dispatcher issued (0 in closed loop).
+fn merge(tallies: Vec<WorkerTally>, start: Instant, scheduled: u64, control: &Control) -> Measurement {
     let mut tallies = tallies.into_iter();
     let mut total = tallies.next().unwrap_or_else(|| WorkerTally::new(Recorder::default(), false));
     for tally in tallies {
         total.merge(tally);
     }
     let elapsed = total.last_end.map_or_else(Default::default, |end| end.saturating_duration_since(start));
-    Measurement { tally: total, started: start, elapsed, cancelled: control.cancel.load(Ordering::Relaxed) }
+    Measurement { tally: total, started: start, elapsed, cancelled: control.cancel.load(Ordering::Relaxed), scheduled }
 }
 
 /// A worker thread named for flame graphs and debuggers (`pb-caller-3`;

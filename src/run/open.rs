@@ -5,7 +5,15 @@
 //! the intended start, not from when a worker got to it, so a stall that
 //! delays the operations queued behind it shows in the figures (the
 //! coordinated-omission correction of wrk2). Service time, from the actual
-//! start, is kept beside it.
+//! start, is kept beside it, and so is the schedule lag, from the intended
+//! to the actual start: the dispatcher's own lateness plus the wait for a
+//! free worker, which says whether the generator kept to its schedule.
+//!
+//! Operations still queued at the drain deadline are dropped, not run. They
+//! are the slowest of the run, so each is recorded into `latency` and
+//! `schedule_lag` at the time it had waited (a lower bound of its latency)
+//! and counted as dropped. Operations skipped after Ctrl-C are in no figure:
+//! the interruption, not the system, kept them from running.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -40,6 +48,7 @@ pub fn run(prepared: Prepared, rate: f64, max_in_flight: usize, control: &Contro
     let drain_deadline = AtomicU64::new(u64::MAX);
     let interval = Duration::from_secs_f64(1.0 / rate);
     let mut start = Instant::now();
+    let mut scheduled = 0;
     let mut tallies = Vec::with_capacity(max_in_flight);
 
     std::thread::scope(|scope| {
@@ -98,7 +107,8 @@ pub fn run(prepared: Prepared, rate: f64, max_in_flight: usize, control: &Contro
             if sender.send(Job { intended, measured: true }).is_err() {
                 break;
             }
-            control.progress.issued.store(index + 1, Ordering::Relaxed);
+            scheduled = index + 1;
+            control.progress.issued.store(scheduled, Ordering::Relaxed);
         }
         drop(sender);
         for handle in handles {
@@ -107,7 +117,7 @@ pub fn run(prepared: Prepared, rate: f64, max_in_flight: usize, control: &Contro
             }
         }
     });
-    super::merge(tallies, start, control)
+    super::merge(tallies, start, scheduled, control)
 }
 
 fn work(
@@ -131,10 +141,12 @@ fn work(
             continue;
         }
         let begin = Instant::now();
+        let lag = begin.saturating_duration_since(job.intended);
         if (begin - base).as_nanos() as u64 > drain_deadline.load(Ordering::Acquire) {
-            tally.dropped += 1;
+            tally.drop_after(lag);
             continue;
         }
+        tally.lag(lag);
         let result = super::call_guarded(worker.as_mut(), &mut recorder);
         let end = Instant::now();
         match result {
