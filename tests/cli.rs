@@ -175,7 +175,7 @@ engines: { cal: { kind: calibrate } }
 phases:
   - name: p
     workloads:
-      - { name: nap, engine: cal, op: sleep, with: { duration: 1ms }, iterations: 5, warmup: 0x, targets: [ \"latency.p50 < 100us\" ] }
+      - { name: nap, engine: cal, op: sleep, with: { duration: 1ms }, iterations: 30, warmup: 0x, targets: [ \"latency.p50 < 100us\" ] }
 ",
     );
     let output = scenario.run(&[]);

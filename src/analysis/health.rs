@@ -1,6 +1,7 @@
 //! Whether a run's figures can be trusted as they stand: work the load
-//! generator dropped or issued late, measured windows too short, more
-//! workers than cores, runs cut short. Dropped work, a generator that fell
+//! generator dropped or issued late, measured windows too short (outside
+//! experiments, whose rounds are replicated), more workers than cores,
+//! runs cut short. Dropped work, a generator that fell
 //! behind and a run that did not finish fail the run; the others are shown
 //! beside its figures.
 
@@ -72,8 +73,10 @@ pub fn of_run(run: &RunRecord, cores: usize) -> Vec<Warning> {
             true,
         );
     }
+    // An experiment's rounds are its replicates, each short by design; the
+    // A/B test over rounds is what judges them.
     let seconds = run.elapsed_seconds();
-    if run.complete && run.operations + run.errors > 0 && seconds < SHORT_WINDOW_SECONDS {
+    if run.arm.is_none() && run.complete && run.operations + run.errors > 0 && seconds < SHORT_WINDOW_SECONDS {
         push(
             WarningKind::ShortWindow,
             format!(

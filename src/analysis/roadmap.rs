@@ -54,6 +54,8 @@ pub struct Candidate {
     pub part_speedup: Option<f64>,
     /// Projected reduction of the workload's mean latency, 0–1 (Amdahl).
     pub projected_gain: Option<f64>,
+    /// The projection as a change of the mean latency, for people: `-26.4% (better)`.
+    pub projected_text: String,
     /// Why it is worth trying.
     pub rationale: Option<String>,
     /// When it is scheduled, if it is.
@@ -99,6 +101,8 @@ pub struct Combined {
     pub candidates: Vec<String>,
     /// Projected reduction of its mean latency, 0–1.
     pub projected_gain: f64,
+    /// The projection as a change of the mean latency, for people.
+    pub projected_text: String,
 }
 
 /// The whole roadmap.
@@ -237,10 +241,23 @@ fn candidate(results: &Results, effect: &ExperimentEffect, outcomes: &[Experimen
         part: record.part.clone().unwrap_or_else(|| "whole operation".into()),
         share,
         part_speedup,
+        projected_text: projected_gain.map_or_else(|| "n/a".into(), projected_text),
         projected_gain,
         rationale: record.rationale.clone(),
         schedule: None,
     })
+}
+
+/// A projected reduction of mean latency as the change of it: `-26.4% (better)`.
+fn projected_text(gain: f64) -> String {
+    let word = if gain > 0.0 {
+        " (better)"
+    } else if gain < 0.0 {
+        " (worse)"
+    } else {
+        ""
+    };
+    format!("{}{word}", super::experiments::signed_percent(-gain))
 }
 
 /// The working day `offset` days (0-based, weekends skipped) after `start`.
@@ -359,7 +376,12 @@ fn combine(candidates: &[Candidate]) -> Vec<Combined> {
             _ => (parts.iter().map(|(c, ..)| c.experiment.clone()).collect(), by_parts),
         };
         if !names.is_empty() {
-            combined.push(Combined { workload: workload.to_owned(), candidates: names, projected_gain: gain });
+            combined.push(Combined {
+                workload: workload.to_owned(),
+                candidates: names,
+                projected_gain: gain,
+                projected_text: projected_text(gain),
+            });
         }
     }
     combined

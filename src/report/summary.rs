@@ -94,7 +94,7 @@ pub fn render(analysis: &Analysis) -> String {
     if analysis.interrupted {
         let _ = write!(out, " (interrupted)");
     }
-    let _ = write!(out, "; targets: {} held", analysis.targets_held);
+    let _ = write!(out, "; targets: {} of {} held", analysis.targets_held, analysis.targets_total);
     for (count, label) in [
         (analysis.targets_missed, "missed"),
         (analysis.targets_not_judged, "not judged"),
@@ -104,7 +104,7 @@ pub fn render(analysis: &Analysis) -> String {
             let _ = write!(out, ", {count} {label}");
         }
     }
-    let _ = writeln!(out, " of {}", analysis.targets_total);
+    let _ = writeln!(out);
     out
 }
 
