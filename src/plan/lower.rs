@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use super::order::ArmOrder;
+use super::seed::derive_seed;
 use super::template::{Scope, TemplateError};
 use super::values::{self, parse_value, ValueError};
 use super::{
-    ArmRef, EngineConfig, ExperimentSpec, Load, Plan, PlanOptions, Profiling, Risk, RoadmapSpec, RunSpec, ScenarioInfo,
-    StepSpec, Stop, Target, Warmup, DEFAULT_MAX_IN_FLIGHT, DEFAULT_ROUNDS, SMOKE_ITERATIONS,
+    repeat, ArmRef, ArmState, EngineConfig, ExperimentSpec, Load, Plan, PlanOptions, Profiling, Risk, RoadmapSpec,
+    RunSpec, ScenarioInfo, StepSpec, Stop, Target, Warmup, DEFAULT_MAX_IN_FLIGHT, DEFAULT_ROUNDS, SMOKE_ITERATIONS,
 };
 use crate::diagnostic::{did_you_mean, hint_from, Diagnostic, Diagnostics};
 use crate::dsl::expr::{self, Expr, MetricRef, Stat};
@@ -133,7 +135,8 @@ impl<'a> Lowering<'a> {
             self.template_error(&path, &text, error);
         }
         let instances = self.engines(&scope);
-        let (mut runs, workloads) = self.phases(&instances, &scope, scenario.seed);
+        let (phase_runs, workloads) = self.phases(&instances, &scope, scenario.seed);
+        let mut runs = repeat::passes(phase_runs, options.repeat, scenario.seed);
         let mut experiments = Vec::new();
         for (index, raw_experiment) in raw.experiments.iter().enumerate() {
             let path = format!("experiments[{index}]");
@@ -437,6 +440,7 @@ impl<'a> Lowering<'a> {
             workload: workload.name.clone(),
             matrix: combination.values.clone(),
             arm: None,
+            repetition: None,
             engine: EngineConfig { name: workload.engine.clone(), kind: instance.kind, options: options? },
             op: op.name.to_owned(),
             params: params?,
@@ -930,6 +934,21 @@ impl<'a> Lowering<'a> {
                 Risk::Medium
             }
         };
+        let state = match raw.state.as_deref() {
+            None | Some("fresh") => ArmState::Fresh,
+            Some("shared") => ArmState::Shared,
+            Some(other) => {
+                let hint = did_you_mean(other, ["fresh", "shared"]).or_else(|| {
+                    Some(
+                        "`fresh` gives every arm of every round its own engine instance; \
+                         `shared` keeps one across rounds"
+                            .into(),
+                    )
+                });
+                self.at_value(&format!("{path}.state"), format!("unknown state `{other}`"), hint);
+                ArmState::Fresh
+            }
+        };
 
         let mut arms: Vec<(String, RawOverrideRef)> =
             vec![("baseline".into(), RawOverrideRef::of(&raw.baseline, format!("{path}.baseline")))];
@@ -938,11 +957,12 @@ impl<'a> Lowering<'a> {
         }
         let rounds = rounds?;
         let combinations = self.matrix(workload.raw, &workload.path, scope);
+        let order = ArmOrder::new(seed, &raw.name, arms.len());
         let mut runs = Vec::new();
         let errors_before = self.errors.len();
         for combination in &combinations {
             for round in 1..=rounds {
-                for (arm, overrides) in &arms {
+                for ((arm, overrides), position) in order.round(round).into_iter().map(|index| &arms[index]).zip(1..) {
                     let Some(mut run) =
                         self.workload_run(workload.raw, &workload.path, instances, combination, overrides, seed)
                     else {
@@ -957,7 +977,7 @@ impl<'a> Lowering<'a> {
                     // contend on every allocation): arms are measured bare.
                     run.profile = Profiling::default();
                     run.metrics.retain(|metric| !catalog::is_profile_metric(metric.name));
-                    run.arm = Some(ArmRef { experiment: raw.name.clone(), arm: arm.clone(), round });
+                    run.arm = Some(ArmRef { experiment: raw.name.clone(), arm: arm.clone(), round, position });
                     runs.push(run);
                 }
             }
@@ -971,6 +991,7 @@ impl<'a> Lowering<'a> {
             metric: metric?,
             arms: arms.into_iter().map(|(name, _)| name).collect(),
             rounds,
+            state,
             effort_days,
             complexity,
             risk,
@@ -1234,19 +1255,6 @@ fn matrix_suffix(values: &IndexMap<String, String>) -> String {
     }
     let pairs: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!("[{}]", pairs.join(","))
-}
-
-/// A run's seed: the scenario seed mixed with the run id (FNV-1a, then splitmix64).
-fn derive_seed(seed: u64, id: &str) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    for byte in id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    let mut z = seed ^ hash;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Applies `--smoke`: a few iterations, one warm-up operation, two rounds.

@@ -174,6 +174,7 @@ fn base_record(spec: &RunSpec, started: DateTime<Utc>, finished: DateTime<Utc>) 
         workload: spec.workload.clone(),
         matrix: spec.matrix.clone(),
         arm: spec.arm.clone(),
+        repetition: spec.repetition,
         engine: EngineRecord {
             name: spec.engine.name.clone(),
             kind: spec.engine.kind.into(),
