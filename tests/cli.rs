@@ -70,19 +70,21 @@ experiments:
     assert_eq!(status(&scenario.run(&[])), 0);
     let results = scenario.results();
     let order: Vec<&str> = results.runs.iter().map(|run| run.id.as_str()).collect();
+    // Counterbalanced: the seed put `half` first, and the order alternates.
     assert_eq!(
         order,
         [
             "nap",
-            "shorter:baseline#1",
             "shorter:half#1",
+            "shorter:baseline#1",
             "shorter:baseline#2",
             "shorter:half#2",
-            "shorter:baseline#3",
-            "shorter:half#3"
+            "shorter:half#3",
+            "shorter:baseline#3"
         ]
     );
-    let half = &results.runs[2];
+    let half = &results.runs[1];
+    assert_eq!(half.arm.as_ref().unwrap().position, 1);
     assert_eq!(half.arm.as_ref().unwrap().arm, "half");
     assert_eq!(half.params["duration"], "500000ns");
     assert_eq!(results.scenario.seed, 7);

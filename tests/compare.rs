@@ -59,8 +59,11 @@ fn a_a_pairs_rarely_fail_and_a_true_slowdown_is_caught() {
     let mut false_alarms = Vec::new();
     let mut caught = 0;
     for pair in 0..20_u64 {
-        let (a, b, s) =
-            (dir.path().join(format!("a{pair}")), dir.path().join(format!("b{pair}")), dir.path().join(format!("s{pair}")));
+        let (a, b, s) = (
+            dir.path().join(format!("a{pair}")),
+            dir.path().join(format!("b{pair}")),
+            dir.path().join(format!("s{pair}")),
+        );
         repeated_run(&same, &a, 3 * pair);
         repeated_run(&same, &b, 3 * pair + 1);
         repeated_run(&slower, &s, 3 * pair + 2);

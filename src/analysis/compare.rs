@@ -159,8 +159,9 @@ pub fn compare(a: &[Results], b: &[Results], options: &CompareOptions) -> Compar
         for (name, record) in &runs_a[0].metrics {
             for stat in figures(record.kind) {
                 let reference = MetricRef { metric: name.clone(), stat: *stat };
-                let values =
-                    |runs: &[&RunRecord]| runs.iter().filter_map(|run| metric_value(run, &reference)).collect::<Vec<_>>();
+                let values = |runs: &[&RunRecord]| {
+                    runs.iter().filter_map(|run| metric_value(run, &reference)).collect::<Vec<_>>()
+                };
                 let (a_values, b_values) = (values(runs_a), values(runs_b));
                 let (Some(median_a), Some(median_b)) = (stats::median(&a_values), stats::median(&b_values)) else {
                     continue;
@@ -203,8 +204,7 @@ pub fn compare(a: &[Results], b: &[Results], options: &CompareOptions) -> Compar
         let Some(comparison) = &comparisons[index] else { continue };
         let row = &mut rows[index];
         let settings = CompareSettings { noise: row.min_effect, ..options.settings };
-        let evidence =
-            Evidence { change: comparison.change, interval: comparison.interval, p_value: q, enough: true };
+        let evidence = Evidence { change: comparison.change, interval: comparison.interval, p_value: q, enough: true };
         row.verdict = match stats::judge(evidence, row.better, &settings) {
             Verdict::Improved => RowVerdict::Improved,
             Verdict::Regressed => RowVerdict::Regressed,
@@ -260,7 +260,12 @@ fn spread(groups: &IndexMap<&str, Vec<&RunRecord>>) -> (usize, usize) {
     (counts.clone().min().unwrap_or(0), counts.max().unwrap_or(0))
 }
 
-fn notes(rows: &[CompareRow], tested: usize, repetitions: [(usize, usize); 2], options: &CompareOptions) -> Vec<String> {
+fn notes(
+    rows: &[CompareRow],
+    tested: usize,
+    repetitions: [(usize, usize); 2],
+    options: &CompareOptions,
+) -> Vec<String> {
     let side = |(low, high): (usize, usize)| if low == high { low.to_string() } else { format!("{low}–{high}") };
     let mut notes = vec![format!(
         "repetitions per run: {} (A) vs {} (B); each repetition is one sample, its figure the histogram's own percentile",
@@ -291,10 +296,7 @@ fn notes(rows: &[CompareRow], tested: usize, repetitions: [(usize, usize); 2], o
     }
     notes.push(effect);
     if let Some(limit) = options.fail_above {
-        notes.push(format!(
-            "fails on a change for the worse above {}",
-            signed_percent(limit).trim_start_matches('+')
-        ));
+        notes.push(format!("fails on a change for the worse above {}", signed_percent(limit).trim_start_matches('+')));
     }
     notes
 }

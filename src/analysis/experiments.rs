@@ -190,7 +190,11 @@ pub struct VariantEffect {
 }
 
 /// Every experiment judged once over its points.
-pub fn effects(experiments: &[ExperimentRecord], outcomes: &[ExperimentOutcome], settings: &CompareSettings) -> Vec<ExperimentEffect> {
+pub fn effects(
+    experiments: &[ExperimentRecord],
+    outcomes: &[ExperimentOutcome],
+    settings: &CompareSettings,
+) -> Vec<ExperimentEffect> {
     experiments
         .iter()
         .filter_map(|experiment| {
@@ -205,8 +209,10 @@ pub fn effects(experiments: &[ExperimentRecord], outcomes: &[ExperimentOutcome],
                     let strata: Vec<(&[f64], &[f64])> = points
                         .iter()
                         .filter_map(|point| {
-                            let values = |name: &str| point.arms.iter().find(|a| a.name == name).map(|a| a.values.as_slice());
-                            Some((values("baseline")?, values(variant)?)).filter(|(a, b)| !a.is_empty() && !b.is_empty())
+                            let values =
+                                |name: &str| point.arms.iter().find(|a| a.name == name).map(|a| a.values.as_slice());
+                            Some((values("baseline")?, values(variant)?))
+                                .filter(|(a, b)| !a.is_empty() && !b.is_empty())
                         })
                         .collect();
                     let comparison = stats::compare_strata(&strata, better, settings);

@@ -95,7 +95,9 @@ pub fn of_run(run: &RunRecord, cores: usize) -> Vec<Warning> {
         }
         push(
             WarningKind::Oversubscribed,
-            format!("{workers} workers on {cores} logical CPUs: they take turns, and latency includes the wait for a core"),
+            format!(
+                "{workers} workers on {cores} logical CPUs: they take turns, and latency includes the wait for a core"
+            ),
             false,
         );
     }

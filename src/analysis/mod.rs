@@ -32,11 +32,11 @@ use crate::quantity::{format_value, Dim};
 use crate::results::{histogram, Machine, Results, RunRecord, ToolInfo};
 pub use experiments::{ExperimentEffect, ExperimentOutcome};
 pub use health::Warning;
-pub use targets::TargetStatus;
 pub use profiles::Profiles;
 pub use roadmap::Roadmap;
 pub use shares::TimeShares;
 pub use stats::CompareSettings;
+pub use targets::TargetStatus;
 
 /// Everything the reports show, computed once from a results file.
 #[derive(Clone, Debug, Serialize)]
@@ -113,7 +113,11 @@ impl Verdict {
     fn of(results: &Results, targets: &[TargetRow], runs: &[RunRow]) -> Verdict {
         let mut reasons = Vec::new();
         if results.interrupted {
-            reasons.push(format!("interrupted by the user after {} of {} runs", results.runs.len(), results.planned_runs));
+            reasons.push(format!(
+                "interrupted by the user after {} of {} runs",
+                results.runs.len(),
+                results.planned_runs
+            ));
         } else if !results.complete {
             reasons.push(format!("stopped after {} of {} runs", results.runs.len(), results.planned_runs));
         }
@@ -127,7 +131,9 @@ impl Verdict {
         }
         if !results.smoke {
             let count = |label: &str| targets.iter().filter(|t| t.status.label() == label).count();
-            for (label, n) in [("missed", count("missed")), ("not judged", count("not judged")), ("unknown", count("unknown"))] {
+            for (label, n) in
+                [("missed", count("missed")), ("not judged", count("not judged")), ("unknown", count("unknown"))]
+            {
                 if n > 0 {
                     reasons.push(format!("{n} target{} {label}", if n == 1 { "" } else { "s" }));
                 }

@@ -170,14 +170,21 @@ pub fn amdahl_gain(parts: &[(f64, f64)]) -> f64 {
 /// The part's share of mean latency and its speed-up, each point's medians
 /// over rounds, combined over points (shares averaged, speed-ups by
 /// geometric mean, as the effect itself).
-fn part_figures(results: &Results, points: &[&ExperimentOutcome], variant: &str, part: Option<&str>) -> (Option<f64>, Option<f64>) {
+fn part_figures(
+    results: &Results,
+    points: &[&ExperimentOutcome],
+    variant: &str,
+    part: Option<&str>,
+) -> (Option<f64>, Option<f64>) {
     let metric = part.unwrap_or("latency");
     let mut shares = Vec::new();
     let mut log_speedups = Vec::new();
     for point in points {
         let (baseline, arm) = (arm_runs(results, point, "baseline"), arm_runs(results, point, variant));
         let share = match part {
-            Some(part) => stats::median(&baseline.iter().filter_map(|run| super::shares::share_of(run, part)).collect::<Vec<_>>()),
+            Some(part) => {
+                stats::median(&baseline.iter().filter_map(|run| super::shares::share_of(run, part)).collect::<Vec<_>>())
+            }
             None => Some(1.0),
         };
         if let Some(share) = share {
@@ -190,7 +197,8 @@ fn part_figures(results: &Results, points: &[&ExperimentOutcome], variant: &str,
         }
     }
     let share = (!shares.is_empty()).then(|| shares.iter().sum::<f64>() / shares.len() as f64);
-    let speedup = (!log_speedups.is_empty()).then(|| (log_speedups.iter().sum::<f64>() / log_speedups.len() as f64).exp());
+    let speedup =
+        (!log_speedups.is_empty()).then(|| (log_speedups.iter().sum::<f64>() / log_speedups.len() as f64).exp());
     (share, speedup)
 }
 

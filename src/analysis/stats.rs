@@ -682,7 +682,10 @@ mod tests {
         assert_eq!(verdict, Verdict::Improved);
         assert!((change + 0.2).abs() < 1e-9, "{change}");
         // The same values as one stratum: the plain comparison.
-        assert_eq!(compare_strata(&strata[..1], Better::Lower, &settings), compare(strata[0].0, strata[0].1, Better::Lower, &settings));
+        assert_eq!(
+            compare_strata(&strata[..1], Better::Lower, &settings),
+            compare(strata[0].0, strata[0].1, Better::Lower, &settings)
+        );
         // Opposite shifts cancel: no significant change.
         let mixed: Vec<(&[f64], &[f64])> = vec![strata[0], (strata[1].1, strata[1].0)];
         let verdict = compare_strata(&mixed, Better::Lower, &settings).map(|c| c.verdict);

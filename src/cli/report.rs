@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use phasebench::analysis::profiles::flamegraph_file;
 use phasebench::analysis::compare::CompareOptions;
+use phasebench::analysis::profiles::flamegraph_file;
 use phasebench::analysis::{self, Analysis, CompareSettings};
 use phasebench::report::{compare, export, flamegraph, render};
 use phasebench::results::{store, Results};
@@ -83,7 +83,9 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 /// `5%` (global) or `latency=5%` (one metric).
 fn parse_min_effect(text: &str) -> Result<(Option<String>, f64), String> {
     match text.split_once('=') {
-        Some((metric, value)) if !metric.trim().is_empty() => Ok((Some(metric.trim().to_owned()), parse_percent(value)?)),
+        Some((metric, value)) if !metric.trim().is_empty() => {
+            Ok((Some(metric.trim().to_owned()), parse_percent(value)?))
+        }
         Some(_) => Err(format!("`{text}` names no metric before `=`")),
         None => Ok((None, parse_percent(text)?)),
     }

@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Run every phase's runs N times, in passes (1 to 100); experiments keep their rounds.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(plan::MAX_REPEAT)))]
+    pub repeat: u32,
     /// Set a variable of the scenario's `vars:`, e.g. `--var endurance=1h` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
@@ -58,6 +62,7 @@ pub fn execute(args: RunArgs) -> Status {
         only: args.only.clone(),
         seed: args.seed,
         vars: args.vars.iter().cloned().collect(),
+        repeat: args.repeat,
     };
     let document = match dsl::load(&args.file) {
         Ok(document) => document,

@@ -224,9 +224,12 @@ pub struct RawExperiment {
     /// Named variant arms.
     #[serde(default)]
     pub variants: IndexMap<String, RawOverride>,
-    /// Interleaved rounds (A B A B …).
+    /// Interleaved rounds (A B, B A, …).
     #[serde(default)]
     pub rounds: Option<Scalar>,
+    /// `fresh` (every arm of every round on new engine instances) or `shared`.
+    #[serde(default)]
+    pub state: Option<String>,
     /// Estimated effort, such as `3d`.
     #[serde(default)]
     pub effort: Option<Scalar>,

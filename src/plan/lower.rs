@@ -5,11 +5,14 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
+use super::order::ArmOrder;
+use super::seed::derive_seed;
 use super::template::{Scope, TemplateError};
 use super::values::{self, parse_value, ValueError};
 use super::{
-    ArmRef, EngineConfig, ExperimentSpec, Load, Plan, PlanOptions, Profiling, Risk, RoadmapSpec, RunSpec, ScenarioInfo,
-    StepSpec, Stop, Target, Warmup, DEFAULT_MAX_IN_FLIGHT, DEFAULT_ROUNDS, MAX_RUNS, SMOKE_ITERATIONS,
+    repeat, ArmRef, ArmState, EngineConfig, ExperimentSpec, Load, Plan, PlanOptions, Profiling, Risk, RoadmapSpec,
+    RunSpec, ScenarioInfo, StepSpec, Stop, Target, Warmup, DEFAULT_MAX_IN_FLIGHT, DEFAULT_ROUNDS, MAX_RUNS,
+    SMOKE_ITERATIONS,
 };
 use crate::diagnostic::{did_you_mean, hint_from, Diagnostic, Diagnostics};
 use crate::dsl::expr::{self, Expr, MetricRef, Stat};
@@ -30,7 +33,13 @@ type Located = IndexMap<String, (Scalar, String)>;
 
 /// Checks `doc` and expands it into a plan.
 pub fn build(doc: &Document, options: &PlanOptions) -> Result<Plan, Diagnostics> {
-    let mut lowering = Lowering { doc, errors: Vec::new(), seen: HashSet::new(), planned_runs: Some(0) };
+    let mut lowering = Lowering {
+        doc,
+        errors: Vec::new(),
+        seen: HashSet::new(),
+        planned_runs: Some(0),
+        repeat: u64::from(options.repeat.max(1)),
+    };
     let plan = lowering.plan(options);
     if lowering.errors.is_empty() {
         Ok(plan)
@@ -59,6 +68,8 @@ struct Lowering<'a> {
     /// Runs counted so far, before expanding them, against [`MAX_RUNS`];
     /// `None` once a matrix or experiment was refused for passing it.
     planned_runs: Option<u64>,
+    /// `--repeat N`: how many times each phase run is planned.
+    repeat: u64,
 }
 
 impl<'a> Lowering<'a> {
@@ -136,7 +147,8 @@ impl<'a> Lowering<'a> {
             self.template_error(&path, &text, error);
         }
         let instances = self.engines(&scope);
-        let (mut runs, workloads) = self.phases(&instances, &scope, scenario.seed);
+        let (phase_runs, workloads) = self.phases(&instances, &scope, scenario.seed);
+        let mut runs = repeat::passes(phase_runs, options.repeat, scenario.seed);
         let mut experiments = Vec::new();
         for (index, raw_experiment) in raw.experiments.iter().enumerate() {
             let path = format!("experiments[{index}]");
@@ -280,7 +292,7 @@ impl<'a> Lowering<'a> {
                     );
                     continue;
                 }
-                let runs_here = matrix_points(workload);
+                let runs_here = matrix_points(workload).and_then(|points| points.checked_mul(self.repeat));
                 if !self.count_runs(runs_here, &format!("{path}.matrix"), &format!("workload `{}`", workload.name)) {
                     workloads.insert(workload.name.clone(), WorkloadRef { raw: workload, path });
                     continue;
@@ -303,9 +315,8 @@ impl<'a> Lowering<'a> {
     /// before they are expanded; past [`MAX_RUNS`] they are refused at `path`
     /// and must not be expanded.
     ///
-    /// A phase workload's count is its matrix points, an experiment's its
-    /// points × rounds × arms. A factor that repeats runs (a `--repeat`
-    /// count) belongs in the count passed here, so that the limit holds for
+    /// A phase workload's count is its matrix points × `--repeat`, an
+    /// experiment's its points × rounds × arms, so that the limit holds for
     /// the runs actually planned.
     fn count_runs(&mut self, runs: Option<u64>, path: &str, what: &str) -> bool {
         // After one refusal the plan is too large whatever follows; saying so once is enough.
@@ -475,6 +486,7 @@ impl<'a> Lowering<'a> {
             workload: workload.name.clone(),
             matrix: combination.values.clone(),
             arm: None,
+            repetition: None,
             engine: EngineConfig { name: workload.engine.clone(), kind: instance.kind, options: options? },
             op: op.name.to_owned(),
             params: params?,
@@ -968,6 +980,21 @@ impl<'a> Lowering<'a> {
                 Risk::Medium
             }
         };
+        let state = match raw.state.as_deref() {
+            None | Some("fresh") => ArmState::Fresh,
+            Some("shared") => ArmState::Shared,
+            Some(other) => {
+                let hint = did_you_mean(other, ["fresh", "shared"]).or_else(|| {
+                    Some(
+                        "`fresh` gives every arm of every round its own engine instance; \
+                         `shared` keeps one across rounds"
+                            .into(),
+                    )
+                });
+                self.at_value(&format!("{path}.state"), format!("unknown state `{other}`"), hint);
+                ArmState::Fresh
+            }
+        };
 
         let mut arms: Vec<(String, RawOverrideRef)> =
             vec![("baseline".into(), RawOverrideRef::of(&raw.baseline, format!("{path}.baseline")))];
@@ -982,11 +1009,12 @@ impl<'a> Lowering<'a> {
             return None;
         }
         let combinations = self.matrix(workload.raw, &workload.path, scope);
+        let order = ArmOrder::new(seed, &raw.name, arms.len());
         let mut runs = Vec::new();
         let errors_before = self.errors.len();
         for combination in &combinations {
             for round in 1..=rounds {
-                for (arm, overrides) in &arms {
+                for ((arm, overrides), position) in order.round(round).into_iter().map(|index| &arms[index]).zip(1..) {
                     let Some(mut run) =
                         self.workload_run(workload.raw, &workload.path, instances, combination, overrides, seed)
                     else {
@@ -1001,7 +1029,7 @@ impl<'a> Lowering<'a> {
                     // contend on every allocation): arms are measured bare.
                     run.profile = Profiling::default();
                     run.metrics.retain(|metric| !catalog::is_profile_metric(metric.name));
-                    run.arm = Some(ArmRef { experiment: raw.name.clone(), arm: arm.clone(), round });
+                    run.arm = Some(ArmRef { experiment: raw.name.clone(), arm: arm.clone(), round, position });
                     runs.push(run);
                 }
             }
@@ -1015,6 +1043,7 @@ impl<'a> Lowering<'a> {
             metric: metric?,
             arms: arms.into_iter().map(|(name, _)| name).collect(),
             rounds,
+            state,
             effort_days,
             complexity,
             risk,
@@ -1294,19 +1323,6 @@ fn matrix_suffix(values: &IndexMap<String, String>) -> String {
     }
     let pairs: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!("[{}]", pairs.join(","))
-}
-
-/// A run's seed: the scenario seed mixed with the run id (FNV-1a, then splitmix64).
-fn derive_seed(seed: u64, id: &str) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    for byte in id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    let mut z = seed ^ hash;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Applies `--smoke`: a few iterations, one warm-up operation, two rounds.

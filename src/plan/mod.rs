@@ -3,7 +3,8 @@
 //!
 //! Lowering resolves `${var}` references, fills defaults, expands matrices
 //! (cartesian product, values in scope as variables) and experiments
-//! (baseline and variants interleaved in rounds), and checks every engine,
+//! (arms interleaved in rounds, their order counterbalanced), repeats the
+//! phases' runs in passes for `--repeat`, and checks every engine,
 //! operation, option, metric and unit. It reports every mistake it finds and
 //! produces a plan only when there are none, so nothing runs on bad input.
 //!
@@ -11,6 +12,9 @@
 //! the interpreter never sees YAML or raw text other than for display.
 
 mod lower;
+mod order;
+mod repeat;
+mod seed;
 mod template;
 mod values;
 
@@ -25,7 +29,7 @@ pub use template::{Scope, Substituted, TemplateError};
 pub use values::{parse_value, ValueError};
 
 /// Switches from the command line that change the plan.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PlanOptions {
     /// Shrink every workload to a few iterations.
     pub smoke: bool,
@@ -35,6 +39,14 @@ pub struct PlanOptions {
     pub seed: Option<u64>,
     /// Override variables of `vars:` (`--var name=value`), values as typed.
     pub vars: IndexMap<String, String>,
+    /// Passes over the phases' runs (`--repeat`), 1 for a single pass.
+    pub repeat: u32,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions { smoke: false, only: None, seed: None, vars: IndexMap::new(), repeat: 1 }
+    }
 }
 
 /// A checked, expanded scenario.
@@ -73,7 +85,7 @@ pub struct ScenarioInfo {
 /// One concrete run of one workload.
 #[derive(Clone, Debug)]
 pub struct RunSpec {
-    /// Unique id, such as `scaling[c=4]` or `flash-attention:flash#2`.
+    /// Unique id, such as `scaling[c=4]`, `scaling[c=4]@2` or `flash-attention:flash#2`.
     pub id: String,
     /// Phase name (`experiments` for experiment arms).
     pub phase: String,
@@ -83,6 +95,8 @@ pub struct RunSpec {
     pub matrix: IndexMap<String, String>,
     /// The experiment arm this run measures, if any.
     pub arm: Option<ArmRef>,
+    /// Which pass of `--repeat` (from 1) this phase run belongs to; `None` with a single pass.
+    pub repetition: Option<u32>,
     /// The engine instance and its options.
     pub engine: EngineConfig,
     /// Operation name.
@@ -164,6 +178,9 @@ pub struct ArmRef {
     pub arm: String,
     /// Round number from 1.
     pub round: u32,
+    /// Place in its round's order, from 1 (counterbalanced across rounds).
+    #[serde(default)]
+    pub position: u32,
 }
 
 /// Warm-up before the measured part of a run.
@@ -224,6 +241,18 @@ pub enum Risk {
     High,
 }
 
+/// Whether an experiment's runs start from fresh engine instances.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArmState {
+    /// Every arm of every round gets its own engine instances (`state: fresh`),
+    /// so no round inherits caches or stored data from another.
+    #[default]
+    Fresh,
+    /// The experiment's runs share instances across rounds (`state: shared`).
+    Shared,
+}
+
 /// An optimization candidate measured A/B.
 #[derive(Clone, Debug)]
 pub struct ExperimentSpec {
@@ -237,6 +266,8 @@ pub struct ExperimentSpec {
     pub arms: Vec<String>,
     /// Interleaved rounds.
     pub rounds: u32,
+    /// Whether its runs start from fresh engine instances.
+    pub state: ArmState,
     /// Effort in working days.
     pub effort_days: Option<f64>,
     /// Complexity from 1 to 5.
@@ -267,6 +298,8 @@ impl Default for RoadmapSpec {
     }
 }
 
+/// Most passes `--repeat` accepts.
+pub const MAX_REPEAT: u32 = 100;
 /// Number of experiment rounds when a scenario does not say.
 pub const DEFAULT_ROUNDS: u32 = 5;
 /// Open-loop cap on operations in flight when a scenario does not say.

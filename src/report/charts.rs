@@ -156,10 +156,15 @@ pub fn latency_curves(title: &str, runs: &[&RunRow]) -> Option<Chart> {
         line(&mut out, (px, TOP), (px, HEIGHT - BOTTOM), r##"stroke="#eee""##);
         text(&mut out, px, HEIGHT - BOTTOM + 16.0, "middle", &label);
     }
-    text(&mut out, LEFT + (WIDTH - LEFT - RIGHT) / 2.0, HEIGHT - 6.0, "middle", "percentile (log 1/(1-p)); latency on a log scale");
+    text(
+        &mut out,
+        LEFT + (WIDTH - LEFT - RIGHT) / 2.0,
+        HEIGHT - 6.0,
+        "middle",
+        "percentile (log 1/(1-p)); latency on a log scale",
+    );
     for (index, run) in series.iter().enumerate() {
-        let points: Vec<String> =
-            run.percentiles.iter().map(|(p, v)| format!("{:.1},{:.1}", x(*p), y(*v))).collect();
+        let points: Vec<String> = run.percentiles.iter().map(|(p, v)| format!("{:.1},{:.1}", x(*p), y(*v))).collect();
         let _ = write!(
             out,
             r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
@@ -350,7 +355,10 @@ pub fn experiment(outcome: &ExperimentOutcome) -> Option<Chart> {
         left + width / 2.0,
         height - 6.0,
         "middle",
-        &format!("change of the metric ({} is better); bar: change of medians, whisker: 95% interval", better_word(outcome)),
+        &format!(
+            "change of the metric ({} is better); bar: change of medians, whisker: 95% interval",
+            better_word(outcome)
+        ),
     );
     for (index, (name, gain, low, high, verdict)) in bars.iter().enumerate() {
         let y = TOP + row * index as f64 + 8.0;

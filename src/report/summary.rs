@@ -59,7 +59,9 @@ pub fn render(analysis: &Analysis) -> String {
             let mut cells: Vec<String> = shares
                 .parts
                 .iter()
-                .map(|part| format!("{} {:.1}% {}", part.name, part.share * 100.0, plus_minus(part.uncertainty * 100.0)))
+                .map(|part| {
+                    format!("{} {:.1}% {}", part.name, part.share * 100.0, plus_minus(part.uncertainty * 100.0))
+                })
                 .collect();
             cells.push(format!("other {:.1}%", shares.other * 100.0));
             let _ = writeln!(out, "    time shares of latency: {}", cells.join(", "));

@@ -17,7 +17,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::engines::MetricKind;
-use crate::plan::{ArmRef, Risk, ScenarioInfo};
+use crate::plan::{ArmRef, ArmState, Risk, ScenarioInfo};
 use crate::quantity::Dim;
 pub use histogram::{HistogramError, Summary};
 pub use machine::Machine;
@@ -77,6 +77,10 @@ pub struct ExperimentRecord {
     pub arms: Vec<String>,
     /// Interleaved rounds.
     pub rounds: u32,
+    /// Whether its runs started from fresh engine instances; files from
+    /// before `state:` existed read as `shared`, which is what their runs did.
+    #[serde(default = "shared")]
+    pub state: ArmState,
     /// Effort in working days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effort_days: Option<f64>,
@@ -101,6 +105,7 @@ impl From<&crate::plan::ExperimentSpec> for ExperimentRecord {
             metric: spec.metric.to_string(),
             arms: spec.arms.clone(),
             rounds: spec.rounds,
+            state: spec.state,
             effort_days: spec.effort_days,
             complexity: spec.complexity,
             risk: spec.risk,
@@ -108,6 +113,11 @@ impl From<&crate::plan::ExperimentSpec> for ExperimentRecord {
             part: spec.part.clone(),
         }
     }
+}
+
+/// The engine state of experiments saved before `state:` existed.
+fn shared() -> ArmState {
+    ArmState::Shared
 }
 
 /// The roadmap's settings: when work starts, how many engineers, and the
@@ -166,7 +176,7 @@ pub struct RunRecord {
     /// Experiment arm, if the run is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arm: Option<ArmRef>,
-    /// Which repetition of `--repeat N` this is (from 1), when N > 1.
+    /// Pass of `--repeat` (from 1) for a phase run repeated more than once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repetition: Option<u32>,
     /// Engine instance, kind and resolved options.
@@ -309,10 +319,10 @@ impl From<DimRecord> for Dim {
 }
 
 impl RunRecord {
-    /// The id without its repetition suffix (`sleep` for `sleep@2`).
+    /// The id without its `@k` repetition suffix: the same for every pass of one run.
     pub fn base_id(&self) -> &str {
         match self.repetition {
-            Some(_) => self.id.rsplit_once('@').map_or(&self.id, |(base, _)| base),
+            Some(_) => self.id.rsplit_once('@').map_or(self.id.as_str(), |(base, _)| base),
             None => &self.id,
         }
     }

@@ -1,18 +1,17 @@
 //! Walking a plan run by run, turning each measurement into a results record.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 
+use super::instances::Instances;
 use super::measure::Measurement;
 use super::{execute, profile, Control, RunProgress};
 use crate::engines::catalog::{histogram_scale, histogram_unit};
-use crate::engines::{self, Engine, EngineError, EngineSetup, MetricKind, Operation};
-use crate::plan::{EngineConfig, Load, Plan, RunSpec, Stop, Warmup};
+use crate::engines::{EngineError, MetricKind};
+use crate::plan::{Load, Plan, RunSpec, Stop, Warmup};
 use crate::quantity::{format_value, Dim};
 use crate::results::histogram::{encode, Summary};
 use crate::results::store::StoreError;
@@ -52,24 +51,13 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
         experiments: plan.experiments.iter().map(ExperimentRecord::from).collect(),
         roadmap: RoadmapRecord::from(&plan.roadmap),
     };
-    let mut engines: HashMap<String, Result<Arc<dyn Engine>, EngineError>> = HashMap::new();
+    let mut instances = Instances::new(plan.scenario.seed);
     for (index, spec) in plan.runs.iter().enumerate() {
         if control.cancel.load(Ordering::Relaxed) {
             break;
         }
         observer.run_started(index, plan.runs.len(), spec);
-        // One instance per named engine and option set: runs of the same
-        // instance share its state (caches, loaded weights), experiment arms
-        // that change an option get their own.
-        let engine = engines
-            .entry(engine_key(&spec.engine))
-            .or_insert_with(|| create_engine(&spec.engine, plan.scenario.seed))
-            .clone();
-        let operation = match step_operations(spec, &mut engines, plan.scenario.seed) {
-            Ok(steps) if steps.is_empty() => engine.and_then(|engine| engine.operation(&spec.op, &spec.params)),
-            Ok(steps) => engine.and_then(|engine| engine.linked_operation(&spec.op, &spec.params, steps)),
-            Err(error) => Err(error),
-        };
+        let operation = instances.operation(plan, spec);
         let record = match operation {
             Ok(operation) => {
                 let wall_start = Utc::now();
@@ -122,6 +110,7 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
             }
             Err(error) => failed_record(spec, &error),
         };
+        instances.run_ended();
         results.interrupted |= control.cancel.load(Ordering::Relaxed);
         results.runs.push(record);
         results.finished_at = Some(Utc::now());
@@ -136,36 +125,6 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
     Ok(results)
 }
 
-fn engine_key(engine: &EngineConfig) -> String {
-    let options = serde_json::to_string(&engine.options).unwrap_or_default();
-    format!("{}:{}:{options}", engine.name, engine.kind)
-}
-
-fn create_engine(engine: &EngineConfig, seed: u64) -> Result<Arc<dyn Engine>, EngineError> {
-    let kind =
-        engines::find(engine.kind).ok_or_else(|| EngineError::new(format!("no engine kind `{}`", engine.kind)))?;
-    kind.create(&EngineSetup { options: engine.options.clone(), seed })
-}
-
-/// The operations of a workflow's steps, on engines shared with the runs
-/// that name them directly.
-fn step_operations(
-    spec: &RunSpec,
-    engines: &mut HashMap<String, Result<Arc<dyn Engine>, EngineError>>,
-    seed: u64,
-) -> Result<Vec<Arc<dyn Operation>>, EngineError> {
-    spec.steps
-        .iter()
-        .map(|step| {
-            let engine =
-                engines.entry(engine_key(&step.engine)).or_insert_with(|| create_engine(&step.engine, seed)).clone();
-            engine.and_then(|engine| engine.operation(&step.op, &step.params)).map_err(|error| {
-                EngineError::new(format!("workflow step `{}.{}`: {}", step.engine.name, step.op, error.message))
-            })
-        })
-        .collect()
-}
-
 /// The parts of a record every run has, measured or not.
 fn base_record(spec: &RunSpec, started: DateTime<Utc>, finished: DateTime<Utc>) -> RunRecord {
     RunRecord {
@@ -174,7 +133,7 @@ fn base_record(spec: &RunSpec, started: DateTime<Utc>, finished: DateTime<Utc>) 
         workload: spec.workload.clone(),
         matrix: spec.matrix.clone(),
         arm: spec.arm.clone(),
-        repetition: None,
+        repetition: spec.repetition,
         engine: EngineRecord {
             name: spec.engine.name.clone(),
             kind: spec.engine.kind.into(),

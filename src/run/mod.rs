@@ -1,7 +1,8 @@
 //! The interpreter: runs a plan against the engines and measures it.
 //!
-//! [`interpreter`] walks the plan run by run, creating engine instances once
-//! per distinct configuration and handing each run to the closed-loop
+//! [`interpreter`] walks the plan run by run, taking each run's engine
+//! instances from [`instances`] (which decides the runs that share them) and
+//! handing each run to the closed-loop
 //! ([`closed`]) or open-loop ([`open`]) executor. Executors measure on plain
 //! OS threads, one per worker, because engine operations are blocking CPU or
 //! I/O work; every worker records into its own histograms, merged at the end,
@@ -11,6 +12,7 @@
 //! `Results`; it evaluates no targets and renders nothing.
 
 pub mod closed;
+pub mod instances;
 pub mod interpreter;
 pub mod measure;
 pub mod memory;

@@ -442,7 +442,9 @@ pub fn choose_device(option: &str, config: &Config) -> Result<Device, LlmError> 
         "auto" => match cuda::probe::cuda().map(|_| cuda::unsupported(config)) {
             Ok(None) => Ok(Device::Cuda),
             Ok(Some(reason)) | Err(reason) => {
-                eprintln!("notice: llm runs on the CPU (device: auto): {reason}");
+                // Once: every experiment arm creates its own instance.
+                static NOTICE: std::sync::Once = std::sync::Once::new();
+                NOTICE.call_once(|| eprintln!("notice: llm runs on the CPU (device: auto): {reason}"));
                 Ok(Device::Cpu)
             }
         },
