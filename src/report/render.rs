@@ -64,6 +64,15 @@ fn percent(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> 
     }))
 }
 
+/// A p-value: three decimals, or `<0.001`; `n/a` for anything else.
+fn pvalue(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    Ok(Value::String(match value.as_f64() {
+        Some(p) if p < 0.001 => "<0.001".into(),
+        Some(p) if p.is_finite() => format!("{p:.3}"),
+        _ => "n/a".into(),
+    }))
+}
+
 /// A number with a fixed count of decimals; `n/a` for anything else.
 fn fixed(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
     let digits = args.get("digits").and_then(Value::as_u64).unwrap_or(2) as usize;
@@ -101,6 +110,7 @@ fn engine(templates: &[(&str, &str)]) -> Result<Tera, RenderError> {
     tera.autoescape_on(vec![".html", ".htm", ".xml", ".svg"]);
     tera.register_filter("percent", percent);
     tera.register_filter("fixed", fixed);
+    tera.register_filter("pvalue", pvalue);
     tera.register_filter("md", markdown);
     tera.add_raw_templates(templates.to_vec()).map_err(|error| RenderError::Template {
         name: templates.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", "),
