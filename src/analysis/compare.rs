@@ -17,7 +17,7 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use super::experiments::{better, change_text, signed_percent};
+use super::experiments::{better, change_text, describe_change, gain, signed_percent};
 use super::stats::{self, Better, CompareSettings, Comparison, Evidence, Verdict};
 use super::targets::metric_value;
 use crate::dsl::expr::{MetricRef, Stat};
@@ -214,7 +214,7 @@ pub fn compare(a: &[Results], b: &[Results], options: &CompareOptions) -> Compar
         row.change_text = change_text(comparison, row.better);
     }
     for row in &mut rows {
-        let worse = row.change.map(|change| -signed_improvement(change, row.better)).unwrap_or(0.0);
+        let worse = row.change.map(|change| -gain(change, row.better)).unwrap_or(0.0);
         let beyond = options.fail_above.is_none_or(|limit| worse > limit);
         row.fails = match row.verdict {
             RowVerdict::Regressed => beyond,
@@ -222,31 +222,14 @@ pub fn compare(a: &[Results], b: &[Results], options: &CompareOptions) -> Compar
             _ => false,
         };
         if row.change_text.is_empty() {
-            row.change_text = match row.change {
-                Some(change) => {
-                    let word = match signed_improvement(change, row.better) {
-                        gain if gain > 0.0 => " (better)",
-                        gain if gain < 0.0 => " (worse)",
-                        _ => "",
-                    };
-                    format!("{}{word}", signed_percent(change))
-                }
-                None => "n/a".into(),
-            };
+            row.change_text =
+                row.change.map_or_else(|| "n/a".into(), |change| describe_change(change, None, row.better));
         }
     }
     let repetitions = [spread(&groups_a), spread(&groups_b)];
     let fails = rows.iter().any(|row| row.fails);
     let notes = notes(&rows, tested.len(), repetitions, options);
     CompareOutcome { rows, tested: tested.len(), repetitions, options: options.clone(), fails, notes }
-}
-
-/// A change as an improvement, positive when better.
-fn signed_improvement(change: f64, better: Better) -> f64 {
-    match better {
-        Better::Lower => -change,
-        Better::Higher => change,
-    }
 }
 
 /// The dimension of a statistic of a metric.

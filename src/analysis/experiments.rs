@@ -246,13 +246,28 @@ pub fn effects(
 /// metric's own change (variant over baseline, minus 1), its interval, and
 /// whether that is better or worse for this metric.
 pub fn change_text(comparison: &Comparison, better: Better) -> String {
-    let (low, high) = comparison.interval;
-    let word = match improvement(comparison, better) {
+    describe_change(comparison.change, Some(comparison.interval), better)
+}
+
+/// A relative change of a metric for people, with its interval when there
+/// is one and whether it is better or worse: `+4.1% (worse)`.
+pub fn describe_change(change: f64, interval: Option<(f64, f64)>, better: Better) -> String {
+    let word = match gain(change, better) {
         gain if gain > 0.0 => " (better)",
         gain if gain < 0.0 => " (worse)",
         _ => "",
     };
-    format!("{} [{}, {}]{word}", signed_percent(comparison.change), signed_percent(low), signed_percent(high))
+    let interval =
+        interval.map(|(low, high)| format!(" [{}, {}]", signed_percent(low), signed_percent(high))).unwrap_or_default();
+    format!("{}{interval}{word}", signed_percent(change))
+}
+
+/// A relative change as an improvement: positive when better.
+pub fn gain(change: f64, better: Better) -> f64 {
+    match better {
+        Better::Lower => -change,
+        Better::Higher => change,
+    }
 }
 
 /// `+12.3%`, `-4.0%`, or `±inf` for an unbounded end.
@@ -268,8 +283,5 @@ pub fn signed_percent(value: f64) -> String {
 
 /// A comparison's change as an improvement: positive when better.
 pub fn improvement(comparison: &Comparison, better: Better) -> f64 {
-    match better {
-        Better::Lower => -comparison.change,
-        Better::Higher => comparison.change,
-    }
+    gain(comparison.change, better)
 }

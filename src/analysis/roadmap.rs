@@ -258,14 +258,7 @@ fn candidate(results: &Results, effect: &ExperimentEffect, outcomes: &[Experimen
 
 /// A projected reduction of mean latency as the change of it: `-26.4% (better)`.
 fn projected_text(gain: f64) -> String {
-    let word = if gain > 0.0 {
-        " (better)"
-    } else if gain < 0.0 {
-        " (worse)"
-    } else {
-        ""
-    };
-    format!("{}{word}", super::experiments::signed_percent(-gain))
+    super::experiments::describe_change(-gain, None, super::stats::Better::Lower)
 }
 
 /// The working day `offset` days (0-based, weekends skipped) after `start`.
