@@ -114,4 +114,11 @@ fn an_experiment_over_a_three_point_matrix_is_one_candidate_booked_once() {
     assert_eq!(roadmap.booked_days, 2.0);
     assert_eq!(roadmap.scheduled, 1);
     insta::assert_snapshot!("matrix-roadmap.md", render::built_in("roadmap.md", &analysis).unwrap());
+
+    // A weight is the exchange rate of the ROI: three times the weight, three times the return.
+    let mut weighted = results.clone();
+    weighted.experiments[0].weight = 3.0;
+    let heavier = Analysis::of(&weighted, &CompareSettings::default()).roadmap.candidates[0].roi;
+    let ratio = heavier / roadmap.candidates[0].roi;
+    assert!((ratio - 3.0).abs() < 1e-9, "ROI ratio {ratio}");
 }

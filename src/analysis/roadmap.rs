@@ -1,6 +1,6 @@
 //! The roadmap: every experiment one candidate, judged once over all its
 //! matrix points; the improved ones ranked by return on investment
-//! (measured improvement × chance of success ÷ effort), their end-to-end
+//! (measured improvement × its weight × chance of success ÷ effort), their end-to-end
 //! gain projected by Amdahl's law from measured time shares, and scheduled
 //! over the team's working days. Candidates that did not improve are
 //! listed as tried, never ranked or scheduled.
@@ -34,8 +34,10 @@ pub struct Candidate {
     pub change_text: String,
     /// The p-value of the verdict.
     pub p_value: f64,
-    /// Measured relative improvement of the metric (positive is better): the ROI's currency.
+    /// Measured relative improvement of the metric (positive is better).
     pub improvement: f64,
+    /// What one per cent of its metric is worth (the scenario's `weight`, 1 by default).
+    pub weight: f64,
     /// Effort in working days (the scenario's estimate), if given.
     pub effort_days: Option<f64>,
     /// Complexity from 1 to 5 (the scenario's estimate); breaks ties in the ranking.
@@ -44,7 +46,7 @@ pub struct Candidate {
     pub risk: Risk,
     /// Chance of success for that risk (the scenario's estimate).
     pub probability: f64,
-    /// improvement × probability ÷ effort, per working day; 0 without an effort.
+    /// improvement × weight × probability ÷ effort, per working day; 0 without an effort.
     pub roi: f64,
     /// The time share it speeds up (`whole operation` when none was named).
     pub part: String,
@@ -224,7 +226,7 @@ fn candidate(results: &Results, effect: &ExperimentEffect, outcomes: &[Experimen
     let gain = improvement(comparison, effect.better);
     let probability = probability(results, record.risk);
     let roi = match record.effort_days {
-        Some(days) if days > 0.0 => gain * probability / days,
+        Some(days) if days > 0.0 => gain * record.weight * probability / days,
         _ => 0.0,
     };
     let points: Vec<&ExperimentOutcome> = outcomes.iter().filter(|o| o.name == effect.name).collect();
@@ -241,6 +243,7 @@ fn candidate(results: &Results, effect: &ExperimentEffect, outcomes: &[Experimen
         change_text: variant.change_text.clone(),
         p_value: comparison.p_value,
         improvement: gain,
+        weight: record.weight,
         effort_days: record.effort_days,
         complexity: record.complexity,
         risk: record.risk,

@@ -236,6 +236,10 @@ pub struct RawExperiment {
     /// Complexity from 1 to 5.
     #[serde(default)]
     pub complexity: Option<Scalar>,
+    /// What one per cent of its metric is worth against the other
+    /// experiments' (1 when not given): the roadmap's exchange rate.
+    #[serde(default)]
+    pub weight: Option<Scalar>,
     /// `low`, `medium` or `high`.
     #[serde(default)]
     pub risk: Option<String>,

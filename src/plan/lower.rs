@@ -956,6 +956,19 @@ impl<'a> Lowering<'a> {
             }
         };
         let effort_days = raw.effort.as_ref().and_then(|value| self.effort(value, &format!("{path}.effort")));
+        let weight = raw.weight.as_ref().and_then(|value| {
+            match parse_value(value, engines::ValueType::Number { min: 0.0, max: 1.0e6 }) {
+                Ok(engines::Value::Number(weight)) if weight > 0.0 => Some(weight),
+                _ => {
+                    self.at_value(
+                        &format!("{path}.weight"),
+                        format!("weight `{value}` is not a positive number"),
+                        Some("say what one per cent of this metric is worth against the others, such as 2".into()),
+                    );
+                    None
+                }
+            }
+        });
         let complexity = raw.complexity.as_ref().and_then(|value| match values::count(value) {
             Ok(n) if (1..=5).contains(&n) => Some(n as u8),
             _ => {
@@ -1046,6 +1059,7 @@ impl<'a> Lowering<'a> {
             state,
             effort_days,
             complexity,
+            weight: weight.unwrap_or(1.0),
             risk,
             rationale: raw.rationale.clone(),
             part: part?,

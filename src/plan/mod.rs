@@ -272,6 +272,8 @@ pub struct ExperimentSpec {
     pub effort_days: Option<f64>,
     /// Complexity from 1 to 5.
     pub complexity: Option<u8>,
+    /// What one per cent of its metric is worth against the other experiments'.
+    pub weight: f64,
     /// Risk level.
     pub risk: Risk,
     /// Why it is worth trying.

@@ -87,6 +87,9 @@ pub struct ExperimentRecord {
     /// Complexity from 1 to 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complexity: Option<u8>,
+    /// What one per cent of its metric is worth against the other experiments'.
+    #[serde(default = "unit_weight", skip_serializing_if = "is_unit_weight")]
+    pub weight: f64,
     /// Risk: low, medium or high.
     pub risk: Risk,
     /// Why it is worth trying.
@@ -108,6 +111,7 @@ impl From<&crate::plan::ExperimentSpec> for ExperimentRecord {
             state: spec.state,
             effort_days: spec.effort_days,
             complexity: spec.complexity,
+            weight: spec.weight,
             risk: spec.risk,
             rationale: spec.rationale.clone(),
             part: spec.part.clone(),
@@ -118,6 +122,14 @@ impl From<&crate::plan::ExperimentSpec> for ExperimentRecord {
 /// The engine state of experiments saved before `state:` existed.
 fn shared() -> ArmState {
     ArmState::Shared
+}
+
+fn unit_weight() -> f64 {
+    1.0
+}
+
+fn is_unit_weight(weight: &f64) -> bool {
+    *weight == 1.0
 }
 
 /// The roadmap's settings: when work starts, how many engineers, and the
