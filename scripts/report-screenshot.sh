@@ -18,6 +18,7 @@ browser="$(command -v chromium || command -v chromium-browser || command -v goog
 [[ -n "$browser" ]] || { echo "needs Chromium: apt install chromium" >&2; exit 2; }
 page="$(mktemp -d)/report.html"
 "$phasebench" report "$run" --format html >"$page"
-"$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars \
+"$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars --disable-quic --no-first-run \
+  --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$(mktemp -d)" \
   --window-size="$width,$height" --screenshot="$(realpath -m "$out")" "file://$page" 2>/dev/null
 echo "wrote $out from $page"
