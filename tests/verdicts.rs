@@ -7,7 +7,7 @@ mod common;
 
 use common::{phasebench, root, status, Scenario};
 use phasebench::analysis::{Analysis, CompareSettings, TargetStatus};
-use phasebench::report::render;
+use phasebench::report::{export, render};
 use phasebench::results::store;
 
 #[test]
@@ -77,6 +77,8 @@ fn the_smoke_reports_say_not_judged_for_every_target() {
     assert!(!analysis.targets.is_empty());
     assert!(analysis.targets.iter().all(|t| matches!(t.status, TargetStatus::NotJudged(_))));
     insta::assert_snapshot!("smoke-report.md", render::built_in("report.md", &analysis).unwrap());
+    let junit = export::junit(&analysis);
+    assert!(junit.contains("<skipped message=\"not judged: smoke run") && !junit.contains("<failure"), "{junit}");
 }
 
 #[test]
@@ -100,6 +102,9 @@ phases:
         TargetStatus::NotJudged("too few samples: latency.p99 needs at least 1000, the run has 200".into())
     );
     assert!(analysis.verdict.reasons.iter().any(|reason| reason == "1 target not judged"), "{:?}", analysis.verdict);
+    // JUnit agrees with the exit status: the target that was not judged fails its test case.
+    let junit = export::junit(&analysis);
+    assert!(junit.contains("failures=\"1\"") && junit.contains("<failure message=\"not judged: "), "{junit}");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::charts::xml;
 use crate::analysis::shares::mean_half_width;
-use crate::analysis::{Analysis, TargetRow, TargetStatus};
+use crate::analysis::{Analysis, TargetRow};
 use crate::engines::MetricKind;
 use crate::quantity::Dim;
 use crate::results::Results;
@@ -106,11 +106,13 @@ pub fn bmf(results: &Results) -> String {
     serde_json::to_string_pretty(&Value::Object(benchmarks)).unwrap_or_default()
 }
 
-/// JUnit XML: one test suite per phase, one test case per target; a
-/// missed or unknown target is a failure, one not judged is skipped.
+/// JUnit XML: one test suite per phase, one test case per target. A target
+/// fails its test case exactly when it fails the run's verdict: missed,
+/// unknown, or not judged outside a smoke run; a smoke run's targets are
+/// skipped.
 pub fn junit(analysis: &Analysis) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let failed = |t: &TargetRow| matches!(t.status, TargetStatus::Missed | TargetStatus::Unknown(_));
+    let failed = |t: &TargetRow| !analysis.smoke && !t.status.held();
     let failures = analysis.targets.iter().filter(|t| failed(t)).count();
     let _ = writeln!(
         out,
@@ -129,21 +131,20 @@ pub fn junit(analysis: &Analysis) -> String {
         );
         for target in targets {
             let _ = write!(out, r#"    <testcase classname="{}" name="{}""#, xml(&target.run), xml(&target.target));
-            match &target.status {
-                TargetStatus::Held => out.push_str("/>\n"),
-                TargetStatus::NotJudged(why) => {
-                    let _ = writeln!(out, r#"><skipped message="not judged: {}"/></testcase>"#, xml(why));
-                }
-                TargetStatus::Missed | TargetStatus::Unknown(_) => {
-                    let message = format!(
-                        "{}: measured {}, limit {}{}",
-                        target.status_text,
-                        target.measured,
-                        target.limit,
-                        target.why.as_ref().map(|why| format!(" ({why})")).unwrap_or_default()
-                    );
-                    let _ = writeln!(out, r#"><failure message="{}"/></testcase>"#, xml(&message));
-                }
+            if target.status.held() {
+                out.push_str("/>\n");
+            } else if failed(target) {
+                let message = format!(
+                    "{}: measured {}, limit {}{}",
+                    target.status_text,
+                    target.measured,
+                    target.limit,
+                    target.why.as_ref().map(|why| format!(" ({why})")).unwrap_or_default()
+                );
+                let _ = writeln!(out, r#"><failure message="{}"/></testcase>"#, xml(&message));
+            } else {
+                let why = target.why.as_deref().unwrap_or("smoke run");
+                let _ = writeln!(out, r#"><skipped message="{}: {}"/></testcase>"#, target.status_text, xml(why));
             }
         }
         out.push_str("  </testsuite>\n");
