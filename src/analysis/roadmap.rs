@@ -8,8 +8,8 @@
 use chrono::{Datelike, NaiveDate, Weekday};
 use serde::Serialize;
 
-use super::experiments::{improvement, ExperimentEffect, ExperimentOutcome};
-use super::stats::{self, Verdict};
+use super::experiments::{describe_change, improvement, ExperimentEffect, ExperimentOutcome};
+use super::stats::{self, Better, Verdict};
 use crate::plan::Risk;
 use crate::results::{Results, RunRecord};
 
@@ -50,13 +50,16 @@ pub struct Candidate {
     pub roi: f64,
     /// The time share it speeds up (`whole operation` when none was named).
     pub part: String,
-    /// That share of the baseline's mean latency, 0–1.
+    /// That share of the baseline's mean latency, 0–1 (1 for the whole operation).
     pub share: Option<f64>,
-    /// Measured speed-up of that part's mean (median over rounds, baseline over variant).
+    /// Measured speed-up: of the part's mean (median over rounds, baseline
+    /// over variant), or for the whole operation of the judged metric.
     pub part_speedup: Option<f64>,
-    /// Projected reduction of the workload's mean latency, 0–1 (Amdahl).
+    /// Projected improvement, 0–1: with a named part, the reduction of the
+    /// workload's mean latency (Amdahl); for the whole operation, the
+    /// measured improvement of the metric itself.
     pub projected_gain: Option<f64>,
-    /// The projection as a change of the mean latency, for people: `-26.4% (better)`.
+    /// The projection for people, naming its figure: `mean latency -26.4% (better)`.
     pub projected_text: String,
     /// Why it is worth trying.
     pub rationale: Option<String>,
@@ -169,30 +172,23 @@ pub fn amdahl_gain(parts: &[(f64, f64)]) -> f64 {
     1.0 - remaining
 }
 
-/// The part's share of mean latency and its speed-up, each point's medians
-/// over rounds, combined over points (shares averaged, speed-ups by
-/// geometric mean, as the effect itself).
+/// A named part's share of mean latency and its speed-up: each point's
+/// medians over rounds (the share in the baseline's runs; the speed-up of
+/// the part's per-run mean, baseline over variant), combined over points as
+/// the effect itself is (shares averaged, speed-ups by geometric mean).
 fn part_figures(
     results: &Results,
     points: &[&ExperimentOutcome],
     variant: &str,
-    part: Option<&str>,
+    part: &str,
 ) -> (Option<f64>, Option<f64>) {
-    let metric = part.unwrap_or("latency");
     let mut shares = Vec::new();
     let mut log_speedups = Vec::new();
     for point in points {
         let (baseline, arm) = (arm_runs(results, point, "baseline"), arm_runs(results, point, variant));
-        let share = match part {
-            Some(part) => {
-                stats::median(&baseline.iter().filter_map(|run| super::shares::share_of(run, part)).collect::<Vec<_>>())
-            }
-            None => Some(1.0),
-        };
-        if let Some(share) = share {
-            shares.push(share);
-        }
-        if let (Some(before), Some(after)) = (median_of_means(&baseline, metric), median_of_means(&arm, metric)) {
+        let point_shares: Vec<f64> = baseline.iter().filter_map(|run| super::shares::share_of(run, part)).collect();
+        shares.extend(stats::median(&point_shares));
+        if let (Some(before), Some(after)) = (median_of_means(&baseline, part), median_of_means(&arm, part)) {
             if before > 0.0 && after > 0.0 {
                 log_speedups.push((before / after).ln());
             }
@@ -230,8 +226,24 @@ fn candidate(results: &Results, effect: &ExperimentEffect, outcomes: &[Experimen
         _ => 0.0,
     };
     let points: Vec<&ExperimentOutcome> = outcomes.iter().filter(|o| o.name == effect.name).collect();
-    let (share, part_speedup) = part_figures(results, &points, &variant.name, record.part.as_deref());
-    let projected_gain = share.zip(part_speedup).map(|(share, speedup)| amdahl_gain(&[(share, speedup)]));
+    // A named part projects the workload's mean latency by Amdahl's law; the
+    // whole operation is its own measured change, the verdict's statistic.
+    let (share, part_speedup, projected_gain, projected_text) = match record.part.as_deref() {
+        Some(part) => {
+            let (share, speedup) = part_figures(results, &points, &variant.name, part);
+            let gain = share.zip(speedup).map(|(share, speedup)| amdahl_gain(&[(share, speedup)]));
+            (share, speedup, gain, gain.map_or_else(|| "n/a".into(), projected_text))
+        }
+        None => {
+            let ratio = comparison.variant_median / comparison.baseline_median;
+            let speedup = match effect.better {
+                Better::Lower => 1.0 / ratio,
+                Better::Higher => ratio,
+            };
+            let text = format!("{} {}", effect.metric, describe_change(comparison.change, None, effect.better));
+            (Some(1.0), Some(speedup).filter(|s| s.is_finite()), Some(gain), text)
+        }
+    };
     Ok(Candidate {
         experiment: effect.name.clone(),
         variant: variant.name.clone(),
@@ -249,19 +261,22 @@ fn candidate(results: &Results, effect: &ExperimentEffect, outcomes: &[Experimen
         risk: record.risk,
         probability,
         roi,
-        part: record.part.clone().unwrap_or_else(|| "whole operation".into()),
+        part: record.part.clone().unwrap_or_else(|| WHOLE_OPERATION.into()),
         share,
         part_speedup,
-        projected_text: projected_gain.map_or_else(|| "n/a".into(), projected_text),
+        projected_text,
         projected_gain,
         rationale: record.rationale.clone(),
         schedule: None,
     })
 }
 
-/// A projected reduction of mean latency as the change of it: `-26.4% (better)`.
+/// What `part` says of a candidate that names no time share.
+pub const WHOLE_OPERATION: &str = "whole operation";
+
+/// A projected reduction of mean latency as the change of it: `mean latency -26.4% (better)`.
 fn projected_text(gain: f64) -> String {
-    super::experiments::describe_change(-gain, None, super::stats::Better::Lower)
+    format!("mean latency {}", describe_change(-gain, None, Better::Lower))
 }
 
 /// The working day `offset` days (0-based, weekends skipped) after `start`.
@@ -346,47 +361,34 @@ pub fn plan(results: &Results, effects: &[ExperimentEffect], outcomes: &[Experim
     }
 }
 
-/// Per workload: improved candidates on distinct named parts combine by
-/// Amdahl's law; whole-operation candidates overlap everything, so only the
-/// best of them counts, and only when no named part does better.
+/// Per workload, candidates on distinct named parts of its operation
+/// combined by Amdahl's law on its mean latency (two or more; one is its own
+/// projection). Whole-operation candidates are judged on their own metrics,
+/// which do not add up with the parts' shares, so they are not combined.
 fn combine(candidates: &[Candidate]) -> Vec<Combined> {
-    let mut workloads: Vec<&str> = Vec::new();
+    let mut combined: Vec<Combined> = Vec::new();
     for candidate in candidates {
-        if !workloads.contains(&candidate.workload.as_str()) {
-            workloads.push(&candidate.workload);
+        if combined.iter().any(|c| c.workload == candidate.workload) {
+            continue;
         }
-    }
-    let mut combined = Vec::new();
-    for workload in workloads {
-        let improved: Vec<&Candidate> =
-            candidates.iter().filter(|c| c.workload == workload && c.projected_gain.is_some()).collect();
         let mut parts: Vec<(&Candidate, f64, f64)> = Vec::new();
-        for candidate in improved.iter().filter(|c| c.part != "whole operation") {
-            if let (Some(share), Some(speedup)) = (candidate.share, candidate.part_speedup) {
-                if !parts.iter().any(|(other, ..)| other.part == candidate.part) {
-                    parts.push((candidate, share, speedup));
+        for other in candidates.iter().filter(|c| c.workload == candidate.workload && c.part != WHOLE_OPERATION) {
+            if let (Some(share), Some(speedup)) = (other.share, other.part_speedup) {
+                if !parts.iter().any(|(seen, ..)| seen.part == other.part) {
+                    parts.push((other, share, speedup));
                 }
             }
         }
-        let by_parts = amdahl_gain(&parts.iter().map(|(_, share, speedup)| (*share, *speedup)).collect::<Vec<_>>());
-        let whole = improved
-            .iter()
-            .filter(|c| c.part == "whole operation")
-            .max_by(|a, b| a.projected_gain.unwrap_or(0.0).total_cmp(&b.projected_gain.unwrap_or(0.0)));
-        let (names, gain) = match whole {
-            Some(best) if best.projected_gain.unwrap_or(0.0) > by_parts => {
-                (vec![best.experiment.clone()], best.projected_gain.unwrap_or(0.0))
-            }
-            _ => (parts.iter().map(|(c, ..)| c.experiment.clone()).collect(), by_parts),
-        };
-        if !names.is_empty() {
-            combined.push(Combined {
-                workload: workload.to_owned(),
-                candidates: names,
-                projected_gain: gain,
-                projected_text: projected_text(gain),
-            });
+        if parts.len() < 2 {
+            continue;
         }
+        let gain = amdahl_gain(&parts.iter().map(|(_, share, speedup)| (*share, *speedup)).collect::<Vec<_>>());
+        combined.push(Combined {
+            workload: candidate.workload.clone(),
+            candidates: parts.iter().map(|(c, ..)| c.experiment.clone()).collect(),
+            projected_gain: gain,
+            projected_text: projected_text(gain),
+        });
     }
     combined
 }
@@ -407,6 +409,50 @@ mod tests {
         ] {
             assert!((amdahl_gain(&parts) - expected).abs() < 1e-12, "{parts:?}");
         }
+    }
+
+    fn on(workload: &str, experiment: &str, part: &str, share: f64, speedup: f64) -> Candidate {
+        Candidate {
+            experiment: experiment.into(),
+            variant: "v".into(),
+            workload: workload.into(),
+            points: 1,
+            metric: "latency.p50".into(),
+            change: -0.2,
+            interval: (-0.3, -0.1),
+            change_text: String::new(),
+            p_value: 0.01,
+            improvement: 0.2,
+            weight: 1.0,
+            effort_days: Some(1.0),
+            complexity: None,
+            risk: Risk::Low,
+            probability: 0.9,
+            roi: 0.18,
+            part: part.into(),
+            share: Some(share),
+            part_speedup: Some(speedup),
+            projected_gain: Some(amdahl_gain(&[(share, speedup)])),
+            projected_text: String::new(),
+            rationale: None,
+            schedule: None,
+        }
+    }
+
+    #[test]
+    fn only_distinct_named_parts_of_one_workload_combine() {
+        let candidates = [
+            on("llm", "flash", "attention_time", 0.4, 4.0),
+            on("llm", "fused-mlp", "mlp_time", 0.2, 2.0),
+            on("llm", "whole", WHOLE_OPERATION, 1.0, 1.5),
+            on("llm", "flash-again", "attention_time", 0.4, 2.0),
+            on("vault", "cache", "cache_time", 0.5, 2.0),
+        ];
+        let combined = combine(&candidates);
+        assert_eq!(combined.len(), 1, "{combined:?}");
+        assert_eq!(combined[0].candidates, ["flash", "fused-mlp"]);
+        assert!((combined[0].projected_gain - 0.4).abs() < 1e-12, "{combined:?}");
+        assert_eq!(combined[0].projected_text, "mean latency -40.0% (better)");
     }
 
     #[test]
