@@ -52,6 +52,30 @@ phases:
 }
 
 #[test]
+fn an_overload_test_with_its_own_targets_on_dropped_work_is_judged_by_them() {
+    let scenario = Scenario::new(
+        "scenario: tolerated
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: p
+    workloads:
+      - name: flood
+        engine: cal
+        op: sleep
+        with: { duration: 1ms }
+        load: { rate: 10000/s, max_in_flight: 4 }
+        duration: 2s
+        warmup: 0x
+        targets: [ \"dropped < 1000000\", \"schedule_lag.p99 < 1h\" ]
+",
+    );
+    let output = scenario.run(&[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(status(&output), 0, "{stdout}");
+    assert!(stdout.contains("note: DROPPED") && stdout.contains("note: LOAD GENERATOR FELL BEHIND"), "{stdout}");
+}
+
+#[test]
 fn a_smoke_run_judges_no_target() {
     let output = phasebench()
         .arg("run")

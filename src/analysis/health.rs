@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use crate::dsl::expr;
 use crate::quantity::{format_value, Dim};
 use crate::results::{LoadRecord, RunRecord};
 
@@ -52,6 +53,7 @@ pub fn of_run(run: &RunRecord, cores: usize) -> Vec<Warning> {
         push(WarningKind::Incomplete, format!("incomplete: {why}"), true);
     }
     if run.dropped > 0 {
+        let fails = !targets_name(run, "dropped");
         let scheduled = run.operations + run.errors + run.dropped;
         push(
             WarningKind::Dropped,
@@ -59,7 +61,7 @@ pub fn of_run(run: &RunRecord, cores: usize) -> Vec<Warning> {
                 "DROPPED {} of {scheduled} scheduled operations: still queued at the drain deadline; latency counts each at the time it had waited (a lower bound)",
                 run.dropped
             ),
-            true,
+            fails,
         );
     }
     if let Some(lag) = schedule_lag_p99(run).filter(|lag| *lag > BEHIND_LAG_SECONDS) {
@@ -70,7 +72,7 @@ pub fn of_run(run: &RunRecord, cores: usize) -> Vec<Warning> {
                 format_value(lag, Dim::TIME),
                 format_value(BEHIND_LAG_SECONDS, Dim::TIME)
             ),
-            true,
+            !targets_name(run, "schedule_lag"),
         );
     }
     // An experiment's rounds are its replicates, each short by design; the
@@ -102,6 +104,13 @@ pub fn of_run(run: &RunRecord, cores: usize) -> Vec<Warning> {
         );
     }
     warnings
+}
+
+/// Whether one of the run's targets names `metric`.
+fn targets_name(run: &RunRecord, metric: &str) -> bool {
+    run.targets.iter().filter_map(|target| expr::parse_comparison(target).ok()).any(|comparison| {
+        comparison.lhs.metrics().iter().chain(comparison.rhs.metrics().iter()).any(|m| m.metric == metric)
+    })
 }
 
 /// The open-loop schedule lag p99 in seconds, if the run recorded it.
