@@ -132,6 +132,22 @@ phases:
 }
 
 #[test]
+fn results_saved_before_these_verdicts_load_and_are_judged_by_them() {
+    // A quickstart saved by the previous release: no dropped metric, no arm
+    // positions, no experiment state; its p99 on 200 operations passed then.
+    let results =
+        store::load(&root().join("tests/fixtures/report/results-before-verdicts.json")).expect("old results load");
+    let analysis = Analysis::of(&results, &CompareSettings::default());
+    let overshoot = analysis.targets.iter().find(|t| t.target == "overshoot.p99 < 1ms").expect("the old target");
+    assert_eq!(
+        overshoot.status,
+        TargetStatus::NotJudged("too few samples: overshoot.p99 needs at least 1000, the run has 200".into())
+    );
+    assert!(!analysis.verdict.passed);
+    assert_eq!(analysis.roadmap.candidates.len(), 1);
+}
+
+#[test]
 fn an_experiment_over_a_three_point_matrix_is_one_candidate_booked_once() {
     let results = store::load(&root().join("tests/fixtures/report/matrix-experiment.json")).expect("fixture reads");
     let analysis = Analysis::of(&results, &CompareSettings::default());
