@@ -10,23 +10,29 @@ use phasebench::analysis::{Analysis, CompareSettings, TargetStatus};
 use phasebench::report::{export, render};
 use phasebench::results::store;
 
-#[test]
-fn an_overloaded_open_loop_run_shows_its_dropped_work_everywhere_and_fails() {
-    let scenario = Scenario::new(
+/// `calibrate sleep 1ms` at 10,000/s through 4 slots for 2 s, with `targets` (a YAML line or nothing).
+fn flood(targets: &str) -> Scenario {
+    Scenario::new(&format!(
         "scenario: overload
-engines: { cal: { kind: calibrate } }
+engines: {{ cal: {{ kind: calibrate }} }}
 phases:
   - name: p
     workloads:
       - name: flood
         engine: cal
         op: sleep
-        with: { duration: 1ms }
-        load: { rate: 10000/s, max_in_flight: 4 }
+        with: {{ duration: 1ms }}
+        load: {{ rate: 10000/s, max_in_flight: 4 }}
         duration: 2s
         warmup: 0x
-",
-    );
+        {targets}
+"
+    ))
+}
+
+#[test]
+fn an_overloaded_open_loop_run_shows_its_dropped_work_everywhere_and_fails() {
+    let scenario = flood("");
     let output = phasebench().arg("run").arg(&scenario.file).arg("--out").arg(scenario.out()).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(status(&output), 1, "{stdout}");
@@ -53,22 +59,7 @@ phases:
 
 #[test]
 fn an_overload_test_with_its_own_targets_on_dropped_work_is_judged_by_them() {
-    let scenario = Scenario::new(
-        "scenario: tolerated
-engines: { cal: { kind: calibrate } }
-phases:
-  - name: p
-    workloads:
-      - name: flood
-        engine: cal
-        op: sleep
-        with: { duration: 1ms }
-        load: { rate: 10000/s, max_in_flight: 4 }
-        duration: 2s
-        warmup: 0x
-        targets: [ \"dropped < 1000000\", \"schedule_lag.p99 < 1h\" ]
-",
-    );
+    let scenario = flood("targets: [ \"dropped < 1000000\", \"schedule_lag.p99 < 1h\" ]");
     let output = scenario.run(&[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(status(&output), 0, "{stdout}");
