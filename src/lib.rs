@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod diagnostic;
 pub mod dsl;
 pub mod engines;
+pub mod expr;
 pub mod plan;
 pub mod quantity;
 pub mod report;

@@ -20,8 +20,8 @@ use serde::Serialize;
 use super::experiments::{better, change_text, describe_change, gain, signed_percent};
 use super::stats::{self, Better, CompareSettings, Comparison, Evidence, Verdict};
 use super::targets::metric_value;
-use crate::dsl::expr::{MetricRef, Stat};
 use crate::engines::MetricKind;
+use crate::expr::{MetricRef, Stat};
 use crate::quantity::{format_value, Dim};
 use crate::results::{Results, RunRecord};
 
@@ -234,7 +234,7 @@ pub fn compare(a: &[Results], b: &[Results], options: &CompareOptions) -> Compar
 
 /// The dimension of a statistic of a metric.
 fn stat_dim(stat: Option<Stat>, dim: Dim) -> Dim {
-    crate::dsl::expr::stat_dim(stat, dim)
+    crate::expr::stat_dim(stat, dim)
 }
 
 /// Fewest and most repetitions per run on one side.

@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use super::stats::{self, Better, CompareSettings, Comparison, Verdict};
-use crate::dsl::expr::{self, Expr, MetricRef};
+use crate::expr::{self, Expr, MetricRef};
 use crate::quantity::{format_value, Dim};
 use crate::results::{ExperimentRecord, Results, RunRecord};
 

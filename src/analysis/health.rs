@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::dsl::expr;
+use crate::expr;
 use crate::quantity::{format_value, Dim};
 use crate::results::{LoadRecord, RunRecord};
 

@@ -6,8 +6,8 @@
 
 use serde::Serialize;
 
-use crate::dsl::expr::{self, Comparison, MetricRef, Stat};
 use crate::engines::MetricKind;
+use crate::expr::{self, Comparison, MetricRef, Stat};
 use crate::quantity::{format_value, Dim};
 use crate::results::{Results, RunRecord};
 

@@ -3,10 +3,9 @@
 //! [`load`] turns a file into a [`Document`]: the raw serde structs
 //! ([`raw`]), the position of every node ([`spans`]) and the file's hash.
 //! Quantities with units live in [`crate::quantity`], metric expressions and targets
-//! in [`expr`]. This stage checks syntax and shape only; meaning (engines,
+//! in [`crate::expr`]. This stage checks syntax and shape only; meaning (engines,
 //! metrics, units against declarations) is checked by the plan.
 
-pub mod expr;
 pub mod raw;
 pub mod spans;
 

@@ -15,10 +15,10 @@ use super::{
     SMOKE_ITERATIONS,
 };
 use crate::diagnostic::{did_you_mean, hint_from, Diagnostic, Diagnostics};
-use crate::dsl::expr::{self, Expr, MetricRef, Stat};
 use crate::dsl::raw::{RawLoad, RawOverride, RawWorkload};
 use crate::dsl::{Document, Scalar};
 use crate::engines::{self, catalog, EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, Params, Value, ValueType};
+use crate::expr::{self, Expr, MetricRef, Stat};
 use crate::quantity::{parse_quantity, Dim};
 
 /// Warm-up when neither the workload nor `defaults` says.

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 
-use crate::dsl::expr::{Comparison, MetricRef};
 use crate::engines::{MetricDecl, Params};
+use crate::expr::{Comparison, MetricRef};
 pub use lower::build;
 pub use template::{Scope, Substituted, TemplateError};
 pub use values::{parse_value, ValueError};
