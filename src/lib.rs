@@ -10,10 +10,12 @@ pub mod diagnostic;
 pub mod dsl;
 pub mod engines;
 pub mod expr;
+pub mod metric;
 pub mod plan;
 pub mod quantity;
 pub mod report;
 pub mod results;
+pub mod rng;
 pub mod run;
 
 /// Every allocation of the process goes through the counting allocator, which

@@ -71,7 +71,7 @@ fn shared_rounds_inherit_the_cache_and_drift() {
     let scenario = vault_scenario("shared");
     assert_eq!(status(&scenario.run(&["--only", "twins"])), 0);
     let results = scenario.results();
-    assert_eq!(results.experiments[0].state, phasebench::plan::ArmState::Shared);
+    assert_eq!(results.experiments[0].state, phasebench::results::ArmState::Shared);
     // Measured: hit rate 0.06–0.2 in round 1, 0.7–0.75 in round 5; read p50
     // about 10 µs in round 1 and under 1.2 µs in round 5, once most reads hit.
     for name in ["baseline", "twin"] {

@@ -17,11 +17,11 @@
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use super::experiments::{better, change_text, describe_change, gain, signed_percent};
+use super::experiments::{change_text, describe_change, gain, signed_percent};
 use super::stats::{self, Better, CompareSettings, Comparison, Evidence, Verdict};
 use super::targets::metric_value;
-use crate::engines::MetricKind;
 use crate::expr::{MetricRef, Stat};
+use crate::metric::MetricKind;
 use crate::quantity::{format_value, Dim};
 use crate::results::{Results, RunRecord};
 
@@ -167,7 +167,7 @@ pub fn compare(a: &[Results], b: &[Results], options: &CompareOptions) -> Compar
                     continue;
                 };
                 let dim = Dim::from(record.dim);
-                let better = better(name, dim);
+                let better = record.better();
                 let min_effect = options.min_effect.get(name.as_str()).copied().unwrap_or(options.settings.noise);
                 let settings = CompareSettings { noise: min_effect, ..options.settings };
                 let identical = a_values.iter().chain(&b_values).all(|value| *value == a_values[0]);

@@ -9,7 +9,6 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use super::stats::{self, Better, CompareSettings, Comparison, Verdict};
-use crate::expr::{self, Expr, MetricRef};
 use crate::quantity::{format_value, Dim};
 use crate::results::{ExperimentRecord, Results, RunRecord};
 
@@ -54,38 +53,13 @@ pub struct ExperimentOutcome {
     pub best: Option<String>,
 }
 
-/// Which way is better for a metric: rates up; times, sizes and anything
-/// counting errors, waits, misses or amplification down; other plain
-/// numbers (ratios, hit rates, utilization) up.
-pub fn better(metric: &str, dim: Dim) -> Better {
-    if dim.time < 0 {
-        return Better::Higher;
-    }
-    if dim == Dim::TIME || dim == Dim::BYTES {
-        return Better::Lower;
-    }
-    const LOWER: [&str; 7] = ["error", "amplification", "lock", "wait", "miss", "dropped", "syncs"];
-    if LOWER.iter().any(|word| metric.contains(word)) {
-        Better::Lower
-    } else {
-        Better::Higher
-    }
-}
-
-fn metric_ref(text: &str) -> Option<MetricRef> {
-    match expr::parse_expr(text) {
-        Ok(Expr::Metric(metric, _)) => Some(metric),
-        _ => None,
-    }
-}
-
 /// Every experiment's outcome, per matrix point, compared with `settings`.
 pub fn analyse(results: &Results, settings: &CompareSettings) -> Vec<ExperimentOutcome> {
     results.experiments.iter().flat_map(|experiment| analyse_one(results, experiment, settings)).collect()
 }
 
 fn analyse_one(results: &Results, experiment: &ExperimentRecord, settings: &CompareSettings) -> Vec<ExperimentOutcome> {
-    let Some(metric) = metric_ref(&experiment.metric) else { return Vec::new() };
+    let Ok(metric) = &experiment.metric.parsed else { return Vec::new() };
     let runs: Vec<&RunRecord> = results
         .runs
         .iter()
@@ -99,16 +73,14 @@ fn analyse_one(results: &Results, experiment: &ExperimentRecord, settings: &Comp
     }
     let mut outcomes = Vec::new();
     for point in points {
-        let dim = runs
-            .iter()
-            .find_map(|run| run.metrics.get(&metric.metric))
-            .map_or(Dim::NONE, |record| Dim::from(record.dim));
-        let better = better(&metric.metric, dim);
+        let record = runs.iter().find_map(|run| run.metrics.get(&metric.metric));
+        let dim = record.map_or(Dim::NONE, |record| Dim::from(record.dim));
+        let better = record.map_or(Better::Lower, |record| record.better());
         let values_of = |arm: &str| -> Vec<f64> {
             let mut rounds: Vec<(u32, f64)> = runs
                 .iter()
                 .filter(|run| run.matrix == point && run.arm.as_ref().is_some_and(|a| a.arm == arm))
-                .filter_map(|run| Some((run.arm.as_ref()?.round, super::targets::metric_value(run, &metric)?)))
+                .filter_map(|run| Some((run.arm.as_ref()?.round, super::targets::metric_value(run, metric)?)))
                 .collect();
             rounds.sort_by_key(|(round, _)| *round);
             rounds.into_iter().map(|(_, value)| value).collect()
@@ -143,7 +115,7 @@ fn analyse_one(results: &Results, experiment: &ExperimentRecord, settings: &Comp
             name: experiment.name.clone(),
             workload: experiment.workload.clone(),
             matrix: point,
-            metric: experiment.metric.clone(),
+            metric: experiment.metric.text.clone(),
             better,
             dim,
             arms,
@@ -232,7 +204,7 @@ pub fn effects(
             Some(ExperimentEffect {
                 name: experiment.name.clone(),
                 workload: experiment.workload.clone(),
-                metric: experiment.metric.clone(),
+                metric: experiment.metric.text.clone(),
                 better,
                 points: points.len(),
                 variants,

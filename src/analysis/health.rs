@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::expr;
+use crate::metric::names;
 use crate::quantity::{format_value, Dim};
 use crate::results::{LoadRecord, RunRecord};
 
@@ -53,7 +53,7 @@ pub fn of_run(run: &RunRecord, cores: usize) -> Vec<Warning> {
         push(WarningKind::Incomplete, format!("incomplete: {why}"), true);
     }
     if run.dropped > 0 {
-        let fails = !targets_name(run, "dropped");
+        let fails = !targets_name(run, names::DROPPED);
         let scheduled = run.operations + run.errors + run.dropped;
         push(
             WarningKind::Dropped,
@@ -72,7 +72,7 @@ pub fn of_run(run: &RunRecord, cores: usize) -> Vec<Warning> {
                 format_value(lag, Dim::TIME),
                 format_value(BEHIND_LAG_SECONDS, Dim::TIME)
             ),
-            !targets_name(run, "schedule_lag"),
+            !targets_name(run, names::SCHEDULE_LAG),
         );
     }
     // An experiment's rounds are its replicates, each short by design; the
@@ -108,12 +108,12 @@ pub fn of_run(run: &RunRecord, cores: usize) -> Vec<Warning> {
 
 /// Whether one of the run's targets names `metric`.
 fn targets_name(run: &RunRecord, metric: &str) -> bool {
-    run.targets.iter().filter_map(|target| expr::parse_comparison(target).ok()).any(|comparison| {
+    run.targets.iter().filter_map(|target| target.parsed.as_ref().ok()).any(|comparison| {
         comparison.lhs.metrics().iter().chain(comparison.rhs.metrics().iter()).any(|m| m.metric == metric)
     })
 }
 
 /// The open-loop schedule lag p99 in seconds, if the run recorded it.
 pub fn schedule_lag_p99(run: &RunRecord) -> Option<f64> {
-    run.metrics.get("schedule_lag")?.summary.filter(|s| s.count > 0).map(|s| s.p99)
+    run.metrics.get(names::SCHEDULE_LAG)?.summary.filter(|s| s.count > 0).map(|s| s.p99)
 }

@@ -26,10 +26,10 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use crate::engines::MetricKind;
-use crate::plan::ScenarioInfo;
+use crate::metric::names;
+use crate::metric::MetricKind;
 use crate::quantity::{format_value, Dim};
-use crate::results::{histogram, Machine, Results, RunRecord, ToolInfo};
+use crate::results::{histogram, Machine, Results, RunRecord, ScenarioRecord, ToolInfo};
 pub use experiments::{ExperimentEffect, ExperimentOutcome};
 pub use health::Warning;
 pub use profiles::Profiles;
@@ -42,7 +42,7 @@ pub use targets::TargetStatus;
 #[derive(Clone, Debug, Serialize)]
 pub struct Analysis {
     /// The scenario.
-    pub scenario: ScenarioInfo,
+    pub scenario: ScenarioRecord,
     /// The tool that measured.
     pub phasebench: ToolInfo,
     /// The machine measured on.
@@ -270,7 +270,7 @@ const CURVE: [f64; 15] =
     [0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.97, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99995, 0.99999, 1.0];
 
 fn percentile_curve(run: &RunRecord) -> Vec<(f64, f64)> {
-    let Some(metric) = run.metrics.get("latency") else { return Vec::new() };
+    let Some(metric) = run.metrics.get(names::LATENCY) else { return Vec::new() };
     let (Some(text), Some(scale)) = (&metric.histogram, metric.scale) else { return Vec::new() };
     let Ok(histogram) = histogram::decode(text) else { return Vec::new() };
     if histogram.is_empty() {
@@ -287,16 +287,12 @@ fn percentile_curve(run: &RunRecord) -> Vec<(f64, f64)> {
 }
 
 fn run_row(run: &RunRecord, cores: usize) -> RunRow {
-    let latency = run.metrics.get("latency").and_then(|m| m.summary).filter(|s| s.count > 0);
+    let latency = run.metrics.get(names::LATENCY).and_then(|m| m.summary).filter(|s| s.count > 0);
     let time = |value: Option<f64>| value.map_or_else(|| "-".into(), |v| format_value(v, Dim::TIME));
     let metrics = run
         .metrics
         .iter()
-        .filter(|(name, metric)| {
-            !["latency", "service_time", "throughput", "errors", "error_rate", "dropped", "schedule_lag"]
-                .contains(&name.as_str())
-                && metric.part_of.is_none()
-        })
+        .filter(|(name, metric)| !names::LOAD.contains(&name.as_str()) && metric.part_of.is_none())
         .filter_map(|(name, metric)| {
             let dim = Dim::from(metric.dim);
             let text = match metric.kind {
@@ -327,7 +323,7 @@ fn run_row(run: &RunRecord, cores: usize) -> RunRow {
         errors: run.errors,
         error_messages: run.error_messages.iter().map(|e| (e.message.clone(), e.count)).collect(),
         dropped: run.dropped,
-        schedule_lag: run.metrics.get("schedule_lag").and_then(|m| m.summary).filter(|s| s.count > 0).map_or_else(
+        schedule_lag: run.metrics.get(names::SCHEDULE_LAG).and_then(|m| m.summary).filter(|s| s.count > 0).map_or_else(
             || "-".into(),
             |s| format!("p50 {}, p99 {}", format_value(s.p50, Dim::TIME), format_value(s.p99, Dim::TIME)),
         ),
@@ -342,7 +338,7 @@ fn run_row(run: &RunRecord, cores: usize) -> RunRow {
         ),
         throughput: run
             .metrics
-            .get("throughput")
+            .get(names::THROUGHPUT)
             .and_then(|m| m.value)
             .map_or_else(|| "-".into(), |v| format_value(v, Dim::PER_TIME)),
         metrics,
@@ -362,10 +358,10 @@ fn scaling(results: &Results) -> Vec<Scaling> {
     let mut out: Vec<Scaling> = Vec::new();
     for run in results.runs.iter().filter(|run| run.arm.is_none() && run.matrix.len() == 1) {
         let Some((variable, value)) = run.matrix.first() else { continue };
-        let latency = run.metrics.get("latency").and_then(|m| m.summary).filter(|s| s.count > 0);
+        let latency = run.metrics.get(names::LATENCY).and_then(|m| m.summary).filter(|s| s.count > 0);
         let point = ScalingPoint {
             label: value.clone(),
-            throughput: run.metrics.get("throughput").and_then(|m| m.value),
+            throughput: run.metrics.get(names::THROUGHPUT).and_then(|m| m.value),
             p50: latency.map(|s| s.p50),
             p99: latency.map(|s| s.p99),
         };

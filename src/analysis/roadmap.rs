@@ -10,8 +10,7 @@ use serde::Serialize;
 
 use super::experiments::{describe_change, improvement, ExperimentEffect, ExperimentOutcome};
 use super::stats::{self, Better, Verdict};
-use crate::plan::Risk;
-use crate::results::{Results, RunRecord};
+use crate::results::{Results, Risk, RunRecord};
 
 /// One optimization candidate that showed a significant improvement.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::metric::names;
 use crate::results::{RunRecord, Summary};
 
 /// One named part of an operation's time.
@@ -49,11 +50,11 @@ pub fn mean_half_width(summary: &Summary) -> f64 {
 
 /// The time shares of `run`, or `None` when its engine reports none.
 pub fn of_run(run: &RunRecord) -> Option<TimeShares> {
-    let whole = run.metrics.get("latency").and_then(|m| m.summary).filter(|s| s.count > 0 && s.mean > 0.0)?;
+    let whole = run.metrics.get(names::LATENCY).and_then(|m| m.summary).filter(|s| s.count > 0 && s.mean > 0.0)?;
     let mut parts: Vec<(&str, Summary)> = run
         .metrics
         .iter()
-        .filter(|(_, metric)| metric.part_of.as_deref() == Some("latency"))
+        .filter(|(_, metric)| metric.part_of.as_deref() == Some(names::LATENCY))
         .filter_map(|(name, metric)| Some((name.as_str(), metric.summary.filter(|s| s.count > 0)?)))
         .collect();
     if parts.is_empty() {
@@ -81,7 +82,7 @@ pub fn of_run(run: &RunRecord) -> Option<TimeShares> {
 
 /// The share of `metric` in `run`'s mean latency, if both were measured.
 pub fn share_of(run: &RunRecord, metric: &str) -> Option<f64> {
-    let whole = run.metrics.get("latency")?.summary.filter(|s| s.count > 0 && s.mean > 0.0)?;
+    let whole = run.metrics.get(names::LATENCY)?.summary.filter(|s| s.count > 0 && s.mean > 0.0)?;
     let part = run.metrics.get(metric)?.summary.filter(|s| s.count > 0)?;
     Some(part.mean / whole.mean)
 }

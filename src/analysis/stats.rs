@@ -8,20 +8,12 @@
 
 use serde::Serialize;
 
-use crate::engines::rng::SplitMix;
+use crate::rng::SplitMix;
 
 /// Largest `n * m` for which a tie-free Mann-Whitney test is exact (covers both samples <= 25).
 pub const EXACT_MANN_WHITNEY_LIMIT: usize = 625;
 
-/// Which way is better for a metric.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Better {
-    /// Smaller values are better (latency, time).
-    Lower,
-    /// Larger values are better (throughput).
-    Higher,
-}
+pub use crate::metric::Better;
 
 /// The outcome of comparing a variant with its baseline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

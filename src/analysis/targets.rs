@@ -6,10 +6,10 @@
 
 use serde::Serialize;
 
-use crate::engines::MetricKind;
 use crate::expr::{self, Comparison, MetricRef, Stat};
+use crate::metric::MetricKind;
 use crate::quantity::{format_value, Dim};
-use crate::results::{Results, RunRecord};
+use crate::results::{Results, RunRecord, TargetRecord};
 
 /// Operations a statistic needs before a target on it is judged: about
 /// ten beyond the percentile, `10 / (1 - p)` (1,000 for p99), and ten for
@@ -115,19 +115,19 @@ pub fn evaluate(results: &Results) -> Vec<TargetOutcome> {
 }
 
 /// Evaluates one target against one run; `smoke` runs are never judged.
-pub fn evaluate_one(run: &RunRecord, target: &str, smoke: bool) -> TargetOutcome {
+pub fn evaluate_one(run: &RunRecord, target: &TargetRecord, smoke: bool) -> TargetOutcome {
     let mut outcome = TargetOutcome {
         run: run.id.clone(),
-        target: target.into(),
+        target: target.text.clone(),
         measured: None,
         limit: None,
         dim: Dim::NONE,
         status: TargetStatus::Unknown(String::new()),
     };
-    let comparison = match expr::parse_comparison(target) {
+    let comparison = match &target.parsed {
         Ok(comparison) => comparison,
-        Err(error) => {
-            outcome.status = TargetStatus::Unknown(format!("target does not parse: {}", error.message));
+        Err(why) => {
+            outcome.status = TargetStatus::Unknown(why.clone());
             return outcome;
         }
     };
@@ -137,7 +137,7 @@ pub fn evaluate_one(run: &RunRecord, target: &str, smoke: bool) -> TargetOutcome
             .map(|record| Dim::from(record.dim))
             .ok_or_else(|| (format!("no metric `{}` in this run", metric.metric), None))
     };
-    match expr::check_comparison(&comparison, &mut dim_of) {
+    match expr::check_comparison(comparison, &mut dim_of) {
         Ok(dim) => outcome.dim = dim,
         Err(error) => {
             outcome.status = TargetStatus::Unknown(error.message);
@@ -147,7 +147,7 @@ pub fn evaluate_one(run: &RunRecord, target: &str, smoke: bool) -> TargetOutcome
     let mut value = |metric: &MetricRef| metric_value(run, metric);
     outcome.measured = expr::eval(&comparison.lhs, &mut value);
     outcome.limit = expr::eval(&comparison.rhs, &mut value);
-    outcome.status = status(run, &comparison, outcome.measured, outcome.limit, smoke);
+    outcome.status = status(run, comparison, outcome.measured, outcome.limit, smoke);
     outcome
 }
 

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Status;
 use phasebench::analysis::{Analysis, CompareSettings};
+use phasebench::metric::names;
 use phasebench::plan::{Plan, PlanOptions, RunSpec};
 use phasebench::quantity::{format_value, Dim};
 use phasebench::report::summary;
@@ -220,7 +221,7 @@ impl Observer for CliObserver<'_> {
 }
 
 fn finished_line(index: usize, total: usize, record: &RunRecord) -> String {
-    let latency = record.metrics.get("latency").and_then(|m| m.summary).filter(|s| s.count > 0);
+    let latency = record.metrics.get(names::LATENCY).and_then(|m| m.summary).filter(|s| s.count > 0);
     let figures = latency.map_or_else(
         || "no successful operation".to_owned(),
         |s| format!("p50 {}, p99 {}", format_value(s.p50, Dim::TIME), format_value(s.p99, Dim::TIME)),

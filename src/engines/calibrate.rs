@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::catalog::{EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
+use super::catalog::{EngineDecl, MetricDecl, OpDecl, OptionDecl, ValueType};
 use super::{Engine, EngineError, EngineKind, EngineSetup, OpWorker, Operation, Params, Recorder};
-use crate::quantity::Dim;
 
 const DURATION_PARAM: &[OptionDecl] =
     &[OptionDecl { name: "duration", ty: ValueType::Duration, default: None, doc: "how long one operation takes" }];
@@ -78,14 +77,7 @@ static DECL: EngineDecl = EngineDecl {
             metrics: &[],
         },
     ],
-    metrics: &[MetricDecl {
-        name: "overshoot",
-        dim: Dim::TIME,
-        kind: MetricKind::Distribution,
-        part_of: None,
-        derive: None,
-        doc: "how much longer the call took than asked (timer precision)",
-    }],
+    metrics: &[MetricDecl::time("overshoot", "how much longer the call took than asked (timer precision)")],
 };
 
 /// The `calibrate` engine kind.

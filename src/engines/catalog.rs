@@ -4,6 +4,8 @@
 //! `phasebench list` and the documentation all read the same declarations, so
 //! they cannot drift apart.
 
+use crate::metric::names;
+pub use crate::metric::{Better, MetricKind};
 use crate::quantity::Dim;
 
 /// The type an option or parameter takes.
@@ -71,16 +73,6 @@ pub struct OptionDecl {
     pub doc: &'static str,
 }
 
-/// Whether a metric is sampled per operation or computed once per run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MetricKind {
-    /// Many samples per run, kept in an HDR histogram.
-    Distribution,
-    /// One value per run, such as throughput.
-    Scalar,
-}
-
 /// A metric a run can record, with its dimension.
 #[derive(Debug)]
 pub struct MetricDecl {
@@ -90,12 +82,43 @@ pub struct MetricDecl {
     pub dim: Dim,
     /// Per operation or per run.
     pub kind: MetricKind,
+    /// Which way is better: what an experiment or `compare` calls an improvement.
+    pub better: Better,
     /// The metric this one is a part of (a time category of `latency`), for time shares.
     pub part_of: Option<&'static str>,
     /// For a per-run scalar: how it is computed from the run's counters.
     pub derive: Option<Derive>,
     /// One line for `phasebench list`.
     pub doc: &'static str,
+}
+
+impl MetricDecl {
+    /// A time per operation, sampled into a histogram; lower is better.
+    pub const fn time(name: &'static str, doc: &'static str) -> MetricDecl {
+        MetricDecl::distribution(name, Dim::TIME, Better::Lower, doc)
+    }
+
+    /// A figure sampled per operation into a histogram.
+    pub const fn distribution(name: &'static str, dim: Dim, better: Better, doc: &'static str) -> MetricDecl {
+        MetricDecl { name, dim, kind: MetricKind::Distribution, better, part_of: None, derive: None, doc }
+    }
+
+    /// A figure computed once per run.
+    pub const fn scalar(name: &'static str, dim: Dim, better: Better, doc: &'static str) -> MetricDecl {
+        MetricDecl { name, dim, kind: MetricKind::Scalar, better, part_of: None, derive: None, doc }
+    }
+
+    /// This per-run scalar follows from the run's counters by `derive`.
+    pub const fn derived(mut self, derive: Derive) -> MetricDecl {
+        self.derive = Some(derive);
+        self
+    }
+
+    /// This time is a part of `whole` (a category of `latency`), shown as a time share.
+    pub const fn part_of(mut self, whole: &'static str) -> MetricDecl {
+        self.part_of = Some(whole);
+        self
+    }
 }
 
 /// How a per-run scalar metric follows from the counters the workers kept.
@@ -201,69 +224,36 @@ impl EngineDecl {
 
 /// Metrics the harness records for every workload, whatever the engine.
 pub static HARNESS_METRICS: &[MetricDecl] = &[
-    MetricDecl {
-        name: "latency",
-        dim: Dim::TIME,
-        kind: MetricKind::Distribution,
-        part_of: None,
-        derive: None,
-        doc: "time per operation; in open loop, from its intended start (coordinated omission corrected)",
-    },
-    MetricDecl {
-        name: "service_time",
-        dim: Dim::TIME,
-        kind: MetricKind::Distribution,
-        part_of: None,
-        derive: None,
-        doc: "time per operation from its actual start, excluding queueing",
-    },
-    MetricDecl {
-        name: "throughput",
-        dim: Dim::PER_TIME,
-        kind: MetricKind::Scalar,
-        part_of: None,
-        derive: None,
-        doc: "completed operations per second of measured time",
-    },
-    MetricDecl {
-        name: "errors",
-        dim: Dim::NONE,
-        kind: MetricKind::Scalar,
-        part_of: None,
-        derive: None,
-        doc: "operations that failed",
-    },
-    MetricDecl {
-        name: "error_rate",
-        dim: Dim::NONE,
-        kind: MetricKind::Scalar,
-        part_of: None,
-        derive: None,
-        doc: "failed operations as a fraction of all attempted",
-    },
-    MetricDecl {
-        name: "dropped",
-        dim: Dim::NONE,
-        kind: MetricKind::Scalar,
-        part_of: None,
-        derive: None,
-        doc: "open loop: operations still queued at the drain deadline, never run (their wait is in `latency`); \
-              0 in closed loop",
-    },
+    MetricDecl::time(
+        names::LATENCY,
+        "time per operation; in open loop, from its intended start (coordinated omission corrected)",
+    ),
+    MetricDecl::time(names::SERVICE_TIME, "time per operation from its actual start, excluding queueing"),
+    MetricDecl::scalar(
+        names::THROUGHPUT,
+        Dim::PER_TIME,
+        Better::Higher,
+        "completed operations per second of measured time",
+    ),
+    MetricDecl::scalar(names::ERRORS, Dim::NONE, Better::Lower, "operations that failed"),
+    MetricDecl::scalar(names::ERROR_RATE, Dim::NONE, Better::Lower, "failed operations as a fraction of all attempted"),
+    MetricDecl::scalar(
+        names::DROPPED,
+        Dim::NONE,
+        Better::Lower,
+        "open loop: operations still queued at the drain deadline, never run (their wait is in `latency`); \
+         0 in closed loop",
+    ),
 ];
 
 /// Metrics the harness records for open-loop workloads (`load: { rate: … }`)
 /// only. A closed-loop run has no schedule, so naming one of these in its
 /// targets is a validation error rather than a figure that is always zero.
-pub static OPEN_LOOP_METRICS: &[MetricDecl] = &[MetricDecl {
-    name: "schedule_lag",
-    dim: Dim::TIME,
-    kind: MetricKind::Distribution,
-    part_of: None,
-    derive: None,
-    doc: "open loop: time from each operation's intended start to when a worker started (or dropped) it; \
-          large when the generator or `max_in_flight` cannot keep to the rate",
-}];
+pub static OPEN_LOOP_METRICS: &[MetricDecl] = &[MetricDecl::time(
+    names::SCHEDULE_LAG,
+    "open loop: time from each operation's intended start to when a worker started (or dropped) it; \
+     large when the generator or `max_in_flight` cannot keep to the rate",
+)];
 
 /// Whether only open-loop runs record `name`.
 pub fn is_open_loop_metric(name: &str) -> bool {
@@ -272,49 +262,52 @@ pub fn is_open_loop_metric(name: &str) -> bool {
 
 /// Metrics a run has when its workload asks for `profile: memory`.
 pub static MEMORY_METRICS: &[MetricDecl] = &[
-    MetricDecl {
-        name: "heap_peak",
-        dim: Dim::BYTES,
-        kind: MetricKind::Scalar,
-        part_of: None,
-        derive: None,
-        doc: "profile: memory — highest net growth of the live heap above its level when measuring began",
-    },
-    MetricDecl {
-        name: "allocated",
-        dim: Dim::BYTES,
-        kind: MetricKind::Scalar,
-        part_of: None,
-        derive: None,
-        doc: "profile: memory — bytes allocated while measuring, by every thread of the process",
-    },
-    MetricDecl {
-        name: "alloc_rate",
-        dim: Dim::BYTE_RATE,
-        kind: MetricKind::Scalar,
-        part_of: None,
-        derive: None,
-        doc: "profile: memory — bytes allocated per second of measured time",
-    },
-    MetricDecl {
-        name: "allocs_per_op",
-        dim: Dim::NONE,
-        kind: MetricKind::Scalar,
-        part_of: None,
-        derive: None,
-        doc: "profile: memory — allocations per completed operation",
-    },
+    MetricDecl::scalar(
+        names::HEAP_PEAK,
+        Dim::BYTES,
+        Better::Lower,
+        "profile: memory — highest net growth of the live heap above its level when measuring began",
+    ),
+    MetricDecl::scalar(
+        names::ALLOCATED,
+        Dim::BYTES,
+        Better::Lower,
+        "profile: memory — bytes allocated while measuring, by every thread of the process",
+    ),
+    MetricDecl::scalar(
+        names::ALLOC_RATE,
+        Dim::BYTE_RATE,
+        Better::Lower,
+        "profile: memory — bytes allocated per second of measured time",
+    ),
+    MetricDecl::scalar(
+        names::ALLOCS_PER_OP,
+        Dim::NONE,
+        Better::Lower,
+        "profile: memory — allocations per completed operation",
+    ),
 ];
 
 /// Metrics a run has when its workload asks for `profile: memory` or `rss`.
-pub static RSS_METRICS: &[MetricDecl] = &[MetricDecl {
-    name: "rss_peak",
-    dim: Dim::BYTES,
-    kind: MetricKind::Scalar,
-    part_of: None,
-    derive: None,
-    doc: "profile: memory or rss — highest resident memory of the process sampled while measuring",
-}];
+pub static RSS_METRICS: &[MetricDecl] = &[MetricDecl::scalar(
+    names::RSS_PEAK,
+    Dim::BYTES,
+    Better::Lower,
+    "profile: memory or rss — highest resident memory of the process sampled while measuring",
+)];
+
+/// The declaration of a metric the harness or a profiler records.
+pub fn harness_metric(name: &str) -> Option<&'static MetricDecl> {
+    HARNESS_METRICS.iter().chain(OPEN_LOOP_METRICS).chain(MEMORY_METRICS).chain(RSS_METRICS).find(|m| m.name == name)
+}
+
+/// Which way is better for metric `name` of a run of engine `kind`, as the
+/// declarations say; `None` for a name no declaration has (any more).
+pub fn declared_better(kind: &str, name: &str) -> Option<Better> {
+    harness_metric(name)
+        .or_else(|| super::find(kind)?.decl().metrics.iter().find(|m| m.name == name))
+        .map(|metric| metric.better)
+}
 
 /// Whether a profiler records `name`.
 pub fn is_profile_metric(name: &str) -> bool {
@@ -356,10 +349,25 @@ mod tests {
 
     #[test]
     fn the_harness_records_its_load_metrics() {
-        for name in ["dropped", "schedule_lag"] {
+        for name in names::LOAD {
             assert!(recorded_by_harness(name), "`{name}` is not known as a harness metric");
         }
+        let declared = HARNESS_METRICS.len() + OPEN_LOOP_METRICS.len() + MEMORY_METRICS.len() + RSS_METRICS.len();
+        assert_eq!(declared, names::LOAD.len() + 5, "a harness metric without a name in `metric::names`");
         assert!(is_open_loop_metric("schedule_lag") && !is_open_loop_metric("dropped"));
+    }
+
+    #[test]
+    fn a_time_is_never_better_higher() {
+        let engines = crate::engines::registry().iter().flat_map(|kind| kind.decl().metrics);
+        for metric in HARNESS_METRICS.iter().chain(OPEN_LOOP_METRICS).chain(MEMORY_METRICS).chain(engines) {
+            if metric.dim == Dim::TIME {
+                assert_eq!(metric.better, Better::Lower, "`{}` is a time", metric.name);
+            }
+        }
+        assert_eq!(declared_better("vault", "cache_hit_rate"), Some(Better::Higher));
+        assert_eq!(declared_better("codec", "latency"), Some(Better::Lower));
+        assert_eq!(declared_better("codec", "no_such_metric"), None);
     }
 
     #[test]

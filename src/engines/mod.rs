@@ -15,12 +15,12 @@ pub mod codec;
 pub mod llm;
 pub mod params;
 pub mod recorder;
-pub mod rng;
+pub use crate::rng;
 pub mod vault;
 
 use std::sync::Arc;
 
-pub use catalog::{Derive, EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
+pub use catalog::{Better, Derive, EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
 pub use params::{Params, Value};
 pub use recorder::Recorder;
 

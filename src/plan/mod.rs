@@ -65,7 +65,7 @@ pub struct Plan {
 }
 
 /// Identity of the scenario a plan came from.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug)]
 pub struct ScenarioInfo {
     /// Scenario name.
     pub name: String,
@@ -78,7 +78,6 @@ pub struct ScenarioInfo {
     /// Seed every random choice derives from.
     pub seed: u64,
     /// Variables overridden on the command line, as typed.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub vars: IndexMap<String, String>,
 }
 
@@ -170,7 +169,7 @@ pub struct EngineConfig {
 }
 
 /// Which experiment arm and round a run belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArmRef {
     /// Experiment name.
     pub experiment: String,
@@ -179,7 +178,6 @@ pub struct ArmRef {
     /// Round number from 1.
     pub round: u32,
     /// Place in its round's order, from 1 (counterbalanced across rounds).
-    #[serde(default)]
     pub position: u32,
 }
 
@@ -230,8 +228,7 @@ pub struct Target {
 }
 
 /// Risk of an optimization candidate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Risk {
     /// Likely to succeed.
     Low,
@@ -242,8 +239,7 @@ pub enum Risk {
 }
 
 /// Whether an experiment's runs start from fresh engine instances.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ArmState {
     /// Every arm of every round gets its own engine instances (`state: fresh`),
     /// so no round inherits caches or stored data from another.

@@ -8,7 +8,7 @@
 //! not always the baseline.
 
 use super::seed::derive_seed;
-use crate::engines::rng::SplitMix;
+use crate::rng::SplitMix;
 
 /// The order of one experiment's arms, round by round.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 
 pub mod histogram;
 pub mod machine;
+pub mod notation;
 pub mod profile;
 pub mod store;
 
@@ -16,11 +17,12 @@ use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::engines::MetricKind;
-use crate::plan::{ArmRef, ArmState, Risk, ScenarioInfo};
+use crate::engines::catalog::declared_better;
+use crate::metric::{Better, MetricKind};
 use crate::quantity::Dim;
 pub use histogram::{HistogramError, Summary};
 pub use machine::Machine;
+pub use notation::{MetricRefRecord, TargetRecord, Written};
 pub use profile::{CpuProfile, FoldedStack, HeapRecord, MemorySample, ProfileRecord};
 
 /// Identifies the file format.
@@ -40,7 +42,7 @@ pub struct Results {
     /// The machine measured on.
     pub machine: Machine,
     /// The scenario run.
-    pub scenario: ScenarioInfo,
+    pub scenario: ScenarioRecord,
     /// Whether `--smoke` shrank the workloads.
     pub smoke: bool,
     /// When the run began.
@@ -54,6 +56,7 @@ pub struct Results {
     /// Runs planned in total.
     pub planned_runs: usize,
     /// Finished runs, in order.
+    #[serde(deserialize_with = "runs_with_directions")]
     pub runs: Vec<RunRecord>,
     /// The scenario's experiments, as planned (their runs are in `runs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -71,8 +74,8 @@ pub struct ExperimentRecord {
     pub name: String,
     /// The workload it reruns.
     pub workload: String,
-    /// The figure it is judged on, as written (`ttft.p99`).
-    pub metric: String,
+    /// The figure it is judged on (`ttft.p99`).
+    pub metric: MetricRefRecord,
     /// Arm names, `baseline` first.
     pub arms: Vec<String>,
     /// Interleaved rounds.
@@ -98,25 +101,6 @@ pub struct ExperimentRecord {
     /// The time share it speeds up, if named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part: Option<String>,
-}
-
-impl From<&crate::plan::ExperimentSpec> for ExperimentRecord {
-    fn from(spec: &crate::plan::ExperimentSpec) -> Self {
-        ExperimentRecord {
-            name: spec.name.clone(),
-            workload: spec.workload.clone(),
-            metric: spec.metric.to_string(),
-            arms: spec.arms.clone(),
-            rounds: spec.rounds,
-            state: spec.state,
-            effort_days: spec.effort_days,
-            complexity: spec.complexity,
-            weight: spec.weight,
-            risk: spec.risk,
-            rationale: spec.rationale.clone(),
-            part: spec.part.clone(),
-        }
-    }
 }
 
 /// The engine state of experiments saved before `state:` existed.
@@ -146,15 +130,66 @@ pub struct RoadmapRecord {
 }
 
 impl Default for RoadmapRecord {
+    /// The scenario language's defaults: what files saved before the
+    /// roadmap's settings were kept used.
     fn default() -> Self {
-        RoadmapRecord::from(&crate::plan::RoadmapSpec::default())
+        RoadmapRecord { start: None, team: 1, success_probability: [0.9, 0.7, 0.5] }
     }
 }
 
-impl From<&crate::plan::RoadmapSpec> for RoadmapRecord {
-    fn from(spec: &crate::plan::RoadmapSpec) -> Self {
-        RoadmapRecord { start: spec.start, team: spec.team, success_probability: spec.success_probability }
-    }
+/// Identity of the scenario a run came from.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScenarioRecord {
+    /// Scenario name.
+    pub name: String,
+    /// What it is for.
+    pub description: Option<String>,
+    /// The file as named on the command line.
+    pub file: String,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    /// Seed every random choice derives from.
+    pub seed: u64,
+    /// Variables overridden on the command line, as typed.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub vars: IndexMap<String, String>,
+}
+
+/// Which experiment arm and round a run belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArmRecord {
+    /// Experiment name.
+    pub experiment: String,
+    /// `baseline` or a variant name.
+    pub arm: String,
+    /// Round number from 1.
+    pub round: u32,
+    /// Place in its round's order, from 1 (counterbalanced across rounds);
+    /// 0 in files saved before the order was kept.
+    #[serde(default)]
+    pub position: u32,
+}
+
+/// Risk of an optimization candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    /// Likely to succeed.
+    Low,
+    /// Could go either way.
+    Medium,
+    /// Likely to fail.
+    High,
+}
+
+/// Whether an experiment's runs started from fresh engine instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArmState {
+    /// Every arm of every round had its own engine instances.
+    Fresh,
+    /// The experiment's runs shared instances across rounds.
+    Shared,
 }
 
 /// Version and commit of the phasebench that measured.
@@ -187,7 +222,7 @@ pub struct RunRecord {
     pub matrix: IndexMap<String, String>,
     /// Experiment arm, if the run is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arm: Option<ArmRef>,
+    pub arm: Option<ArmRecord>,
     /// Pass of `--repeat` (from 1) for a phase run repeated more than once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repetition: Option<u32>,
@@ -204,7 +239,7 @@ pub struct RunRecord {
     /// Stop condition as planned, e.g. `100x` or `10s`.
     pub stop: String,
     /// Targets as written (after variable substitution).
-    pub targets: Vec<String>,
+    pub targets: Vec<TargetRecord>,
     /// Seed given to the engine.
     pub seed: u64,
     /// Start of the measured part.
@@ -287,6 +322,10 @@ pub struct MetricRecord {
     pub kind: MetricKind,
     /// Physical dimension.
     pub dim: DimRecord,
+    /// Which way is better, as the metric's declaration says; files saved
+    /// before it was kept get it from the declarations when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub better: Option<Better>,
     /// What one histogram count stands for, e.g. `ns`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
@@ -328,6 +367,33 @@ impl From<DimRecord> for Dim {
     fn from(dim: DimRecord) -> Self {
         Dim { time: dim.time, bytes: dim.bytes, tokens: dim.tokens }
     }
+}
+
+impl MetricRecord {
+    /// Which way is better: as recorded, or for a metric no declaration
+    /// names, lower for times and sizes and higher for everything else.
+    pub fn better(&self) -> Better {
+        self.better.unwrap_or_else(|| {
+            let dim = Dim::from(self.dim);
+            if dim == Dim::TIME || dim == Dim::BYTES {
+                Better::Lower
+            } else {
+                Better::Higher
+            }
+        })
+    }
+}
+
+/// Reads the runs, giving every metric saved before `better` was kept the
+/// direction its declaration states.
+fn runs_with_directions<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<RunRecord>, D::Error> {
+    let mut runs = Vec::<RunRecord>::deserialize(deserializer)?;
+    for run in &mut runs {
+        for (name, metric) in run.metrics.iter_mut().filter(|(_, metric)| metric.better.is_none()) {
+            metric.better = declared_better(&run.engine.kind, name);
+        }
+    }
+    Ok(runs)
 }
 
 impl RunRecord {

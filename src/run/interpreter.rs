@@ -9,15 +9,16 @@ use indexmap::IndexMap;
 use super::instances::Instances;
 use super::measure::Measurement;
 use super::{execute, profile, Control, RunProgress};
-use crate::engines::catalog::{histogram_scale, histogram_unit};
-use crate::engines::{EngineError, MetricKind};
+use crate::engines::catalog::{self, histogram_scale, histogram_unit};
+use crate::engines::{EngineError, MetricDecl, MetricKind};
+use crate::metric::names;
 use crate::plan::{Load, Plan, RunSpec, Stop, Warmup};
 use crate::quantity::{format_value, Dim};
 use crate::results::histogram::{encode, Summary};
 use crate::results::store::StoreError;
 use crate::results::{
-    EngineRecord, ErrorCount, ExperimentRecord, LoadRecord, Machine, MetricRecord, ProfileRecord, Results,
-    RoadmapRecord, RunRecord, ToolInfo, FORMAT, FORMAT_VERSION,
+    ArmRecord, EngineRecord, ErrorCount, ExperimentRecord, LoadRecord, Machine, MetricRecord, ProfileRecord, Results,
+    RoadmapRecord, RunRecord, ScenarioRecord, TargetRecord, ToolInfo, FORMAT, FORMAT_VERSION,
 };
 
 /// How often the display is refreshed while a run measures.
@@ -40,7 +41,7 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
         version: FORMAT_VERSION,
         phasebench: ToolInfo::current(),
         machine: Machine::current(),
-        scenario: plan.scenario.clone(),
+        scenario: ScenarioRecord::from(&plan.scenario),
         smoke: plan.smoke,
         started_at: Utc::now(),
         finished_at: None,
@@ -132,7 +133,7 @@ fn base_record(spec: &RunSpec, started: DateTime<Utc>, finished: DateTime<Utc>) 
         phase: spec.phase.clone(),
         workload: spec.workload.clone(),
         matrix: spec.matrix.clone(),
-        arm: spec.arm.clone(),
+        arm: spec.arm.as_ref().map(ArmRecord::from),
         repetition: spec.repetition,
         engine: EngineRecord {
             name: spec.engine.name.clone(),
@@ -154,7 +155,7 @@ fn base_record(spec: &RunSpec, started: DateTime<Utc>, finished: DateTime<Utc>) 
             Stop::Iterations(n) => format!("{n}x"),
             Stop::Duration(d) => format_value(d.as_secs_f64(), Dim::TIME),
         },
-        targets: spec.targets.iter().map(|target| target.text.clone()).collect(),
+        targets: spec.targets.iter().map(TargetRecord::from).collect(),
         seed: spec.seed,
         started_at: started,
         finished_at: finished,
@@ -197,31 +198,33 @@ fn record_of(spec: &RunSpec, measurement: &Measurement, wall_start: DateTime<Utc
 
     let seconds = measurement.elapsed.as_secs_f64();
     let attempted = tally.operations + tally.errors;
-    record.metrics.insert("latency".into(), distribution(&tally.latency, Dim::TIME));
+    let mut put = |name: &str, metric: MetricRecord| record.metrics.insert(name.into(), metric);
+    put(names::LATENCY, distribution(&tally.latency, harness(names::LATENCY)));
     let service = tally.service.as_ref().unwrap_or(&tally.latency);
-    record.metrics.insert("service_time".into(), distribution(service, Dim::TIME));
+    put(names::SERVICE_TIME, distribution(service, harness(names::SERVICE_TIME)));
     let throughput = if seconds > 0.0 { tally.operations as f64 / seconds } else { 0.0 };
-    record.metrics.insert("throughput".into(), scalar(throughput, Dim::PER_TIME));
-    record.metrics.insert("errors".into(), scalar(tally.errors as f64, Dim::NONE));
-    record.metrics.insert("dropped".into(), scalar(tally.dropped as f64, Dim::NONE));
+    put(names::THROUGHPUT, scalar(throughput, harness(names::THROUGHPUT)));
+    put(names::ERRORS, scalar(tally.errors as f64, harness(names::ERRORS)));
+    put(names::DROPPED, scalar(tally.dropped as f64, harness(names::DROPPED)));
     if let Some(schedule_lag) = &tally.schedule_lag {
-        record.metrics.insert("schedule_lag".into(), distribution(schedule_lag, Dim::TIME));
+        put(names::SCHEDULE_LAG, distribution(schedule_lag, harness(names::SCHEDULE_LAG)));
     }
     let error_rate = if attempted > 0 { tally.errors as f64 / attempted as f64 } else { 0.0 };
-    record.metrics.insert("error_rate".into(), scalar(error_rate, Dim::NONE));
+    put(names::ERROR_RATE, scalar(error_rate, harness(names::ERROR_RATE)));
     for slot in tally.recorder.slots() {
-        let decl = spec.metrics.iter().find(|m| m.name == slot.name);
-        let mut metric = distribution(&slot.histogram, decl.map_or(Dim::NONE, |m| m.dim));
-        metric.part_of = decl.and_then(|m| m.part_of).map(str::to_owned);
+        let metric = match spec.metrics.iter().find(|m| m.name == slot.name) {
+            Some(decl) => distribution(&slot.histogram, decl),
+            None => undeclared_distribution(&slot.histogram),
+        };
         record.metrics.insert(slot.name.into(), metric);
     }
     for (name, amount) in tally.recorder.counters() {
         record.counters.insert((*name).into(), *amount);
     }
     // Per-run scalars the engine derives from its counters (hit rates, amplification).
-    for decl in spec.metrics.iter().filter(|m| m.kind == crate::engines::MetricKind::Scalar) {
+    for decl in spec.metrics.iter().filter(|m| m.kind == MetricKind::Scalar) {
         if let Some(value) = decl.derive.and_then(|d| d.value(|name| record.counters.get(name).copied().unwrap_or(0))) {
-            record.metrics.insert(decl.name.into(), scalar(value, decl.dim));
+            record.metrics.insert(decl.name.into(), scalar(value, decl));
         }
     }
     record
@@ -229,25 +232,49 @@ fn record_of(spec: &RunSpec, measurement: &Measurement, wall_start: DateTime<Utc
 
 /// The scalar metrics of `profile: memory` and `rss`.
 fn add_profile_metrics(record: &mut RunRecord, profile: &ProfileRecord) {
+    let seconds = record.elapsed_ns as f64 / 1e9;
+    let operations = record.operations;
+    let mut put = |name: &str, value: f64| record.metrics.insert(name.into(), scalar(value, harness(name)));
     if let Some(heap) = &profile.heap {
-        let seconds = record.elapsed_ns as f64 / 1e9;
-        record.metrics.insert("heap_peak".into(), scalar(heap.peak_bytes.max(0) as f64, Dim::BYTES));
-        record.metrics.insert("allocated".into(), scalar(heap.allocated_bytes as f64, Dim::BYTES));
-        let rate = if seconds > 0.0 { heap.allocated_bytes as f64 / seconds } else { 0.0 };
-        record.metrics.insert("alloc_rate".into(), scalar(rate, Dim::BYTE_RATE));
-        let per_op = if record.operations > 0 { heap.allocations as f64 / record.operations as f64 } else { 0.0 };
-        record.metrics.insert("allocs_per_op".into(), scalar(per_op, Dim::NONE));
+        put(names::HEAP_PEAK, heap.peak_bytes.max(0) as f64);
+        put(names::ALLOCATED, heap.allocated_bytes as f64);
+        put(names::ALLOC_RATE, if seconds > 0.0 { heap.allocated_bytes as f64 / seconds } else { 0.0 });
+        put(names::ALLOCS_PER_OP, if operations > 0 { heap.allocations as f64 / operations as f64 } else { 0.0 });
     }
     if let Some(peak) = profile.memory.iter().filter_map(|sample| sample.rss).max() {
-        record.metrics.insert("rss_peak".into(), scalar(peak as f64, Dim::BYTES));
+        put(names::RSS_PEAK, peak as f64);
     }
 }
 
-fn distribution(histogram: &hdrhistogram::Histogram<u64>, dim: Dim) -> MetricRecord {
+/// The declaration of a metric the harness records; `catalog`'s tests
+/// check that every name in `metric::names` has one.
+fn harness(name: &str) -> &'static MetricDecl {
+    match catalog::harness_metric(name) {
+        Some(decl) => decl,
+        None => unreachable!("the harness metric `{name}` has no declaration"),
+    }
+}
+
+/// A metric as its declaration describes it, with the histogram measured.
+fn distribution(histogram: &hdrhistogram::Histogram<u64>, decl: &MetricDecl) -> MetricRecord {
+    MetricRecord {
+        better: Some(decl.better),
+        part_of: decl.part_of.map(str::to_owned),
+        ..histogram_record(histogram, decl.dim)
+    }
+}
+
+/// A histogram an engine recorded without declaring it: a plain number.
+fn undeclared_distribution(histogram: &hdrhistogram::Histogram<u64>) -> MetricRecord {
+    histogram_record(histogram, Dim::NONE)
+}
+
+fn histogram_record(histogram: &hdrhistogram::Histogram<u64>, dim: Dim) -> MetricRecord {
     let scale = histogram_scale(dim);
     MetricRecord {
         kind: MetricKind::Distribution,
         dim: dim.into(),
+        better: None,
         unit: Some(histogram_unit(dim)),
         part_of: None,
         scale: Some(scale),
@@ -257,10 +284,11 @@ fn distribution(histogram: &hdrhistogram::Histogram<u64>, dim: Dim) -> MetricRec
     }
 }
 
-fn scalar(value: f64, dim: Dim) -> MetricRecord {
+fn scalar(value: f64, decl: &MetricDecl) -> MetricRecord {
     MetricRecord {
         kind: MetricKind::Scalar,
-        dim: dim.into(),
+        dim: decl.dim.into(),
+        better: Some(decl.better),
         unit: None,
         part_of: None,
         scale: None,

@@ -18,6 +18,7 @@ pub mod measure;
 pub mod memory;
 pub mod open;
 pub mod profile;
+mod record;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -21,17 +21,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::catalog::{Derive, EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
+use super::catalog::{Better, Derive, EngineDecl, MetricDecl, OpDecl, OptionDecl, ValueType};
 use super::{Engine, EngineError, EngineKind, EngineSetup, OpWorker, Operation, Params, Payload, Recorder};
 use crate::quantity::Dim;
 use queue::{Pool, QueueKind};
 
 const DURATION: OptionDecl =
     OptionDecl { name: "duration", ty: ValueType::Duration, default: Some("100us"), doc: "busy work per task" };
-
-const fn time(name: &'static str, doc: &'static str) -> MetricDecl {
-    MetricDecl { name, dim: Dim::TIME, kind: MetricKind::Distribution, part_of: None, derive: None, doc }
-}
 
 const TASK_METRICS: &[&str] = &["queue_wait", "service", "lock_wait", "agent_utilization", "lock_share"];
 
@@ -92,25 +88,22 @@ static DECL: EngineDecl = EngineDecl {
         },
     ],
     metrics: &[
-        time("queue_wait", "time from submission until an agent picked the task up"),
-        time("service", "time from pick-up until done (hand-offs and subtasks included)"),
-        time("lock_wait", "time spent acquiring the queue's lock on the task's behalf (mutex queue)"),
-        MetricDecl {
-            name: "agent_utilization",
-            dim: Dim::NONE,
-            kind: MetricKind::Distribution,
-            part_of: None,
-            derive: None,
-            doc: "each agent's busy fraction, sampled over windows of at least 20 ms",
-        },
-        MetricDecl {
-            name: "lock_share",
-            dim: Dim::NONE,
-            kind: MetricKind::Scalar,
-            part_of: None,
-            derive: Some(Derive::Quotient { numerator: "lock_wait_ns", denominator: "latency_ns" }),
-            doc: "time spent acquiring the queue's lock, of all task latency",
-        },
+        MetricDecl::time("queue_wait", "time from submission until an agent picked the task up"),
+        MetricDecl::time("service", "time from pick-up until done (hand-offs and subtasks included)"),
+        MetricDecl::time("lock_wait", "time spent acquiring the queue's lock on the task's behalf (mutex queue)"),
+        MetricDecl::distribution(
+            "agent_utilization",
+            Dim::NONE,
+            Better::Higher,
+            "each agent's busy fraction, sampled over windows of at least 20 ms",
+        ),
+        MetricDecl::scalar(
+            "lock_share",
+            Dim::NONE,
+            Better::Lower,
+            "time spent acquiring the queue's lock, of all task latency",
+        )
+        .derived(Derive::Quotient { numerator: "lock_wait_ns", denominator: "latency_ns" }),
     ],
 };
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::catalog::{Derive, EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
+use super::catalog::{Better, Derive, EngineDecl, MetricDecl, OpDecl, OptionDecl, ValueType};
 use super::rng::SplitMix;
 use super::{Engine, EngineError, EngineKind, EngineSetup, Invalid, OpWorker, Operation, Params, Payload, Recorder};
 use crate::quantity::Dim;
@@ -31,13 +31,6 @@ const CORRUPT: OptionDecl = OptionDecl {
     doc: "share of frames damaged on purpose (one byte flipped) before decompression, to show that \
           verification catches them; each is an error",
 };
-
-const fn scalar(name: &'static str, dim: Dim, derive: Derive, doc: &'static str) -> MetricDecl {
-    MetricDecl { name, dim, kind: MetricKind::Scalar, part_of: None, derive: Some(derive), doc }
-}
-const fn distribution(name: &'static str, dim: Dim, doc: &'static str) -> MetricDecl {
-    MetricDecl { name, dim, kind: MetricKind::Distribution, part_of: None, derive: None, doc }
-}
 
 static DECL: EngineDecl = EngineDecl {
     kind: "codec",
@@ -125,33 +118,37 @@ static DECL: EngineDecl = EngineDecl {
         },
     ],
     metrics: &[
-        scalar(
+        MetricDecl::scalar(
             "ratio",
             Dim::NONE,
-            Derive::Quotient { numerator: "plain_bytes", denominator: "packed_bytes" },
+            Better::Higher,
             "uncompressed over compressed bytes, over the blocks of the run",
-        ),
-        scalar(
+        )
+        .derived(Derive::Quotient { numerator: "plain_bytes", denominator: "packed_bytes" }),
+        MetricDecl::scalar(
             "speed",
             Dim::BYTE_RATE,
-            Derive::PerSecond { amount: "plain_bytes", nanos: "codec_ns" },
+            Better::Higher,
             "uncompressed bytes per second of compressor time (one caller; the figure zstd -b prints)",
-        ),
-        scalar(
+        )
+        .derived(Derive::PerSecond { amount: "plain_bytes", nanos: "codec_ns" }),
+        MetricDecl::scalar(
             "compress_speed",
             Dim::BYTE_RATE,
-            Derive::PerSecond { amount: "plain_bytes", nanos: "compress_ns" },
+            Better::Higher,
             "uncompressed bytes per second of compression",
-        ),
-        scalar(
+        )
+        .derived(Derive::PerSecond { amount: "plain_bytes", nanos: "compress_ns" }),
+        MetricDecl::scalar(
             "decompress_speed",
             Dim::BYTE_RATE,
-            Derive::PerSecond { amount: "plain_bytes", nanos: "decompress_ns" },
+            Better::Higher,
             "uncompressed bytes per second of decompression",
-        ),
-        distribution("block_ratio", Dim::NONE, "ratio of each block"),
-        distribution("compress_time", Dim::TIME, "time to compress one block"),
-        distribution("decompress_time", Dim::TIME, "time to decompress one block"),
+        )
+        .derived(Derive::PerSecond { amount: "plain_bytes", nanos: "decompress_ns" }),
+        MetricDecl::distribution("block_ratio", Dim::NONE, Better::Higher, "ratio of each block"),
+        MetricDecl::time("compress_time", "time to compress one block"),
+        MetricDecl::time("decompress_time", "time to decompress one block"),
     ],
 };
 

@@ -21,11 +21,12 @@ use std::time::{Duration, Instant};
 
 use candle_core::DType;
 
-use super::catalog::{EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
+use super::catalog::{Better, EngineDecl, MetricDecl, OpDecl, OptionDecl, ValueType};
 use super::{
     Engine, EngineError, EngineKind, EngineSetup, Invalid, OpWorker, Operation, Params, Payload, Recorder, Value,
 };
 use crate::engines::rng::SplitMix;
+use crate::metric::names;
 use crate::quantity::Dim;
 pub use config::Config;
 pub use model::{AttentionKind, Cache, Model, Profile};
@@ -86,12 +87,9 @@ macro_rules! with_time_shares {
 
 const TIME_SHARES: &[&str] = with_time_shares!();
 
-const fn time_metric(name: &'static str, doc: &'static str) -> MetricDecl {
-    MetricDecl { name, dim: Dim::TIME, kind: MetricKind::Distribution, part_of: None, derive: None, doc }
-}
-
+/// A time category of a call, shown as its share of `latency`.
 const fn share_metric(name: &'static str, doc: &'static str) -> MetricDecl {
-    MetricDecl { name, dim: Dim::TIME, kind: MetricKind::Distribution, part_of: Some("latency"), derive: None, doc }
+    MetricDecl::time(name, doc).part_of(names::LATENCY)
 }
 
 static DECL: EngineDecl = EngineDecl {
@@ -168,26 +166,17 @@ static DECL: EngineDecl = EngineDecl {
         },
     ],
     metrics: &[
-        time_metric("ttft", "time to first token: prompt prefill plus the first sample"),
-        time_metric("itl", "inter-token latency: every gap between consecutive tokens"),
-        time_metric("tpot", "time per output token after the first, per call"),
-        time_metric("e2e", "end-to-end time of one generation"),
-        MetricDecl {
-            name: "decode_rate",
-            dim: Dim::TOKEN_RATE,
-            kind: MetricKind::Distribution,
-            part_of: None,
-            derive: None,
-            doc: "tokens per second after the first",
-        },
-        MetricDecl {
-            name: "prefill_rate",
-            dim: Dim::TOKEN_RATE,
-            kind: MetricKind::Distribution,
-            part_of: None,
-            derive: None,
-            doc: "prompt tokens per second of time to first token",
-        },
+        MetricDecl::time("ttft", "time to first token: prompt prefill plus the first sample"),
+        MetricDecl::time("itl", "inter-token latency: every gap between consecutive tokens"),
+        MetricDecl::time("tpot", "time per output token after the first, per call"),
+        MetricDecl::time("e2e", "end-to-end time of one generation"),
+        MetricDecl::distribution("decode_rate", Dim::TOKEN_RATE, Better::Higher, "tokens per second after the first"),
+        MetricDecl::distribution(
+            "prefill_rate",
+            Dim::TOKEN_RATE,
+            Better::Higher,
+            "prompt tokens per second of time to first token",
+        ),
         share_metric("embedding_time", "time in the token embedding lookup, per call"),
         share_metric("projection_time", "time in the q, k, v and o projections, per call"),
         share_metric("attention_time", "time in rotary embeddings, KV cache and the attention core, per call"),

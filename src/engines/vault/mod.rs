@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::catalog::{Derive, EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
+use super::catalog::{Better, Derive, EngineDecl, MetricDecl, OpDecl, OptionDecl, ValueType};
 use super::rng::SplitMix;
 use super::{
     Engine, EngineError, EngineKind, EngineSetup, Invalid, OpWorker, Operation, Params, Payload, Recorder, Value,
@@ -71,13 +71,6 @@ const PRELOAD: OptionDecl = OptionDecl {
     default: Some("on"),
     doc: "write the missing keys before measuring (untimed, synced once)",
 };
-
-const fn scalar(name: &'static str, dim: Dim, derive: Derive, doc: &'static str) -> MetricDecl {
-    MetricDecl { name, dim, kind: MetricKind::Scalar, part_of: None, derive: Some(derive), doc }
-}
-const fn distribution(name: &'static str, doc: &'static str) -> MetricDecl {
-    MetricDecl { name, dim: Dim::TIME, kind: MetricKind::Distribution, part_of: None, derive: None, doc }
-}
 
 macro_rules! with_run_metrics {
     ($($name:literal),*) => {
@@ -166,24 +159,15 @@ static DECL: EngineDecl = EngineDecl {
         },
     ],
     metrics: &[
-        distribution("read_latency", "time of the reads of a mixed workload"),
-        distribution("update_latency", "time of the updates (and read-modify-writes) of a mixed workload"),
-        distribution("insert_latency", "time of the inserts of a mixed workload"),
-        distribution("scan_latency", "time of the scans of a mixed workload"),
-        scalar(
-            "cache_hit_rate",
-            Dim::NONE,
-            Derive::Share { part: "cache_hits", other: "cache_misses" },
-            "reads served by the read cache, of all reads",
-        ),
-        scalar("bytes_written", Dim::BYTES, Derive::Counter("disk_bytes"), "bytes written to disk during the run"),
-        scalar(
-            "write_amplification",
-            Dim::NONE,
-            Derive::Quotient { numerator: "disk_bytes", denominator: "user_bytes" },
-            "bytes written to disk per byte of keys and values written",
-        ),
-        scalar("syncs", Dim::NONE, Derive::Counter("syncs"), "fsync calls during the run"),
+        MetricDecl::time("read_latency", "time of the reads of a mixed workload"),
+        MetricDecl::time("update_latency", "time of the updates (and read-modify-writes) of a mixed workload"),
+        MetricDecl::time("insert_latency", "time of the inserts of a mixed workload"),
+        MetricDecl::time("scan_latency", "time of the scans of a mixed workload"),
+        MetricDecl::scalar("cache_hit_rate", Dim::NONE, Better::Higher, "reads served by the read cache, of all reads").derived(Derive::Share { part: "cache_hits", other: "cache_misses" }),
+        MetricDecl::scalar("bytes_written", Dim::BYTES, Better::Lower, "bytes written to disk during the run")
+            .derived(Derive::Counter("disk_bytes")),
+        MetricDecl::scalar("write_amplification", Dim::NONE, Better::Lower, "bytes written to disk per byte of keys and values written").derived(Derive::Quotient { numerator: "disk_bytes", denominator: "user_bytes" }),
+        MetricDecl::scalar("syncs", Dim::NONE, Better::Lower, "fsync calls during the run").derived(Derive::Counter("syncs")),
     ],
 };
 

@@ -1,4 +1,5 @@
-//! The one random generator engines share: splitmix64, small, fast and
+//! The one random generator every stage draws from (engines, the plan's
+//! orders, the bootstrap): splitmix64, small, fast and
 //! seedable, so that every seeded run draws the same numbers on every machine.
 
 /// splitmix64 (Steele, Lea and Flood).
