@@ -61,3 +61,66 @@ impl Lowering<'_> {
         instances
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::engines::Value;
+    use crate::plan::lower::tests::{at, error_of, plan_of, scenario};
+
+    /// One instance written as `engine` on line 3, used by a `noop` workload.
+    fn with_engine(engine: &str) -> String {
+        scenario(&[
+            "scenario: t",
+            "engines:",
+            engine,
+            "phases:",
+            "  - name: p",
+            "    workloads: [{ name: w, engine: cal, op: noop }]",
+        ])
+    }
+
+    #[test]
+    fn options_left_out_take_the_kinds_defaults() {
+        let plan = plan_of(&with_engine("  cal: { kind: calibrate, fail_every: 3 }"));
+        let engine = &plan.runs[0].engine;
+        assert_eq!((engine.name.as_str(), engine.kind), ("cal", "calibrate"));
+        let options: Vec<(&str, &Value)> = engine.options.0.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        assert_eq!(
+            options,
+            [
+                ("fail_every", &Value::Count(3)),
+                ("stall_at", &Value::Count(0)),
+                ("stall_for", &Value::Duration(Duration::from_millis(100))),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_kind_is_refused_with_a_hint() {
+        let diagnostic = error_of(&with_engine("  cal: { kind: calibrat }"));
+        assert_eq!(diagnostic.message, "unknown engine kind `calibrat`");
+        assert_eq!(diagnostic.path, "engines.cal.kind");
+        assert_eq!(at(&diagnostic), (3, 16));
+        assert_eq!(diagnostic.hint.as_deref(), Some("did you mean `calibrate`?"));
+    }
+
+    #[test]
+    fn an_unknown_option_is_refused_with_a_hint_at_its_key() {
+        let diagnostic = error_of(&with_engine("  cal: { kind: calibrate, fail_evry: 3 }"));
+        assert_eq!(diagnostic.message, "unknown option `fail_evry` for engine kind `calibrate`");
+        assert_eq!(diagnostic.path, "engines.cal.fail_evry");
+        assert_eq!(at(&diagnostic), (3, 27));
+        assert_eq!(diagnostic.hint.as_deref(), Some("did you mean `fail_every`?"));
+    }
+
+    #[test]
+    fn an_instance_no_workload_uses_is_still_checked() {
+        let yaml = with_engine("  cal: { kind: calibrate }\n  idle: { kind: calibrate, stall_for: 3KiB }");
+        let diagnostic = error_of(&yaml);
+        assert_eq!(diagnostic.path, "engines.idle.stall_for");
+        assert!(diagnostic.message.starts_with("option `stall_for`: "), "{}", diagnostic.message);
+        assert_eq!(diagnostic.location.line, 4);
+    }
+}

@@ -296,3 +296,193 @@ impl<'a> Lowering<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::engines::Value;
+    use crate::plan::lower::tests::{at, error_of, plan_of, scenario, workload};
+    use crate::plan::{ArmState, Profiling, Risk, RunSpec};
+
+    /// Workload `w` (a 2 ms sleep with a target and a profiler, `matrix` if
+    /// given) and, from line 12, an experiment `e` on it with `settings`.
+    fn experiment(matrix: &str, settings: &[&str]) -> String {
+        let mut body = vec!["engine: cal", "op: sleep", "with: { duration: 2ms }", "targets: [\"latency.p50 < 3ms\"]"];
+        if !matrix.is_empty() {
+            body.push(matrix);
+        }
+        let mut text = workload(&body);
+        let mut tail = vec!["experiments:", "  - name: e", "    workload: w", "    metric: latency.p50"];
+        tail.extend(settings);
+        text.push_str(&scenario(&tail));
+        text
+    }
+
+    fn arm_runs(runs: &[RunSpec]) -> Vec<(String, &str, u32, u32)> {
+        runs.iter()
+            .filter_map(|run| run.arm.as_ref().map(|arm| (run.id.clone(), arm.arm.as_str(), arm.round, arm.position)))
+            .collect()
+    }
+
+    #[test]
+    fn arms_are_interleaved_in_rounds_their_order_alternating() {
+        let plan = plan_of(&experiment(
+            "",
+            &["    rounds: 4", "    variants: { short: { with: { duration: 1ms }, engine: { fail_every: 9 } } }"],
+        ));
+        assert_eq!(plan.runs[0].id, "w");
+        let arms = &plan.runs[1..];
+        assert_eq!(arms.len(), 8);
+        let found = arm_runs(arms);
+        let first = [found[0].1, found[1].1];
+        for (index, (id, arm, round, position)) in found.iter().enumerate() {
+            let round_expected = index as u32 / 2 + 1;
+            assert_eq!((*round, *position), (round_expected, index as u32 % 2 + 1), "{id}");
+            assert_eq!(id, &format!("e:{arm}#{round}"));
+            // AB BA AB BA: the order turns round by round.
+            let expected_arm = if round_expected % 2 == 1 { first[index % 2] } else { first[1 - index % 2] };
+            assert_eq!(*arm, expected_arm, "{id}");
+        }
+        let mut firsts = first;
+        firsts.sort_unstable();
+        assert_eq!(firsts, ["baseline", "short"]);
+
+        for run in arms {
+            let short = run.arm.as_ref().is_some_and(|arm| arm.arm == "short");
+            let (nap, fail_every) = if short { (1, 9) } else { (2, 0) };
+            assert_eq!(run.params.get("duration"), Some(&Value::Duration(Duration::from_millis(nap))), "{}", run.id);
+            assert_eq!(run.engine.options.get("fail_every"), Some(&Value::Count(fail_every)), "{}", run.id);
+            assert_eq!(run.phase, "experiments");
+            assert!(run.targets.is_empty(), "arms are judged by the experiment, not by targets");
+        }
+        let spec = &plan.experiments[0];
+        assert_eq!((spec.name.as_str(), spec.workload.as_str(), spec.rounds), ("e", "w", 4));
+        assert_eq!(spec.arms, ["baseline", "short"]);
+        assert_eq!(spec.metric.to_string(), "latency.p50");
+    }
+
+    #[test]
+    fn every_matrix_point_gets_its_own_rounds() {
+        let plan = plan_of(&experiment(
+            "matrix: { size: [1, 2] }",
+            &["    rounds: 2", "    variants: { v: { with: { duration: 1ms } } }"],
+        ));
+        let mut ids: Vec<String> = arm_runs(&plan.runs).into_iter().map(|(id, ..)| id).collect();
+        assert_eq!(ids.len(), 2 * 2 * 2);
+        assert!(ids[..4].iter().all(|id| id.ends_with("[size=1]")), "{ids:?}");
+        ids.sort();
+        assert_eq!(
+            ids,
+            [
+                "e:baseline#1[size=1]",
+                "e:baseline#1[size=2]",
+                "e:baseline#2[size=1]",
+                "e:baseline#2[size=2]",
+                "e:v#1[size=1]",
+                "e:v#1[size=2]",
+                "e:v#2[size=1]",
+                "e:v#2[size=2]"
+            ]
+        );
+    }
+
+    #[test]
+    fn arms_are_measured_without_profilers() {
+        let mut yaml = experiment("profile: memory", &["    variants: { v: {} }"]);
+        yaml = yaml.replace("targets: [\"latency.p50 < 3ms\"]", "targets: [\"heap_peak < 1MiB\"]");
+        let plan = plan_of(&yaml);
+        assert_eq!(plan.runs[0].profile, Profiling { cpu: false, memory: true, rss: false });
+        for run in &plan.runs[1..] {
+            assert_eq!(run.profile, Profiling::default());
+            assert!(run.metrics.iter().all(|metric| metric.name != "heap_peak"), "{}", run.id);
+        }
+    }
+
+    #[test]
+    fn the_settings_of_a_candidate_are_read() {
+        let plan = plan_of(&experiment(
+            "",
+            &[
+                "    variants: { v: {} }",
+                "    effort: 2w",
+                "    complexity: 3",
+                "    weight: 2.5",
+                "    risk: high",
+                "    state: shared",
+                "    rationale: because",
+            ],
+        ));
+        let spec = &plan.experiments[0];
+        assert_eq!(spec.rounds, crate::plan::DEFAULT_ROUNDS);
+        assert_eq!((spec.effort_days, spec.complexity, spec.weight), (Some(10.0), Some(3), 2.5));
+        assert_eq!((spec.risk, spec.state), (Risk::High, ArmState::Shared));
+        assert_eq!((spec.rationale.as_deref(), spec.part.as_deref()), (Some("because"), None));
+
+        let plan = plan_of(&experiment("", &["    variants: { v: {} }", "    effort: 4h"]));
+        let spec = &plan.experiments[0];
+        assert_eq!((spec.effort_days, spec.weight), (Some(0.5), 1.0));
+        assert_eq!((spec.risk, spec.state), (Risk::Medium, ArmState::Fresh));
+    }
+
+    /// Experiment lines, then the message, path, line and column they must produce.
+    type Case = (&'static [&'static str], &'static str, &'static str, (usize, usize));
+
+    #[test]
+    fn mistakes_in_an_experiment_are_refused_where_written() {
+        let cases: [Case; 5] = [
+            (&["    variants: {}"], "experiment `e` has no variants", "experiments[0].variants", (16, 5)),
+            (
+                &["    variants: { baseline: {} }"],
+                "a variant cannot be called `baseline`",
+                "experiments[0].variants.baseline",
+                (16, 17),
+            ),
+            (&["    variants: { v: {} }", "    rounds: 1"], "`rounds` is 1", "experiments[0].rounds", (17, 13)),
+            (&["    variants: { v: {} }", "    risk: hgih"], "unknown risk `hgih`", "experiments[0].risk", (17, 11)),
+            (
+                &["    variants: { v: { engine: { fail_evry: 2 } } }"],
+                "unknown option `fail_evry` for engine kind `calibrate`",
+                "experiments[0].variants.v.engine.fail_evry",
+                (16, 32),
+            ),
+        ];
+        for (settings, message, path, location) in cases {
+            let diagnostic = error_of(&experiment("", settings));
+            assert_eq!((diagnostic.message.as_str(), diagnostic.path.as_str()), (message, path));
+            assert_eq!(at(&diagnostic), location, "{message}");
+        }
+    }
+
+    #[test]
+    fn an_experiment_names_a_workload_and_a_metric_it_records() {
+        let yaml = experiment("", &["    variants: { v: {} }"]);
+        let diagnostic = error_of(&yaml.replace("    workload: w\n", "    workload: ww\n"));
+        assert_eq!(diagnostic.message, "experiment `e` names no workload `ww`");
+        assert_eq!((diagnostic.path.as_str(), at(&diagnostic)), ("experiments[0].workload", (14, 15)));
+        assert_eq!(diagnostic.hint.as_deref(), Some("did you mean `w`?"));
+
+        let diagnostic = error_of(&yaml.replace("metric: latency.p50", "metric: latency.p50 * 2"));
+        assert_eq!(diagnostic.message, "`latency.p50 * 2` is not a metric reference");
+
+        let diagnostic = error_of(&yaml.replace("metric: latency.p50", "metric: schedule_lag.p50"));
+        assert!(diagnostic.message.starts_with("`schedule_lag` is recorded only in open loop"));
+        assert_eq!(diagnostic.path, "experiments[0].metric");
+    }
+
+    #[test]
+    fn the_run_limit_counts_rounds_times_arms() {
+        let diagnostic = error_of(&experiment(
+            "",
+            &[
+                "    rounds: 1000",
+                "    variants: { a: {}, b: {}, c: {}, d: {}, e: {}, f: {}, g: {}, h: {}, i: {}, j: {} }",
+            ],
+        ));
+        assert_eq!(
+            diagnostic.message,
+            "experiment `e` makes 11000 runs after the 1 before it; a plan holds at most 10000"
+        );
+        assert_eq!((diagnostic.path.as_str(), at(&diagnostic)), ("experiments[0]", (13, 5)));
+    }
+}

@@ -258,3 +258,238 @@ fn shrink(plan: &mut Plan) {
         experiment.rounds = experiment.rounds.min(keep_rounds);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::dsl;
+    use crate::engines::Value;
+    use crate::plan::DEFAULT_ROUNDS;
+
+    /// Rounds of an experiment that does not say.
+    const ROUNDS: usize = DEFAULT_ROUNDS as usize;
+
+    /// Joins lines into a scenario; line `n` of the text is `lines[n - 1]`.
+    pub(super) fn scenario(lines: &[&str]) -> String {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        text
+    }
+
+    /// A scenario with one `calibrate` instance `cal` and one workload `w`:
+    /// `body[i]` becomes line `8 + i`, its text from column 9.
+    pub(super) fn workload(body: &[&str]) -> String {
+        let mut lines = vec![
+            "scenario: t".to_owned(),
+            "engines:".to_owned(),
+            "  cal: { kind: calibrate }".to_owned(),
+            "phases:".to_owned(),
+            "  - name: p".to_owned(),
+            "    workloads:".to_owned(),
+            "      - name: w".to_owned(),
+        ];
+        lines.extend(body.iter().map(|line| format!("        {line}")));
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        scenario(&lines)
+    }
+
+    /// Parses `yaml` with the real parser (it must parse) and lowers it.
+    pub(super) fn lower(yaml: &str, options: &PlanOptions) -> Result<Plan, Diagnostics> {
+        let doc = dsl::parse("t.yaml", yaml.to_owned()).unwrap_or_else(|errors| panic!("does not parse:\n{errors}"));
+        build(&doc, options)
+    }
+
+    /// The plan of `yaml` under default options; it must have no mistakes.
+    pub(super) fn plan_of(yaml: &str) -> Plan {
+        lower(yaml, &PlanOptions::default()).unwrap_or_else(|errors| panic!("does not lower:\n{errors}"))
+    }
+
+    /// Every diagnostic of `yaml`, in the order reported; there must be some.
+    pub(super) fn errors_of(yaml: &str) -> Vec<Diagnostic> {
+        match lower(yaml, &PlanOptions::default()) {
+            Ok(plan) => panic!("lowered without a mistake into {} runs", plan.runs.len()),
+            Err(errors) => errors.0,
+        }
+    }
+
+    /// The single diagnostic of `yaml`.
+    pub(super) fn error_of(yaml: &str) -> Diagnostic {
+        let mut errors = errors_of(yaml);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        errors.remove(0)
+    }
+
+    /// A diagnostic's line and column.
+    pub(super) fn at(diagnostic: &Diagnostic) -> (usize, usize) {
+        (diagnostic.location.line, diagnostic.location.column)
+    }
+
+    /// Two workloads and an experiment on the first, durations everywhere
+    /// so that `--smoke` has something to shrink.
+    fn campaign() -> String {
+        scenario(&[
+            "scenario: campaign",
+            "description: two workloads and an experiment",
+            "seed: 7",
+            "vars: { nap: 2ms }",
+            "engines:",
+            "  cal: { kind: calibrate }",
+            "phases:",
+            "  - name: timers",
+            "    workloads:",
+            "      - { name: sleep, engine: cal, op: sleep, with: { duration: \"${nap}\" }, duration: 1s }",
+            "      - { name: spin, engine: cal, op: spin, with: { duration: 1ms }, iterations: 50, warmup: 0x }",
+            "experiments:",
+            "  - name: shorter",
+            "    workload: sleep",
+            "    metric: latency.p50",
+            "    variants: { short: { with: { duration: 1ms } } }",
+        ])
+    }
+
+    fn ids(plan: &Plan) -> Vec<&str> {
+        plan.runs.iter().map(|run| run.id.as_str()).collect()
+    }
+
+    #[test]
+    fn the_plan_names_the_scenario_and_lists_phase_runs_before_experiment_arms() {
+        let plan = plan_of(&campaign());
+        assert_eq!(plan.scenario.name, "campaign");
+        assert_eq!(plan.scenario.description.as_deref(), Some("two workloads and an experiment"));
+        assert_eq!(plan.scenario.file, "t.yaml");
+        assert_eq!(plan.scenario.seed, 7);
+        assert_eq!(plan.scenario.sha256.len(), 64);
+        assert_eq!(&ids(&plan)[..2], ["sleep", "spin"].as_slice());
+        assert!(plan.runs[2..].iter().all(|run| run.id.starts_with("shorter:") && run.arm.is_some()));
+        assert_eq!(plan.runs.len(), 2 + 2 * ROUNDS);
+        assert_eq!(plan.experiments.len(), 1);
+        assert!(!plan.smoke);
+    }
+
+    #[test]
+    fn the_seed_on_the_command_line_wins_and_changes_every_run_seed() {
+        let own = plan_of(&campaign());
+        let options = PlanOptions { seed: Some(8), ..PlanOptions::default() };
+        let overridden = lower(&campaign(), &options).unwrap();
+        assert_eq!(overridden.scenario.seed, 8);
+        assert_eq!(own.runs.len(), overridden.runs.len());
+        for run in &own.runs {
+            let same = overridden.runs.iter().find(|other| other.id == run.id);
+            assert!(same.is_some_and(|same| same.seed != run.seed), "{}", run.id);
+        }
+    }
+
+    #[test]
+    fn a_var_on_the_command_line_replaces_the_scenarios_value() {
+        let mut options = PlanOptions::default();
+        options.vars.insert("nap".into(), "5ms".into());
+        let plan = lower(&campaign(), &options).unwrap();
+        assert_eq!(plan.runs[0].params.get("duration"), Some(&Value::Duration(Duration::from_millis(5))));
+        assert_eq!(plan.scenario.vars.get("nap").map(String::as_str), Some("5ms"));
+        // Without it the scenario's own value holds.
+        assert_eq!(
+            plan_of(&campaign()).runs[0].params.get("duration"),
+            Some(&Value::Duration(Duration::from_millis(2)))
+        );
+    }
+
+    #[test]
+    fn a_var_the_scenario_does_not_declare_is_refused_with_a_hint() {
+        let mut options = PlanOptions::default();
+        options.vars.insert("nop".into(), "1ms".into());
+        let errors = lower(&campaign(), &options).unwrap_err().0;
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].message, "--var nop=1ms: the scenario has no variable `nop`");
+        assert_eq!(errors[0].path, "vars");
+        assert_eq!(at(&errors[0]), (4, 1));
+        assert_eq!(errors[0].hint.as_deref(), Some("did you mean `nap`?"));
+    }
+
+    #[test]
+    fn command_line_values_are_typed_as_yaml_types_them() {
+        let cases = [
+            ("12", Scalar::Int(12)),
+            ("-3", Scalar::Int(-3)),
+            ("0.5", Scalar::Float(0.5)),
+            ("true", Scalar::Bool(true)),
+            ("2ms", Scalar::Text("2ms".into())),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(command_line_scalar(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn only_keeps_the_runs_of_one_workload_phase_or_experiment() {
+        let only = |name: &str| PlanOptions { only: Some(name.into()), ..PlanOptions::default() };
+        let plan = lower(&campaign(), &only("spin")).unwrap();
+        assert_eq!(ids(&plan), ["spin"]);
+        assert!(plan.experiments.is_empty());
+
+        let plan = lower(&campaign(), &only("shorter")).unwrap();
+        assert_eq!(plan.runs.len(), 2 * ROUNDS);
+        assert!(plan.runs.iter().all(|run| run.phase == "experiments"));
+        assert_eq!(plan.experiments.len(), 1);
+
+        let plan = lower(&campaign(), &only("timers")).unwrap();
+        assert_eq!(ids(&plan), ["sleep", "spin"]);
+    }
+
+    #[test]
+    fn only_with_an_unknown_name_is_refused_with_a_hint() {
+        let options = PlanOptions { only: Some("spni".into()), ..PlanOptions::default() };
+        let errors = lower(&campaign(), &options).unwrap_err().0;
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].message, "`--only spni` matches no phase, workload or experiment");
+        assert_eq!(errors[0].path, "");
+        assert_eq!(errors[0].location.line, 0);
+        assert_eq!(errors[0].hint.as_deref(), Some("did you mean `spin`?"));
+    }
+
+    #[test]
+    fn smoke_shrinks_every_run_and_keeps_two_rounds() {
+        let options = PlanOptions { smoke: true, ..PlanOptions::default() };
+        let plan = lower(&campaign(), &options).unwrap();
+        assert!(plan.smoke);
+        let sleep = &plan.runs[0];
+        assert_eq!((sleep.stop, sleep.warmup), (Stop::Iterations(SMOKE_ITERATIONS), Warmup::Count(1)));
+        let spin = &plan.runs[1];
+        assert_eq!((spin.stop, spin.warmup), (Stop::Iterations(SMOKE_ITERATIONS), Warmup::None));
+        assert_eq!(plan.runs.len(), 2 + 2 * 2);
+        assert!(plan.runs[2..].iter().all(|run| run.arm.as_ref().is_some_and(|arm| arm.round <= 2)));
+        assert_eq!(plan.experiments[0].rounds, 2);
+    }
+
+    #[test]
+    fn a_blank_scenario_name_is_refused() {
+        let diagnostic = error_of(&scenario(&[
+            "scenario: \"  \"",
+            "engines: { cal: { kind: calibrate } }",
+            "phases: [{ name: p, workloads: [{ name: w, engine: cal, op: noop }] }]",
+        ]));
+        assert_eq!(diagnostic.message, "the scenario name is blank");
+        assert_eq!((diagnostic.path.as_str(), at(&diagnostic)), ("scenario", (1, 11)));
+    }
+
+    #[test]
+    fn every_mistake_is_reported_once_in_the_order_found() {
+        // The unknown profiler sits in a workload of four matrix points: one
+        // report, not four; the blank name comes first, the roadmap last.
+        let errors = errors_of(&scenario(&[
+            "scenario: \" \"",
+            "engines: { cal: { kind: calibrate } }",
+            "phases:",
+            "  - name: p",
+            "    workloads:",
+            "      - { name: w, engine: cal, op: noop, matrix: { c: [1, 2, 3, 4] }, profile: heap }",
+            "roadmap: { team: 0 }",
+        ]));
+        let messages: Vec<&str> = errors.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["the scenario name is blank", "unknown profiler `heap`", "team `0` is not a number of engineers"]
+        );
+    }
+}

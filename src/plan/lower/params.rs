@@ -92,3 +92,57 @@ impl Lowering<'_> {
         ok.then_some(params)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::engines::Value;
+    use crate::plan::lower::tests::{at, error_of, plan_of, workload};
+
+    #[test]
+    fn given_parameters_are_typed_and_the_rest_defaulted() {
+        let plan = plan_of(&workload(&["engine: cal", "op: hold", "with: { bytes: 4KiB }"]));
+        let params: Vec<(&str, &Value)> = plan.runs[0].params.0.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        assert_eq!(params, [("bytes", &Value::Bytes(4096)), ("keep", &Value::Bytes(0))]);
+        let plan = plan_of(&workload(&["engine: cal", "op: sleep", "with: { duration: 250us }"]));
+        assert_eq!(plan.runs[0].params.get("duration"), Some(&Value::Duration(Duration::from_micros(250))));
+    }
+
+    #[test]
+    fn a_missing_parameter_is_reported_at_with_when_written_else_at_op() {
+        // Without `with:` the hint writes it too, and the mistake points at `op:`.
+        let diagnostic = error_of(&workload(&["engine: cal", "op: sleep"]));
+        assert_eq!(diagnostic.message, "operation `calibrate.sleep` needs the parameter `duration`");
+        assert_eq!((diagnostic.path.as_str(), at(&diagnostic)), ("phases[0].workloads[0].op", (9, 13)));
+        assert_eq!(
+            diagnostic.hint.as_deref(),
+            Some("add `with: { duration: … }`; it takes a duration (e.g. 250us, 2s)")
+        );
+
+        let diagnostic = error_of(&workload(&["engine: cal", "op: sleep", "with: {}"]));
+        assert_eq!((diagnostic.path.as_str(), at(&diagnostic)), ("phases[0].workloads[0].with", (10, 15)));
+        assert_eq!(diagnostic.hint.as_deref(), Some("add `duration: …`; it takes a duration (e.g. 250us, 2s)"));
+    }
+
+    #[test]
+    fn a_parameter_to_an_operation_that_takes_none_is_refused() {
+        let diagnostic = error_of(&workload(&["engine: cal", "op: noop", "with: { duration: 1ms }"]));
+        assert_eq!(diagnostic.message, "unknown parameter `duration` for operation `calibrate.noop`");
+        assert_eq!(diagnostic.path, "phases[0].workloads[0].with.duration");
+        assert_eq!(at(&diagnostic), (10, 17));
+        assert_eq!(diagnostic.hint.as_deref(), Some("operation `calibrate.noop` takes no parameters"));
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_dimension_is_named_with_its_parameter() {
+        let diagnostic = error_of(&workload(&["engine: cal", "op: sleep", "with: { duration: 4KiB }"]));
+        assert!(
+            diagnostic.message.starts_with("parameter `duration`: ")
+                && diagnostic.message.contains("is a size, but a duration is expected"),
+            "{}",
+            diagnostic.message
+        );
+        assert_eq!(at(&diagnostic), (10, 27));
+    }
+}

@@ -164,3 +164,96 @@ pub(super) fn matrix_suffix(values: &IndexMap<String, String>) -> String {
     let pairs: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!("[{}]", pairs.join(","))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::lower::tests::{at, error_of, errors_of, lower, plan_of, scenario, workload};
+    use crate::plan::{Load, PlanOptions};
+
+    #[test]
+    fn a_matrix_expands_in_cartesian_order_last_key_fastest() {
+        let plan = plan_of(&workload(&[
+            "engine: cal",
+            "op: noop",
+            "matrix: { c: [1, 2], mode: [a, b, c] }",
+            "load: { concurrency: \"${c}\" }",
+        ]));
+        let ids: Vec<&str> = plan.runs.iter().map(|run| run.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["w[c=1,mode=a]", "w[c=1,mode=b]", "w[c=1,mode=c]", "w[c=2,mode=a]", "w[c=2,mode=b]", "w[c=2,mode=c]"]
+        );
+        let last = &plan.runs[5];
+        assert_eq!(last.matrix.get("c").map(String::as_str), Some("2"));
+        assert_eq!(last.matrix.get("mode").map(String::as_str), Some("c"));
+        assert_eq!(last.load, Load::Closed { concurrency: 2 });
+        assert_eq!(plan.runs[0].load, Load::Closed { concurrency: 1 });
+        assert!(plan.runs.iter().all(|run| run.phase == "p" && run.workload == "w"));
+        let mut seeds: Vec<u64> = plan.runs.iter().map(|run| run.seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        assert_eq!(seeds.len(), 6, "every run has its own seed");
+    }
+
+    #[test]
+    fn repeat_plans_the_phase_runs_in_passes() {
+        let yaml = workload(&["engine: cal", "op: noop", "matrix: { c: [1, 2] }"]);
+        let options = PlanOptions { repeat: 2, ..PlanOptions::default() };
+        let plan = lower(&yaml, &options).unwrap();
+        let runs: Vec<(&str, Option<u32>)> = plan.runs.iter().map(|run| (run.id.as_str(), run.repetition)).collect();
+        assert_eq!(runs, [("w[c=1]@1", Some(1)), ("w[c=2]@1", Some(1)), ("w[c=1]@2", Some(2)), ("w[c=2]@2", Some(2))]);
+    }
+
+    #[test]
+    fn an_empty_matrix_list_is_refused() {
+        let diagnostic = error_of(&workload(&["engine: cal", "op: noop", "matrix: { c: [] }"]));
+        assert_eq!(diagnostic.message, "matrix variable `c` has no values");
+        assert_eq!((diagnostic.path.as_str(), at(&diagnostic)), ("phases[0].workloads[0].matrix.c", (10, 22)));
+        assert_eq!(diagnostic.hint.as_deref(), Some("give it a list such as `c: [1, 2, 4]`"));
+    }
+
+    #[test]
+    fn the_run_limit_is_counted_before_expanding() {
+        let values: Vec<String> = (0..101).map(|n| n.to_string()).collect();
+        let matrix = format!("matrix: {{ a: [{0}], b: [{0}] }}", values.join(", "));
+        let diagnostic = error_of(&workload(&["engine: cal", "op: noop", &matrix]));
+        assert_eq!(diagnostic.message, "workload `w` makes 10201 runs; a plan holds at most 10000");
+        assert_eq!((diagnostic.path.as_str(), at(&diagnostic)), ("phases[0].workloads[0].matrix", (10, 9)));
+
+        // `--repeat` multiplies the count: 5,001 points twice over is too many.
+        let values: Vec<String> = (0..5001).map(|n| n.to_string()).collect();
+        let yaml = workload(&["engine: cal", "op: noop", &format!("matrix: {{ a: [{}] }}", values.join(", "))]);
+        assert_eq!(plan_of(&yaml).runs.len(), 5001);
+        let options = PlanOptions { repeat: 2, ..PlanOptions::default() };
+        let errors = lower(&yaml, &options).unwrap_err().0;
+        assert_eq!(errors[0].message, "workload `w` makes 10002 runs; a plan holds at most 10000");
+    }
+
+    #[test]
+    fn phases_and_workload_names_must_be_unique_and_phases_not_empty() {
+        let errors = errors_of(&scenario(&[
+            "scenario: t",
+            "engines: { cal: { kind: calibrate } }",
+            "phases:",
+            "  - name: p",
+            "    workloads: [{ name: w, engine: cal, op: noop }]",
+            "  - name: p",
+            "    workloads: [{ name: w, engine: cal, op: noop }]",
+            "  - name: q",
+            "    workloads: []",
+        ]));
+        let found: Vec<(&str, &str)> = errors.iter().map(|d| (d.path.as_str(), d.message.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                ("phases[1].name", "phase `p` is defined twice"),
+                ("phases[1].workloads[0].name", "workload `w` is defined twice"),
+                ("phases[2].workloads", "phase `q` has no workloads"),
+            ]
+        );
+
+        let diagnostic = error_of(&scenario(&["scenario: t", "phases: []"]));
+        assert_eq!(diagnostic.message, "the scenario has no phases");
+        assert_eq!(at(&diagnostic), (2, 1));
+    }
+}

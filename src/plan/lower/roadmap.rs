@@ -64,3 +64,65 @@ impl Lowering<'_> {
         spec
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use crate::plan::lower::tests::{at, error_of, errors_of, plan_of, workload};
+
+    /// A noop workload followed by `roadmap` lines from line 10.
+    fn with_roadmap(roadmap: &[&str]) -> String {
+        let mut text = workload(&["engine: cal", "op: noop"]);
+        for line in roadmap {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text
+    }
+
+    #[test]
+    fn without_a_roadmap_the_defaults_hold() {
+        let roadmap = plan_of(&with_roadmap(&[])).roadmap;
+        assert_eq!((roadmap.start, roadmap.team, roadmap.success_probability), (None, 1, [0.9, 0.7, 0.5]));
+    }
+
+    #[test]
+    fn settings_given_replace_the_defaults() {
+        let roadmap = plan_of(&with_roadmap(&[
+            "roadmap:",
+            "  start: 2026-01-05",
+            "  team: 3",
+            "  success_probability: { low: 50%, high: 0.4 }",
+        ]))
+        .roadmap;
+        assert_eq!(roadmap.start, NaiveDate::from_ymd_opt(2026, 1, 5));
+        assert_eq!(roadmap.team, 3);
+        assert_eq!(roadmap.success_probability, [0.5, 0.7, 0.4]);
+    }
+
+    #[test]
+    fn mistakes_are_refused_where_written() {
+        let errors = errors_of(&with_roadmap(&[
+            "roadmap:",
+            "  start: 2026-13-01",
+            "  team: 0",
+            "  success_probability: { low: 1.5, hihg: 0.2 }",
+        ]));
+        let found: Vec<(&str, &str, (usize, usize))> =
+            errors.iter().map(|d| (d.path.as_str(), d.message.as_str(), at(d))).collect();
+        assert_eq!(
+            found,
+            [
+                ("roadmap.start", "`2026-13-01` is not a date", (11, 10)),
+                ("roadmap.team", "team `0` is not a number of engineers", (12, 9)),
+                ("roadmap.success_probability.low", "`1.5` is not a probability", (13, 31)),
+                ("roadmap.success_probability.hihg", "unknown risk `hihg`", (13, 36)),
+            ]
+        );
+        assert_eq!(errors[3].hint.as_deref(), Some("did you mean `high`?"));
+
+        let diagnostic = error_of(&with_roadmap(&["roadmap: { team: 1001 }"]));
+        assert_eq!(diagnostic.message, "team `1001` is not a number of engineers");
+    }
+}

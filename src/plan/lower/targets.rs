@@ -91,3 +91,75 @@ pub(super) fn resolve_metric(
 fn names_of(metrics: &[&MetricDecl]) -> String {
     metrics.iter().map(|m| format!("`{}`", m.name)).collect::<Vec<_>>().join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::plan::lower::tests::{at, error_of, plan_of, scenario, workload};
+
+    /// A sleep workload whose targets are `targets`, written on line 11.
+    fn with_targets(targets: &str) -> String {
+        workload(&["engine: cal", "op: sleep", "with: { duration: 1ms }", &format!("targets: {targets}")])
+    }
+
+    #[test]
+    fn targets_are_parsed_after_substitution() {
+        let plan = plan_of(&scenario(&[
+            "scenario: t",
+            "vars: { m: latency, limit: 5ms }",
+            "engines: { cal: { kind: calibrate } }",
+            "phases:",
+            "  - name: p",
+            "    workloads:",
+            "      - name: w",
+            "        engine: cal",
+            "        op: sleep",
+            "        with: { duration: 1ms }",
+            "        targets: [\"${m}.p99 < ${limit}\", \"throughput > 100/s\", \"overshoot.p50 < 1ms\"]",
+        ]));
+        let texts: Vec<&str> = plan.runs[0].targets.iter().map(|target| target.text.as_str()).collect();
+        assert_eq!(texts, ["latency.p99 < 5ms", "throughput > 100/s", "overshoot.p50 < 1ms"]);
+    }
+
+    #[test]
+    fn a_unit_mismatch_is_refused_at_the_value() {
+        let diagnostic = error_of(&with_targets("[\"latency.p99 < 4KiB\"]"));
+        assert_eq!(diagnostic.message, "`latency.p99` is a duration but `4KiB` is a size");
+        assert_eq!(diagnostic.path, "phases[0].workloads[0].targets[0]");
+        assert_eq!(at(&diagnostic), (11, 34));
+        assert!(diagnostic.hint.as_deref().is_some_and(|hint| hint.contains("compare against a duration")));
+    }
+
+    #[test]
+    fn metrics_the_run_does_not_record_are_refused_with_the_reason() {
+        let cases = [
+            ("[\"latncy.p99 < 1ms\"]", "unknown metric `latncy`", (11, 20), "did you mean `latency`?".to_owned()),
+            (
+                "[\"schedule_lag.p99 < 1ms\"]",
+                "`schedule_lag` is recorded only in open loop; this workload runs closed loop",
+                (11, 20),
+                "give the workload an arrival rate, such as `load: { rate: 1000/s }`".to_owned(),
+            ),
+            (
+                "[\"throughput.p99 > 5/s\"]",
+                "`throughput` is one value per run; it has no `p99`",
+                (11, 20),
+                "write `throughput` alone".to_owned(),
+            ),
+        ];
+        for (targets, message, location, hint) in cases {
+            let diagnostic = error_of(&with_targets(targets));
+            assert_eq!(diagnostic.message, message);
+            assert_eq!(at(&diagnostic), location, "{message}");
+            assert_eq!(diagnostic.hint, Some(hint));
+        }
+    }
+
+    #[test]
+    fn a_metric_of_another_operation_is_refused_with_what_this_one_records() {
+        let diagnostic = error_of(&workload(&["engine: cal", "op: noop", "targets: [\"overshoot.p99 < 1ms\"]"]));
+        assert_eq!(diagnostic.message, "operation `calibrate.noop` does not record `overshoot`");
+        let hint = diagnostic.hint.unwrap_or_default();
+        assert!(hint.starts_with("it records `latency`, "), "{hint}");
+        assert!(!hint.contains("overshoot"), "{hint}");
+    }
+}

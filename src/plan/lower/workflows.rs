@@ -98,3 +98,73 @@ impl Lowering<'_> {
         ok.then_some(steps)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::engines::Value;
+    use crate::plan::lower::tests::{at, error_of, plan_of, scenario};
+
+    /// An `agents` instance `crew` and a `calibrate` instance `cal` (lines 3
+    /// and 4); workload `w` runs `crew.workflow` with `steps` on line 8.
+    fn workflow(steps: &str) -> String {
+        scenario(&[
+            "scenario: t",
+            "engines:",
+            "  crew: { kind: agents, workers: 2 }",
+            "  cal: { kind: calibrate }",
+            "phases:",
+            "  - name: p",
+            "    workloads:",
+            &format!("      - {{ name: w, engine: crew, op: workflow, with: {{ steps: \"{steps}\" }} }}"),
+        ])
+    }
+
+    #[test]
+    fn steps_resolve_to_engines_and_operations_with_their_defaults() {
+        let plan = plan_of(&workflow("cal.noop -> crew.cpu"));
+        let steps = &plan.runs[0].steps;
+        let resolved: Vec<(&str, &str, &str)> =
+            steps.iter().map(|step| (step.engine.name.as_str(), step.engine.kind, step.op.as_str())).collect();
+        assert_eq!(resolved, [("cal", "calibrate", "noop"), ("crew", "agents", "cpu")]);
+        assert!(steps[0].params.0.is_empty());
+        assert_eq!(steps[1].params.get("duration"), Some(&Value::Duration(Duration::from_micros(100))));
+        assert_eq!(steps[1].engine.options.get("workers"), Some(&Value::Count(2)));
+        assert_eq!(steps[0].engine.options.get("fail_every"), Some(&Value::Count(0)));
+    }
+
+    #[test]
+    fn an_operation_that_is_not_a_workflow_has_no_steps() {
+        let plan = plan_of(&workflow("cal.noop").replace("op: workflow, with: { steps: \"cal.noop\" }", "op: cpu"));
+        assert_eq!(plan.runs[0].op, "cpu");
+        assert!(plan.runs[0].steps.is_empty());
+    }
+
+    #[test]
+    fn broken_steps_are_refused_at_the_steps_value() {
+        let cases = [
+            ("llm.generate", "step 1 names engine `llm`, which this scenario does not configure"),
+            ("crew.cpu -> cal.slep", "step 2: engine kind `calibrate` has no operation `slep`"),
+            ("crew.workflow", "step 1 (`crew.workflow`) is a workflow itself; workflows do not nest"),
+            ("crew", "step 1 (`crew`) is not `engine.op`"),
+            (" ", "`steps` names no steps"),
+        ];
+        for (steps, message) in cases {
+            let diagnostic = error_of(&workflow(steps));
+            assert_eq!(diagnostic.message, message, "{steps}");
+            assert_eq!(diagnostic.path, "phases[0].workloads[0].with.steps");
+            assert_eq!(at(&diagnostic).0, 8);
+        }
+    }
+
+    #[test]
+    fn a_step_that_needs_a_parameter_is_refused() {
+        let diagnostic = error_of(&workflow("cal.sleep"));
+        assert_eq!(
+            diagnostic.message,
+            "operation `calibrate.sleep` (a workflow step runs it with its defaults) needs the parameter `duration`"
+        );
+        assert_eq!(diagnostic.path, "phases[0].workloads[0].with.steps");
+    }
+}

@@ -381,3 +381,129 @@ impl<'r> RawOverrideRef<'r> {
         RawOverrideRef { engine: Some(&raw.engine), with: Some(&raw.with), path }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{BUILTIN_STOP, BUILTIN_WARMUP};
+    use crate::plan::lower::tests::{at, error_of, plan_of, scenario, workload};
+    use crate::plan::{Load, Profiling, Stop, Warmup, DEFAULT_MAX_IN_FLIGHT};
+
+    fn metric_names(run: &crate::plan::RunSpec) -> Vec<&'static str> {
+        run.metrics.iter().map(|metric| metric.name).collect()
+    }
+
+    #[test]
+    fn settings_come_from_the_workload_else_defaults_else_built_in_values() {
+        let with_defaults = |defaults: &str| {
+            plan_of(&scenario(&[
+                "scenario: t",
+                defaults,
+                "engines: { cal: { kind: calibrate } }",
+                "phases:",
+                "  - name: p",
+                "    workloads:",
+                "      - { name: plain, engine: cal, op: noop }",
+                "      - { name: own, engine: cal, op: noop, duration: 2s, warmup: 0s, load: { concurrency: 3 } }",
+            ]))
+        };
+        let plan = with_defaults("defaults: { warmup: 20x, iterations: 200, load: { concurrency: 2 } }");
+        let settings: Vec<(Warmup, Stop, Load)> =
+            plan.runs.iter().map(|run| (run.warmup, run.stop, run.load)).collect();
+        assert_eq!(
+            settings,
+            [
+                (Warmup::Count(20), Stop::Iterations(200), Load::Closed { concurrency: 2 }),
+                (Warmup::None, Stop::Duration(Duration::from_secs(2)), Load::Closed { concurrency: 3 }),
+            ]
+        );
+        let plan = with_defaults("description: no defaults");
+        let plain = &plan.runs[0];
+        assert_eq!(
+            (plain.warmup, plain.stop, plain.load),
+            (BUILTIN_WARMUP, BUILTIN_STOP, Load::Closed { concurrency: 1 })
+        );
+        assert_eq!(BUILTIN_WARMUP, Warmup::Duration(Duration::from_secs(1)));
+        assert_eq!(BUILTIN_STOP, Stop::Duration(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn an_open_loop_records_schedule_lag_and_caps_operations_in_flight() {
+        let plan = plan_of(&workload(&["engine: cal", "op: noop", "load: { rate: 500/s }"]));
+        assert_eq!(plan.runs[0].load, Load::Open { rate: 500.0, max_in_flight: DEFAULT_MAX_IN_FLIGHT });
+        assert!(metric_names(&plan.runs[0]).contains(&"schedule_lag"));
+
+        let plan = plan_of(&workload(&["engine: cal", "op: noop", "load: { rate: 250/s, max_in_flight: 8 }"]));
+        assert_eq!(plan.runs[0].load, Load::Open { rate: 250.0, max_in_flight: 8 });
+
+        let plan = plan_of(&workload(&["engine: cal", "op: noop"]));
+        assert!(!metric_names(&plan.runs[0]).contains(&"schedule_lag"));
+    }
+
+    #[test]
+    fn an_operation_records_the_harness_metrics_and_its_own() {
+        let plan = plan_of(&workload(&["engine: cal", "op: sleep", "with: { duration: 1ms }"]));
+        let run = &plan.runs[0];
+        assert_eq!((run.op.as_str(), run.workload.as_str()), ("sleep", "w"));
+        let names = metric_names(run);
+        assert_eq!(names.first(), Some(&"latency"));
+        assert_eq!(names.last(), Some(&"overshoot"));
+        assert!(names.contains(&"throughput"));
+    }
+
+    #[test]
+    fn profilers_switch_on_and_add_their_metrics() {
+        let plan = plan_of(&workload(&["engine: cal", "op: noop", "profile: [cpu, memory]"]));
+        let run = &plan.runs[0];
+        assert_eq!(run.profile, Profiling { cpu: true, memory: true, rss: false });
+        let names = metric_names(run);
+        assert!(names.contains(&"heap_peak") && names.contains(&"rss_peak"), "{names:?}");
+
+        let plan = plan_of(&workload(&["engine: cal", "op: noop", "profile: rss"]));
+        assert_eq!(plan.runs[0].profile, Profiling { cpu: false, memory: false, rss: true });
+        assert!(!metric_names(&plan.runs[0]).contains(&"heap_peak"));
+
+        let diagnostic = error_of(&workload(&["engine: cal", "op: noop", "profile: [cpu, memroy]"]));
+        assert_eq!(diagnostic.message, "unknown profiler `memroy`");
+        assert_eq!((diagnostic.path.as_str(), at(&diagnostic)), ("phases[0].workloads[0].profile[1]", (10, 24)));
+        assert_eq!(diagnostic.hint.as_deref(), Some("did you mean `memory`?"));
+    }
+
+    #[test]
+    fn an_unknown_engine_or_operation_is_refused_with_a_hint() {
+        let diagnostic = error_of(&workload(&["engine: cl", "op: noop"]));
+        assert_eq!(diagnostic.message, "unknown engine `cl`");
+        assert_eq!((diagnostic.path.as_str(), at(&diagnostic)), ("phases[0].workloads[0].engine", (8, 17)));
+        assert_eq!(diagnostic.hint.as_deref(), Some("did you mean `cal`?"));
+
+        let diagnostic = error_of(&workload(&["engine: cal", "op: slep"]));
+        assert_eq!(diagnostic.message, "engine kind `calibrate` has no operation `slep`");
+        assert_eq!((diagnostic.path.as_str(), at(&diagnostic)), ("phases[0].workloads[0].op", (9, 13)));
+        assert_eq!(diagnostic.hint.as_deref(), Some("did you mean `sleep`?"));
+    }
+
+    #[test]
+    fn run_length_and_load_mistakes_are_refused_where_written() {
+        let cases: [(&[&str], &str, (usize, usize)); 5] = [
+            (&["iterations: 5", "duration: 1s"], "a workload sets both `iterations` and `duration`", (11, 9)),
+            (&["iterations: 0"], "`iterations` is zero", (10, 21)),
+            (&["duration: 0s"], "`duration` is zero", (10, 19)),
+            (&["load: { concurrency: 0 }"], "`concurrency` is 0", (10, 30)),
+            (&["load: { concurrency: 2, max_in_flight: 4 }"], "`max_in_flight` applies only to open loop", (10, 33)),
+        ];
+        for (body, message, location) in cases {
+            let mut lines = vec!["engine: cal", "op: noop"];
+            lines.extend(body);
+            let diagnostic = error_of(&workload(&lines));
+            assert_eq!((diagnostic.message.as_str(), at(&diagnostic)), (message, location), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn a_warm_up_of_another_dimension_is_refused() {
+        let diagnostic = error_of(&workload(&["engine: cal", "op: noop", "warmup: 4KiB"]));
+        assert_eq!(diagnostic.message, "warm-up `4KiB` is a size");
+        assert_eq!(diagnostic.hint.as_deref(), Some("write a duration such as `2s` or a count such as `5x`"));
+    }
+}
