@@ -3,7 +3,7 @@
 //! files, compaction, a lock file), with a read cache whose layout
 //! experiments can flip, and the YCSB core workloads.
 //!
-//! `docs/vault-format.md` is the on-disk format; `store.rs` the store;
+//! `docs/vault-format.md` is the on-disk format; `store/` the store;
 //! `workload.rs` key choice and operation mixes.
 
 pub mod cache;
