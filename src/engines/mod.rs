@@ -8,15 +8,10 @@
 //! **Architecture invariant:** engines know nothing of YAML, plans or reports.
 //! They receive checked [`Params`] and record into a [`Recorder`].
 
-pub mod agents;
-pub mod calibrate;
 pub mod catalog;
-pub mod codec;
-pub mod llm;
 pub mod params;
 pub mod recorder;
 pub use crate::rng;
-pub mod vault;
 
 use std::sync::Arc;
 
@@ -124,9 +119,25 @@ pub trait OpWorker: Send {
     }
 }
 
-/// Every built-in engine kind.
-pub fn registry() -> &'static [&'static dyn EngineKind] {
-    &[&calibrate::Calibrate, &llm::Llm, &vault::VaultKind, &agents::Agents, &codec::CodecKind]
+/// Declares each engine's module and lists its kind in the registry, so an
+/// engine is added with one line here and its own folder.
+macro_rules! engines {
+    ($($module:ident :: $kind:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// Every built-in engine kind, in the order `phasebench list` shows them.
+        pub fn registry() -> &'static [&'static dyn EngineKind] {
+            &[$(&$module::$kind),*]
+        }
+    };
+}
+
+engines! {
+    calibrate::Calibrate,
+    llm::Llm,
+    vault::VaultKind,
+    agents::Agents,
+    codec::CodecKind,
 }
 
 /// The engine kind called `kind`.

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::charts::xml;
 use crate::analysis::shares::mean_half_width;
 use crate::analysis::{Analysis, TargetRow};
-use crate::engines::MetricKind;
+use crate::metric::MetricKind;
 use crate::quantity::Dim;
 use crate::results::Results;
 
