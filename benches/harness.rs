@@ -14,6 +14,11 @@ use phasebench::engines::{self, EngineSetup, Operation, Recorder};
 use phasebench::plan::{self, PlanOptions, RunSpec, Stop, Warmup};
 use phasebench::run::{execute, Control};
 
+/// The binary's allocator, so that the harness is measured as `phasebench`
+/// runs it: the counting allocator's flag is checked on every allocation.
+#[global_allocator]
+static ALLOCATOR: phasebench::run::memory::CountingAllocator = phasebench::run::memory::CountingAllocator;
+
 const SCENARIO: &str = "scenario: bench
 engines: { cal: { kind: calibrate } }
 phases:

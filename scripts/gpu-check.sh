@@ -30,11 +30,11 @@ grep -q "test result: ok" "$out/tests.log" || status=1
 echo "== attention throughput (phasebench)"
 "$bundle/llm_cuda" attention_throughput --ignored --nocapture --test-threads 1 2>&1 | tee "$out/attention.txt" | grep -E "^(kernel|flash|naive)"
 echo "== attention throughput (PyTorch) and copy bandwidth"
-python3 bench/gpu/sdpa.py 2>&1 | tee "$out/sdpa.txt"
+python3 peers/gpu/sdpa.py 2>&1 | tee "$out/sdpa.txt"
 
 echo "== scenarios/llm-gpu.yaml"
 "$bundle/phasebench" run scenarios/llm-gpu.yaml --out "$out/run" ${SMOKE:+--smoke} 2>&1 | tee "$out/scenario.txt" | tail -40
 
 echo "== table"
-python3 bench/gpu/table.py "$out" | tee "$out/table.md"
+python3 peers/gpu/table.py "$out" | tee "$out/table.md"
 exit $status

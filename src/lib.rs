@@ -4,6 +4,16 @@
 //! [`dsl`] (parse) → [`plan`] (check and expand) → [`run`] with [`engines`]
 //! (measure) → [`results`] (record) → [`analysis`] (judge) → [`report`]
 //! (render). See ARCHITECTURE.md for the map.
+//!
+//! The library installs no global allocator: a program that wants `profile:
+//! memory` to count its heap installs [`run::memory::CountingAllocator`]
+//! itself, as the `phasebench` binary does:
+//!
+//! ```
+//! #[global_allocator]
+//! static ALLOCATOR: phasebench::run::memory::CountingAllocator = phasebench::run::memory::CountingAllocator;
+//! # fn main() {}
+//! ```
 
 pub mod analysis;
 pub mod diagnostic;
@@ -17,8 +27,3 @@ pub mod report;
 pub mod results;
 pub mod rng;
 pub mod run;
-
-/// Every allocation of the process goes through the counting allocator, which
-/// counts only while a `profile: memory` run measures.
-#[global_allocator]
-static ALLOCATOR: run::memory::CountingAllocator = run::memory::CountingAllocator;

@@ -6,6 +6,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Every allocation of the process goes through the counting allocator, which
+/// counts only while a `profile: memory` run measures.
+#[global_allocator]
+static ALLOCATOR: phasebench::run::memory::CountingAllocator = phasebench::run::memory::CountingAllocator;
+
 fn main() -> ExitCode {
     // Behave like other Unix tools when the reader goes away (`phasebench list | head`):
     // end quietly instead of panicking on a failed print.

@@ -1,12 +1,18 @@
 //! The profilers against known answers: a spinning workload's flame graph,
 //! the heap counted to the byte around `calibrate hold`, and the leak verdict
-//! on memory that keeps growing next to memory that levels off.
+//! on memory that keeps growing next to memory that levels off. The scenarios
+//! run in the `phasebench` binary, which installs the counting allocator;
+//! this test program does not, and its own library run says so.
 
 mod common;
 
 use common::{run, status, Scenario};
 use phasebench::analysis::trend::LeakVerdict;
 use phasebench::analysis::{Analysis, CompareSettings};
+use phasebench::plan::{self, PlanOptions, RunSpec};
+use phasebench::results::store::StoreError;
+use phasebench::results::{Results, RunRecord};
+use phasebench::run::{execute_plan, memory, Control, Observer, RunProgress};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -138,4 +144,34 @@ phases:
     assert!(report.contains("LEAK SUSPECTED") && report.contains("goes unseen in a run this long"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("memory profile leaky:") && stdout.contains("LEAK SUSPECTED"), "{stdout}");
+}
+
+/// Keeps results in memory.
+struct Quiet;
+
+impl Observer for Quiet {
+    fn run_started(&mut self, _: usize, _: usize, _: &RunSpec) {}
+    fn tick(&mut self, _: &RunSpec, _: &RunProgress) {}
+    fn run_finished(&mut self, _: &RunRecord, _: &Results) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_program_without_the_counting_allocator_is_told_its_heap_was_not_counted() {
+    let yaml = "scenario: no-allocator
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: p
+    workloads:
+      - { name: hold, engine: cal, op: hold, with: { bytes: 64KiB }, iterations: 20, warmup: 0x, profile: memory }
+";
+    let document = phasebench::dsl::parse("no-allocator.yaml", yaml.into()).expect("scenario parses");
+    let plan = plan::build(&document, &PlanOptions::default()).expect("plan");
+    let results = execute_plan(&plan, &Control::default(), &mut Quiet).expect("runs");
+    assert!(!memory::installed(), "this test program installs no global allocator");
+    let profile = run(&results, "hold").profile.as_ref().expect("a profile");
+    assert_eq!(profile.problems, [memory::NOT_INSTALLED], "{profile:?}");
+    assert!(profile.heap.is_none() && profile.memory.iter().all(|sample| sample.heap.is_none()));
+    assert!(!run(&results, "hold").metrics.contains_key("heap_peak"), "no heap figure of zero bytes");
 }

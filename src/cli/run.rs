@@ -13,7 +13,7 @@ use phasebench::analysis::{Analysis, CompareSettings};
 use phasebench::metric::names;
 use phasebench::plan::{Plan, PlanOptions, RunSpec};
 use phasebench::quantity::{format_value, Dim};
-use phasebench::report::summary;
+use phasebench::report::{self, summary};
 use phasebench::results::store::{self, StoreError};
 use phasebench::results::{Results, RunRecord};
 use phasebench::run::{execute_plan, Control, Observer, RunProgress};
@@ -104,7 +104,9 @@ pub fn execute(args: RunArgs) -> Status {
     print!("{}", summary::render(&analysis));
     print!("{}", summary::experiments(&analysis));
     print!("{}", summary::profiles(&analysis.profiles, &folder));
-    super::report::write_reports(&folder, &results, &analysis);
+    for warning in report::folder::write_reports(&folder, &results, &analysis) {
+        eprintln!("warning: {warning}");
+    }
     println!("results: {}", folder.join("results.json").display());
     println!("reports: {0}/report.md, {0}/roadmap.md, {0}/report.html", folder.display());
     print!("{}", summary::verdict(&analysis.verdict));

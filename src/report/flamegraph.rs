@@ -5,7 +5,7 @@
 //! small script for zooming and searching), linked from them and never
 //! inlined: the HTML report forbids scripts.
 
-use crate::results::CpuProfile;
+use crate::results::{CpuProfile, Results};
 
 /// The flame graph of one run's CPU profile.
 pub fn svg(run: &str, scenario: &str, cpu: &CpuProfile) -> Result<String, String> {
@@ -29,4 +29,29 @@ pub fn svg(run: &str, scenario: &str, cpu: &CpuProfile) -> Result<String, String
     inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut out)
         .map_err(|error| format!("the flame graph of `{run}` could not be drawn: {error}"))?;
     String::from_utf8(out).map_err(|_| format!("the flame graph of `{run}` is not UTF-8"))
+}
+
+/// The flame graph of the run named `run`, or an error that lists the runs
+/// with a CPU profile.
+pub fn of_run(results: &Results, run: Option<&str>) -> Result<String, String> {
+    let profiled: Vec<&str> = results
+        .runs
+        .iter()
+        .filter(|run| run.profile.as_ref().is_some_and(|profile| profile.cpu.is_some()))
+        .map(|run| run.id.as_str())
+        .collect();
+    let choices = if profiled.is_empty() {
+        "no run of these results has `profile: cpu`".to_owned()
+    } else {
+        format!("runs with a CPU profile: {}", profiled.join(", "))
+    };
+    let Some(id) = run else { return Err(format!("--format flamegraph needs --run ID; {choices}")) };
+    let cpu = results
+        .runs
+        .iter()
+        .find(|candidate| candidate.id == id)
+        .and_then(|run| run.profile.as_ref())
+        .and_then(|profile| profile.cpu.as_ref())
+        .ok_or_else(|| format!("run `{id}` has no CPU profile; {choices}"))?;
+    svg(id, &results.scenario.name, cpu)
 }

@@ -3,8 +3,10 @@
 //! The terminal summary printed at the end of `phasebench run`
 //! ([`summary`]); the Markdown and HTML reports from Tera templates
 //! ([`render`], with SVG [`charts`]); machine-readable exports ([`export`]:
-//! JSON, CSV, Bencher Metric Format, JUnit); flame graphs of CPU profiles
-//! ([`flamegraph`]); and the comparison of two saved runs ([`compare`]).
+//! JSON, CSV, Bencher Metric Format, JUnit, one file each); flame graphs of
+//! CPU profiles ([`flamegraph`]); and the comparison of two saved runs
+//! ([`compare`]). [`format`] maps each format `phasebench report` writes to
+//! its renderer; [`folder`] writes a run folder's reports.
 //!
 //! **Architecture invariant:** rendering computes nothing; it formats what
 //! `results` and `analysis` hand it.
@@ -13,5 +15,7 @@ pub mod charts;
 pub mod compare;
 pub mod export;
 pub mod flamegraph;
+pub mod folder;
+pub mod format;
 pub mod render;
 pub mod summary;

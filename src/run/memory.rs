@@ -9,11 +9,17 @@
 //! read-modify-writes per allocation on shared cache lines, which is why
 //! profiled runs are kept out of experiments.
 //!
+//! The library does not install it: a program does, with
+//! `#[global_allocator]`, as the `phasebench` binary does. Where another
+//! allocator is installed the counters never move, so [`installed`] checks
+//! once and a `profile: memory` run says why it counted nothing.
+//!
 //! [`resident_bytes`] reads the kernel's count of resident pages
 //! (`/proc/self/statm`), the figure the endurance test's leak verdict uses.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 /// The system allocator with counters that can be switched on.
 pub struct CountingAllocator;
@@ -124,6 +130,23 @@ pub fn heap_counts() -> HeapCounts {
         allocations: ALLOCATIONS.load(Ordering::Relaxed),
     }
 }
+
+/// Whether [`CountingAllocator`] is the process's global allocator: counting
+/// is switched on around one allocation of its own, once, to see whether it
+/// is counted. Call it outside a counted run (it zeroes the counters).
+pub fn installed() -> bool {
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        start_counting();
+        drop(std::hint::black_box(Box::new(0u64)));
+        stop_counting();
+        heap_counts().allocations > 0
+    })
+}
+
+/// Why a `profile: memory` run counted no heap where [`installed`] is false.
+pub const NOT_INSTALLED: &str = "the heap was not counted: the counting allocator is not installed \
+     (`#[global_allocator] static ALLOCATOR: phasebench::run::memory::CountingAllocator`)";
 
 /// Resident memory of this process in bytes, from `/proc/self/statm`; `None`
 /// where the kernel does not provide it.

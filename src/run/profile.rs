@@ -3,7 +3,8 @@
 //! `cpu` starts pprof's sampler (SIGPROF at [`CPU_FREQUENCY`] per second of
 //! CPU time, every thread of the process) when measuring begins and folds
 //! the sampled stacks when it ends. `memory` switches on the counting
-//! allocator ([`super::memory`]) and samples the live heap; `memory` and
+//! allocator ([`super::memory`]), where the program installed it, and
+//! samples the live heap; `memory` and
 //! `rss` sample resident memory. Samples start every [`FIRST_INTERVAL`]; the
 //! series is thinned by half (and the interval doubled) whenever it reaches
 //! [`MAX_SAMPLES`], so an hour-long endurance run keeps a bounded record with
@@ -62,6 +63,12 @@ pub fn watch(profile: Profiling, progress: &RunProgress, cue: Cue, done: &Atomic
             }
         }
     }
+    // Without the counting allocator the heap counters never move: say so
+    // rather than report a heap of zero bytes.
+    let counts_heap = profile.memory && memory::installed();
+    if profile.memory && !counts_heap {
+        record.problems.push(memory::NOT_INSTALLED.into());
+    }
     let cpu_start = process_cpu_seconds();
     let sampler = if profile.cpu {
         match start_cpu() {
@@ -76,8 +83,8 @@ pub fn watch(profile: Profiling, progress: &RunProgress, cue: Cue, done: &Atomic
     };
     // Allocated before counting starts, so that the watcher's own record
     // never shows in the heap it counts.
-    let mut series = profile.samples_memory().then(|| Series::new(profile.memory));
-    if profile.memory {
+    let mut series = profile.samples_memory().then(|| Series::new(counts_heap));
+    if counts_heap {
         memory::start_counting();
     }
     let _ = cue.ready.send(());
@@ -112,7 +119,7 @@ pub fn watch(profile: Profiling, progress: &RunProgress, cue: Cue, done: &Atomic
         }
     }
 
-    if profile.memory {
+    if counts_heap {
         memory::stop_counting();
         let counts = memory::heap_counts();
         record.heap = Some(HeapRecord {

@@ -1,6 +1,6 @@
 """Model shapes shared by the Python side of the LLM peer benchmarks.
 
-Must match bench/llm/candle-peer/src/main.rs (PRESETS) and the phasebench
+Must match peers/llm/candle-peer/src/main.rs (PRESETS) and the phasebench
 engine's presets. These are the llama2.c stories15M / stories110M shapes with
 a 2048-token context, f32, tied embeddings.
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Markdown table of bench/agents/queues.yaml's results: throughput and
+"""Markdown table of peers/agents/queues.yaml's results: throughput and
 latency p99 (with p50) per queue and agent count."""
 
 import json

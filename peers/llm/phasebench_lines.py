@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turn the results.json of bench/llm/phasebench-peer.yaml into peer JSON lines.
+"""Turn the results.json of peers/llm/phasebench-peer.yaml into peer JSON lines.
 
 Usage: phasebench_lines.py RESULTS_JSON PRESET DTYPE
 

@@ -1,7 +1,7 @@
 //! vault-peer: YCSB core workloads A, B and C against redb and sled.
 //!
 //! The protocol (keys, values, key choice, op mix, timing, output) is specified
-//! in bench/vault/README.md; phasebench's own `vault` store implements the same
+//! in peers/vault/README.md; phasebench's own `vault` store implements the same
 //! protocol so that the numbers can be compared row by row. Keep the two in
 //! step: any change here is a change to the README's protocol section.
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Throughput of each workload under each profiler, relative to the bare runs.
 
-    python3 bench/profiling/table.py RUN_FOLDER
+    python3 peers/profiling/table.py RUN_FOLDER
 
-Reads the results.json of a run of bench/profiling/overhead.yaml; run ids are
+Reads the results.json of a run of peers/profiling/overhead.yaml; run ids are
 <engine>-<bare|cpu|memory>-<repeat>. Prints a Markdown table: throughput per
 repeat, and the mean relative to the mean of the bare repeats.
 """

@@ -8,7 +8,7 @@
 #   BENCH_VENV        Python venv with llama-cpp-python, gguf, numpy
 #                     (default /work/bench-venv; created and installed if missing)
 #   GGUF_DIR          where the random-weight GGUFs go (default /tmp/phasebench-gguf)
-#   RESULTS_DIR       where JSON lines + table go (default bench/llm/results/<utc time>)
+#   RESULTS_DIR       where JSON lines + table go (default peers/llm/results/<utc time>)
 #   PRESETS           "small base" (default) or a subset
 #   REPS              repetitions per measurement (default 3)
 #   THREADS           threads for every peer (default: nproc)
@@ -16,7 +16,7 @@
 #   LLAMACPP_EXTRA    extra llamacpp_peer.py configs, ';'-separated argument lists,
 #                     e.g. "--kv f16 --flash-attn --label llama.cpp-f16kv-fa" (no spaces inside one argument)
 #   PEER_CMD          extra command printing peer JSON lines (see README), e.g. phasebench's own
-# Every executable file in bench/llm/peers.d/ is also run as an extra peer with
+# Every executable file in peers/llm/peers.d/ is also run as an extra peer with
 # PRESETS, REPS, THREADS exported; its stdout is collected like PEER_CMD's.
 set -euo pipefail
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Markdown tables from bench/codec/run_peers.sh's folder: per zstd level,
+"""Markdown tables from peers/codec/run_peers.sh's folder: per zstd level,
 the ratio and the compression and decompression speeds of the zstd command
 line (`zstd -b`), python-zstandard (when it ran) and phasebench; medians over
 rounds with min–max, and phasebench's speed over each peer's."""
