@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::Status;
 use phasebench::analysis::{Analysis, CompareSettings};
 use phasebench::metric::names;
-use phasebench::plan::{Plan, PlanOptions, RunSpec};
+use phasebench::plan::{Plan, PlanOptions, RunSpec, Shard};
 use phasebench::quantity::{format_value, Dim};
 use phasebench::report::{self, summary};
 use phasebench::results::store::{self, StoreError};
@@ -43,9 +43,47 @@ pub struct RunArgs {
     /// Set a variable of the scenario's `vars:`, e.g. `--var endurance=1h` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
+    /// Run only this shard's share of every workload, `I/N` (I from 0), or
+    /// `auto/N` to read I from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Wait until this instant (RFC 3339, e.g. 2026-12-01T09:00:00Z) before
+    /// the first run, so that every shard measures the same window.
+    #[arg(long, value_name = "TIME", value_parser = parse_start)]
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Print only the summary.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// `--start-at`: an RFC 3339 instant.
+fn parse_start(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&chrono::Utc))
+        .map_err(|error| format!("`{text}` is not an RFC 3339 time such as 2026-12-01T09:00:00Z ({error})"))
+}
+
+/// The environment variables a scheduler sets to a task's index.
+const SHARD_INDEX_VARIABLES: [&str; 2] = ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"];
+
+/// `--shard I/N` or `auto/N`, with `auto` read from the scheduler's environment.
+fn shard_of(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Shard, String> {
+    match text.strip_prefix("auto/") {
+        Some(count) => {
+            let Some((name, index)) =
+                SHARD_INDEX_VARIABLES.iter().find_map(|name| env(name).map(|value| (*name, value)))
+            else {
+                return Err(format!(
+                    "--shard auto/{count}: neither {} is set; give the index, --shard I/{count}",
+                    SHARD_INDEX_VARIABLES.join(" nor ")
+                ));
+            };
+            format!("{}/{count}", index.trim())
+                .parse()
+                .map_err(|error| format!("--shard auto/{count} ({name}={index}): {error}"))
+        }
+        None => text.parse().map_err(|error| format!("--shard {text}: {error}")),
+    }
 }
 
 /// `NAME=VALUE` from `--var`.
@@ -69,10 +107,20 @@ pub fn execute(args: RunArgs) -> Status {
         Ok(document) => document,
         Err(diagnostics) => return invalid(&diagnostics),
     };
-    let plan = match plan::build(&document, &options) {
+    let mut plan = match plan::build(&document, &options) {
         Ok(plan) => plan,
         Err(diagnostics) => return invalid(&diagnostics),
     };
+    if let Some(text) = &args.shard {
+        let shard = shard_of(text, |name| std::env::var(name).ok());
+        match shard {
+            Ok(shard) => plan::split(&mut plan, shard),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return Status::InvalidInput;
+            }
+        }
+    }
     let folder = match &args.out {
         Some(out) => store::create_run_folder(out).map(|()| out.clone()),
         None => store::default_run_folder(Path::new("runs"), &plan.scenario.name, chrono::Utc::now()),
@@ -93,7 +141,7 @@ pub fn execute(args: RunArgs) -> Status {
         return Status::Error;
     }
 
-    let results = match measure(&plan, &folder, args.quiet) {
+    let results = match measure(&plan, &folder, args.quiet, args.start_at) {
         Ok(results) => results,
         Err(error) => {
             eprintln!("error: results could not be saved: {error}");
@@ -123,8 +171,13 @@ fn invalid(diagnostics: &phasebench::diagnostic::Diagnostics) -> Status {
 }
 
 /// Runs the plan with Ctrl-C handling: the first stops cleanly, the second aborts.
-fn measure(plan: &Plan, folder: &Path, quiet: bool) -> Result<Results, StoreError> {
-    let control = Arc::new(Control::default());
+fn measure(
+    plan: &Plan,
+    folder: &Path,
+    quiet: bool,
+    start_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Results, StoreError> {
+    let control = Arc::new(Control { start_at, ..Control::default() });
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -237,4 +290,28 @@ fn finished_line(index: usize, total: usize, record: &RunRecord) -> String {
         line.push_str(&format!(" ({failure})"));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shard_index_comes_from_the_scheduler_when_asked() {
+        let slurm = |name: &str| (name == "SLURM_ARRAY_TASK_ID").then(|| "3".to_owned());
+        assert_eq!(shard_of("auto/4", slurm), Ok(Shard { index: 3, count: 4 }));
+        let kubernetes = |name: &str| (name == "JOB_COMPLETION_INDEX").then(|| "0".to_owned());
+        assert_eq!(shard_of("auto/2", kubernetes), Ok(Shard { index: 0, count: 2 }));
+        assert_eq!(shard_of("1/2", |_| None), Ok(Shard { index: 1, count: 2 }));
+        assert!(shard_of("auto/4", |_| None)
+            .unwrap_err()
+            .contains("neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX"));
+        assert!(shard_of("auto/4", slurm_of("7")).unwrap_err().contains("SLURM_ARRAY_TASK_ID=7"));
+        assert!(parse_start("tomorrow").is_err());
+        assert!(parse_start("2026-12-01T09:00:00Z").is_ok());
+    }
+
+    fn slurm_of(value: &'static str) -> impl Fn(&str) -> Option<String> {
+        move |name| (name == "SLURM_ARRAY_TASK_ID").then(|| value.to_owned())
+    }
 }

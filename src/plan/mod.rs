@@ -15,6 +15,7 @@ mod lower;
 mod order;
 mod repeat;
 mod seed;
+mod shard;
 mod template;
 mod values;
 
@@ -25,6 +26,7 @@ use indexmap::IndexMap;
 use crate::engines::{MetricDecl, Params};
 use crate::expr::{Comparison, MetricRef};
 pub use lower::build;
+pub use shard::{share, sharing, split, Shard, MAX_SHARDS};
 pub use template::{Scope, Substituted, TemplateError};
 pub use values::{parse_value, ValueError};
 
@@ -60,6 +62,8 @@ pub struct Plan {
     pub experiments: Vec<ExperimentSpec>,
     /// Roadmap settings.
     pub roadmap: RoadmapSpec,
+    /// The share of the scenario this process runs (`--shard`), if split.
+    pub shard: Option<Shard>,
     /// Whether the plan was shrunk by `--smoke`.
     pub smoke: bool,
 }
@@ -114,6 +118,8 @@ pub struct RunSpec {
     pub metrics: Vec<&'static MetricDecl>,
     /// Seed for this run, derived from the scenario's.
     pub seed: u64,
+    /// The shard this run is a share of, if the scenario is split.
+    pub shard: Option<Shard>,
     /// The operations of other engines a workflow operation runs, in order.
     pub steps: Vec<StepSpec>,
     /// Profilers that run while it measures.

@@ -64,6 +64,32 @@ pub struct Results {
     /// The roadmap settings the scenario gave.
     #[serde(default)]
     pub roadmap: RoadmapRecord,
+    /// This process's part of a scenario split across several (`--shard I/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRecord>,
+}
+
+/// A run's share of a run split across shards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunShard {
+    /// Index from 0.
+    pub index: u32,
+    /// Shards sharing the run.
+    pub count: u32,
+}
+
+/// Which part of a split scenario a results file holds, and when it began.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// Index from 0.
+    pub index: u32,
+    /// Shards in all.
+    pub count: u32,
+    /// The start every shard agreed on (`--start-at`), if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<DateTime<Utc>>,
+    /// The host that ran it.
+    pub host: String,
 }
 
 /// An experiment as the scenario declared it: what the roadmap needs to
@@ -242,6 +268,11 @@ pub struct RunRecord {
     pub targets: Vec<TargetRecord>,
     /// Seed given to the engine.
     pub seed: u64,
+    /// This run's share of a run split across shards: `index` of the `count`
+    /// shards that share it (fewer than the scenario's shards when the run
+    /// has fewer workers or operations than that).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<RunShard>,
     /// Start of the measured part.
     pub started_at: DateTime<Utc>,
     /// End of the measured part.

@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 
 use super::instances::Instances;
 use super::measure::Measurement;
-use super::{execute, profile, Control, RunProgress};
+use super::{execute, profile, record, Control, RunProgress};
 use crate::engines::catalog::{self, histogram_scale, histogram_unit};
 use crate::engines::{EngineError, MetricDecl, MetricKind};
 use crate::metric::names;
@@ -18,7 +18,7 @@ use crate::results::histogram::{encode, Summary};
 use crate::results::store::StoreError;
 use crate::results::{
     ArmRecord, EngineRecord, ErrorCount, ExperimentRecord, LoadRecord, Machine, MetricRecord, ProfileRecord, Results,
-    RoadmapRecord, RunRecord, ScenarioRecord, TargetRecord, ToolInfo, FORMAT, FORMAT_VERSION,
+    RoadmapRecord, RunRecord, RunShard, ScenarioRecord, TargetRecord, ToolInfo, FORMAT, FORMAT_VERSION,
 };
 
 /// How often the display is refreshed while a run measures.
@@ -36,11 +36,15 @@ pub trait Observer {
 
 /// Runs every run of `plan` in order; stops early when `control.cancel` is set.
 pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer) -> Result<Results, StoreError> {
+    let machine = Machine::current();
+    if let Some(start_at) = control.start_at {
+        wait_for(start_at, &control.cancel);
+    }
     let mut results = Results {
         format: FORMAT.into(),
         version: FORMAT_VERSION,
         phasebench: ToolInfo::current(),
-        machine: Machine::current(),
+        machine: machine.clone(),
         scenario: ScenarioRecord::from(&plan.scenario),
         smoke: plan.smoke,
         started_at: Utc::now(),
@@ -51,6 +55,7 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
         runs: Vec::new(),
         experiments: plan.experiments.iter().map(ExperimentRecord::from).collect(),
         roadmap: RoadmapRecord::from(&plan.roadmap),
+        shard: plan.shard.map(|shard| record::shard(shard, control.start_at, &machine)),
     };
     let mut instances = Instances::new(plan.scenario.seed);
     for (index, spec) in plan.runs.iter().enumerate() {
@@ -126,6 +131,18 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
     Ok(results)
 }
 
+/// Sleeps until `instant` (in steps, so Ctrl-C is not ignored); an instant
+/// already past returns at once.
+fn wait_for(instant: DateTime<Utc>, cancel: &AtomicBool) {
+    while !cancel.load(Ordering::Relaxed) {
+        let Ok(left) = (instant - Utc::now()).to_std() else { return };
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(TICK));
+    }
+}
+
 /// The parts of a record every run has, measured or not.
 fn base_record(spec: &RunSpec, started: DateTime<Utc>, finished: DateTime<Utc>) -> RunRecord {
     RunRecord {
@@ -157,6 +174,7 @@ fn base_record(spec: &RunSpec, started: DateTime<Utc>, finished: DateTime<Utc>) 
         },
         targets: spec.targets.iter().map(TargetRecord::from).collect(),
         seed: spec.seed,
+        shard: spec.shard.map(|shard| RunShard { index: shard.index, count: shard.count }),
         started_at: started,
         finished_at: finished,
         elapsed_ns: 0,

@@ -18,7 +18,7 @@ pub mod measure;
 pub mod memory;
 pub mod open;
 pub mod profile;
-mod record;
+pub(crate) mod record;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,6 +38,9 @@ pub struct Control {
     pub cancel: Arc<AtomicBool>,
     /// Progress of the current run, for display.
     pub progress: RunProgress,
+    /// When to begin the first run (`--start-at`): every shard of a split
+    /// scenario waits for the same instant, so their windows line up.
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Progress of one run, read by the display while workers write it.
@@ -146,7 +149,14 @@ pub fn execute(spec: &RunSpec, operation: &dyn Operation, control: &Control) -> 
     control.progress.reset();
     Ok(match spec.load {
         Load::Closed { .. } => closed::run(prepared, workers, control),
-        Load::Open { rate, .. } => open::run(prepared, rate, workers, control),
+        Load::Open { rate, .. } => {
+            // A shard's schedule sits `index / whole rate` after the whole
+            // run's start, so the shards' schedules interleave into the whole.
+            let phase = spec.shard.map_or(Duration::ZERO, |shard| {
+                Duration::from_secs_f64(f64::from(shard.index) / (rate * f64::from(shard.count)))
+            });
+            open::run(prepared, rate, phase, workers, control)
+        }
     })
 }
 

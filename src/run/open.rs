@@ -39,8 +39,10 @@ struct Job {
     measured: bool,
 }
 
-/// Runs `prepared` at `rate` operations per second with at most `max_in_flight` at once.
-pub fn run(prepared: Prepared, rate: f64, max_in_flight: usize, control: &Control) -> Measurement {
+/// Runs `prepared` at `rate` operations per second with at most
+/// `max_in_flight` at once, the measured schedule starting `phase` after the
+/// measured part begins (a shard's place in the whole run's schedule).
+pub fn run(prepared: Prepared, rate: f64, phase: Duration, max_in_flight: usize, control: &Control) -> Measurement {
     let Prepared { workers, recorder, warmup, stop } = prepared;
     let (sender, receiver) = unbounded::<Job>();
     let base = Instant::now();
@@ -94,7 +96,7 @@ pub fn run(prepared: Prepared, rate: f64, max_in_flight: usize, control: &Contro
         let deadline = start + planned + planned.max(MIN_DRAIN);
         drain_deadline.store((deadline - base).as_nanos() as u64, Ordering::Release);
         for index in 0_u64.. {
-            let offset = interval.mul_f64(index as f64);
+            let offset = phase + interval.mul_f64(index as f64);
             let more = match stop {
                 Stop::Iterations(n) => index < n,
                 Stop::Duration(d) => offset < d,

@@ -2,8 +2,10 @@
 //! where a `plan` type becomes a `results` type, so neither stage knows the
 //! other.
 
-use crate::plan::{ArmRef, ArmState, ExperimentSpec, Risk, RoadmapSpec, ScenarioInfo, Target};
-use crate::results::{self, ArmRecord, ExperimentRecord, RoadmapRecord, ScenarioRecord, TargetRecord, Written};
+use crate::plan::{ArmRef, ArmState, ExperimentSpec, Risk, RoadmapSpec, ScenarioInfo, Shard, Target};
+use crate::results::{
+    self, ArmRecord, ExperimentRecord, Machine, RoadmapRecord, ScenarioRecord, ShardRecord, TargetRecord, Written,
+};
 
 impl From<&ScenarioInfo> for ScenarioRecord {
     fn from(info: &ScenarioInfo) -> Self {
@@ -71,5 +73,15 @@ impl From<&ExperimentSpec> for ExperimentRecord {
 impl From<&RoadmapSpec> for RoadmapRecord {
     fn from(spec: &RoadmapSpec) -> Self {
         RoadmapRecord { start: spec.start, team: spec.team, success_probability: spec.success_probability }
+    }
+}
+
+/// Which shard this process ran, on which host, from which agreed start.
+pub fn shard(shard: Shard, start_at: Option<chrono::DateTime<chrono::Utc>>, machine: &Machine) -> ShardRecord {
+    ShardRecord {
+        index: shard.index,
+        count: shard.count,
+        start_at,
+        host: machine.hostname.clone().unwrap_or_else(|| "unknown".into()),
     }
 }

@@ -154,7 +154,7 @@ impl<'a> Lowering<'a> {
             }
         }
         let roadmap = self.roadmap();
-        let mut plan = Plan { scenario, runs, experiments, roadmap, smoke: options.smoke };
+        let mut plan = Plan { scenario, runs, experiments, roadmap, shard: None, smoke: options.smoke };
         if let Some(only) = &options.only {
             self.keep_only(&mut plan, only);
         }

@@ -165,6 +165,7 @@ impl Lowering<'_> {
             metrics,
             steps: steps?,
             profile,
+            shard: None,
         })
     }
 
