@@ -150,12 +150,10 @@ pub fn execute(spec: &RunSpec, operation: &dyn Operation, control: &Control) -> 
     Ok(match spec.load {
         Load::Closed { .. } => closed::run(prepared, workers, control),
         Load::Open { rate, .. } => {
-            // A shard's schedule sits `index / whole rate` after the whole
-            // run's start, so the shards' schedules interleave into the whole.
-            let phase = spec.shard.map_or(Duration::ZERO, |shard| {
-                Duration::from_secs_f64(f64::from(shard.index) / (rate * f64::from(shard.count)))
-            });
-            open::run(prepared, rate, phase, workers, control)
+            // A shard issues every `count`-th operation of the whole run's
+            // schedule, starting at its index: the shards interleave into it.
+            let part = spec.shard.map_or((0, 1), |shard| (shard.index, shard.count));
+            open::run(prepared, rate * f64::from(part.1), part, workers, control)
         }
     })
 }

@@ -39,16 +39,16 @@ struct Job {
     measured: bool,
 }
 
-/// Runs `prepared` at `rate` operations per second with at most
-/// `max_in_flight` at once, the measured schedule starting `phase` after the
-/// measured part begins (a shard's place in the whole run's schedule).
-pub fn run(prepared: Prepared, rate: f64, phase: Duration, max_in_flight: usize, control: &Control) -> Measurement {
+/// Runs `prepared` with at most `max_in_flight` operations at once: the
+/// operations `index, index + count, …` of a schedule of `rate` operations
+/// per second (`(0, 1)`: all of them).
+pub fn run(prepared: Prepared, rate: f64, part: (u32, u32), max_in_flight: usize, control: &Control) -> Measurement {
     let Prepared { workers, recorder, warmup, stop } = prepared;
     let (sender, receiver) = unbounded::<Job>();
     let base = Instant::now();
     // Nanoseconds after `base` past which queued operations are dropped, not run.
     let drain_deadline = AtomicU64::new(u64::MAX);
-    let interval = Duration::from_secs_f64(1.0 / rate);
+    let interval = Duration::from_secs_f64(f64::from(part.1) / rate);
     let mut start = Instant::now();
     let mut scheduled = 0;
     let mut tallies = Vec::with_capacity(max_in_flight);
@@ -95,13 +95,8 @@ pub fn run(prepared: Prepared, rate: f64, phase: Duration, max_in_flight: usize,
         };
         let deadline = start + planned + planned.max(MIN_DRAIN);
         drain_deadline.store((deadline - base).as_nanos() as u64, Ordering::Release);
-        for index in 0_u64.. {
-            let offset = phase + interval.mul_f64(index as f64);
-            let more = match stop {
-                Stop::Iterations(n) => index < n,
-                Stop::Duration(d) => offset < d,
-            };
-            if !more || control.cancel.load(Ordering::Relaxed) {
+        for (index, offset) in schedule(rate, part, stop).enumerate() {
+            if control.cancel.load(Ordering::Relaxed) {
                 break;
             }
             let intended = start + offset;
@@ -109,7 +104,7 @@ pub fn run(prepared: Prepared, rate: f64, phase: Duration, max_in_flight: usize,
             if sender.send(Job { intended, measured: true }).is_err() {
                 break;
             }
-            scheduled = index + 1;
+            scheduled = index as u64 + 1;
             control.progress.issued.store(scheduled, Ordering::Relaxed);
         }
         drop(sender);
@@ -120,6 +115,23 @@ pub fn run(prepared: Prepared, rate: f64, phase: Duration, max_in_flight: usize,
         }
     });
     super::merge(tallies, start, scheduled, control)
+}
+
+/// The intended starts, after the start of the measured part, of the
+/// operations `index, index + count, …` of a schedule of `rate` operations
+/// per second: this process's `n` of them (`Stop::Iterations`), or those
+/// before the duration ends. Each start is computed from the operation's
+/// place in the whole schedule, so the shards of a split run together issue
+/// exactly the starts one process would have.
+pub fn schedule(rate: f64, part: (u32, u32), stop: Stop) -> impl Iterator<Item = Duration> {
+    let (index, count) = (u64::from(part.0), u64::from(part.1.max(1)));
+    (0_u64..)
+        .map(move |k| (k, Duration::from_secs_f64((index + k * count) as f64 / rate)))
+        .take_while(move |(k, offset)| match stop {
+            Stop::Iterations(n) => *k < n,
+            Stop::Duration(d) => *offset < d,
+        })
+        .map(|(_, offset)| offset)
 }
 
 fn work(
@@ -178,5 +190,61 @@ fn wait_until(target: Instant) {
         } else {
             std::hint::spin_loop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::plan::{share, Shard};
+
+    /// The starts of all shards of a split run, in order.
+    fn union(rate: f64, count: u32, stop: impl Fn(u32) -> Stop) -> Vec<Duration> {
+        let mut all: Vec<Duration> = (0..count).flat_map(|index| schedule(rate, (index, count), stop(index))).collect();
+        all.sort();
+        all
+    }
+
+    proptest! {
+        #[test]
+        fn shards_issue_exactly_the_whole_schedule(
+            rate in 1.0_f64..1e6,
+            count in 1_u32..16,
+            n in 16_u64..2_000,
+            millis in 1_u64..2_000,
+        ) {
+            // A count of operations, dealt out as `--shard` deals it.
+            let whole: Vec<Duration> = schedule(rate, (0, 1), Stop::Iterations(n)).collect();
+            let split = union(rate, count, |index| Stop::Iterations(share(n, Shard { index, count })));
+            prop_assert_eq!(&split, &whole);
+            // A duration, which every shard keeps.
+            let d = Stop::Duration(Duration::from_millis(millis));
+            prop_assert_eq!(union(rate, count, |_| d), schedule(rate, (0, 1), d).collect::<Vec<_>>());
+            // Each shard works from its own rate (the whole divided by N):
+            // the starts stay within a nanosecond of the whole schedule's.
+            let shard_rate = rate / f64::from(count) * f64::from(count);
+            let again = union(shard_rate, count, |index| Stop::Iterations(share(n, Shard { index, count })));
+            prop_assert_eq!(again.len(), whole.len());
+            for (a, b) in again.iter().zip(&whole) {
+                prop_assert!(a.abs_diff(*b) <= Duration::from_nanos(1), "{:?} vs {:?}", a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn a_shard_takes_every_nth_start_from_its_index() {
+        let starts: Vec<Duration> = schedule(1000.0, (1, 4), Stop::Iterations(3)).collect();
+        assert_eq!(starts, [1, 5, 9].map(Duration::from_millis));
+        let whole: Vec<Duration> = schedule(1000.0, (0, 1), Stop::Duration(Duration::from_millis(3))).collect();
+        assert_eq!(whole, [0, 1, 2].map(Duration::from_millis));
+        // The check catches shards that ignore their index: they would all
+        // issue the first start, and the union would not be the schedule.
+        let whole: Vec<Duration> = schedule(1000.0, (0, 1), Stop::Iterations(4)).collect();
+        assert_eq!(union(1000.0, 4, |_| Stop::Iterations(1)), whole);
+        let ignoring_index: Vec<Duration> =
+            (0..4).flat_map(|_| schedule(1000.0, (0, 4), Stop::Iterations(1))).collect();
+        assert_ne!(ignoring_index, whole);
     }
 }
