@@ -148,6 +148,12 @@ pub fn execute(args: RunArgs) -> Status {
             return Status::Error;
         }
     };
+    // Saved after every run; once more here so that a plan with no runs (a
+    // shard with no share of any) still leaves its results file.
+    if let Err(error) = store::save(&folder, &results) {
+        eprintln!("error: results could not be saved: {error}");
+        return Status::Error;
+    }
     let analysis = Analysis::of(&results, &CompareSettings::default());
     print!("{}", summary::render(&analysis));
     print!("{}", summary::experiments(&analysis));
