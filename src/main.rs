@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         cli::Command::Compare(args) => cli::report::compare(&args),
         cli::Command::Inspect { what } => cli::inspect::execute(what),
         cli::Command::Vault { what } => cli::vault::execute(what),
+        cli::Command::Launch { scheduler } => cli::launch::execute(scheduler),
     };
     ExitCode::from(status as u8)
 }

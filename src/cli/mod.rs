@@ -1,6 +1,7 @@
 //! Command-line arguments and the small commands; `run` has its own file.
 
 pub mod inspect;
+pub mod launch;
 pub mod list;
 pub mod report;
 pub mod run;
@@ -56,6 +57,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         what: vault::VaultCommand,
+    },
+    /// Scripts that run a scenario as N shards under Slurm or Kubernetes, then merge them.
+    Launch {
+        /// Which scheduler.
+        #[command(subcommand)]
+        scheduler: launch::LaunchCommand,
     },
     /// Look inside an engine: `inspect logits`, `inspect cuda`, `inspect corpus`.
     Inspect {

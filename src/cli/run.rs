@@ -57,7 +57,7 @@ pub struct RunArgs {
 }
 
 /// `--start-at`: an RFC 3339 instant.
-fn parse_start(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+pub fn parse_start(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|time| time.with_timezone(&chrono::Utc))
         .map_err(|error| format!("`{text}` is not an RFC 3339 time such as 2026-12-01T09:00:00Z ({error})"))
@@ -94,15 +94,20 @@ fn parse_var(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Runs the command.
-pub fn execute(args: RunArgs) -> Status {
-    let options = PlanOptions {
+/// What the arguments ask of the planner.
+pub fn plan_options(args: &RunArgs) -> PlanOptions {
+    PlanOptions {
         smoke: args.smoke,
         only: args.only.clone(),
         seed: args.seed,
         vars: args.vars.iter().cloned().collect(),
         repeat: args.repeat,
-    };
+    }
+}
+
+/// Runs the command.
+pub fn execute(args: RunArgs) -> Status {
+    let options = plan_options(&args);
     let document = match dsl::load(&args.file) {
         Ok(document) => document,
         Err(diagnostics) => return invalid(&diagnostics),
