@@ -3,6 +3,7 @@
 pub mod inspect;
 pub mod launch;
 pub mod list;
+pub mod merge;
 pub mod report;
 pub mod run;
 pub mod vault;
@@ -52,6 +53,8 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Compare saved runs (A… -- B…) metric by metric over their repetitions; exit 1 on a significant regression.
     Compare(report::CompareArgs),
+    /// Merge the results of `run --shard I/N` runs into one run folder: OUT DIR…
+    Merge(merge::MergeArgs),
     /// The vault store: put, get, check, compact.
     Vault {
         /// What to do.

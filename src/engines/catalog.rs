@@ -88,6 +88,8 @@ pub struct MetricDecl {
     pub part_of: Option<&'static str>,
     /// For a per-run scalar: how it is computed from the run's counters.
     pub derive: Option<Derive>,
+    /// How the pieces of a run split across shards combine into one figure.
+    pub merge: Merge,
     /// One line for `phasebench list`.
     pub doc: &'static str,
 }
@@ -100,17 +102,34 @@ impl MetricDecl {
 
     /// A figure sampled per operation into a histogram.
     pub const fn distribution(name: &'static str, dim: Dim, better: Better, doc: &'static str) -> MetricDecl {
-        MetricDecl { name, dim, kind: MetricKind::Distribution, better, part_of: None, derive: None, doc }
+        MetricDecl {
+            name,
+            dim,
+            kind: MetricKind::Distribution,
+            better,
+            part_of: None,
+            derive: None,
+            merge: Merge::Sum,
+            doc,
+        }
     }
 
     /// A figure computed once per run.
     pub const fn scalar(name: &'static str, dim: Dim, better: Better, doc: &'static str) -> MetricDecl {
-        MetricDecl { name, dim, kind: MetricKind::Scalar, better, part_of: None, derive: None, doc }
+        MetricDecl { name, dim, kind: MetricKind::Scalar, better, part_of: None, derive: None, merge: Merge::None, doc }
     }
 
-    /// This per-run scalar follows from the run's counters by `derive`.
+    /// This per-run scalar follows from the run's counters by `derive`
+    /// (and so, when shards are merged, from their summed counters).
     pub const fn derived(mut self, derive: Derive) -> MetricDecl {
         self.derive = Some(derive);
+        self.merge = Merge::Derived;
+        self
+    }
+
+    /// The pieces of this per-run scalar from several shards combine by `rule`.
+    pub const fn merged(mut self, rule: Merge) -> MetricDecl {
+        self.merge = rule;
         self
     }
 
@@ -119,6 +138,32 @@ impl MetricDecl {
         self.part_of = Some(whole);
         self
     }
+}
+
+/// How the pieces of one run measured by several shards combine into the
+/// figure the whole run would have recorded (`phasebench merge`).
+///
+/// A distribution always merges exactly: its histograms add (`Sum`). A
+/// per-run scalar merges by the rule its declaration states; `None`, the
+/// default of [`MetricDecl::scalar`], makes a merge refuse the run rather
+/// than guess.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Merge {
+    /// The pieces add up (counts, bytes; histograms for distributions).
+    Sum,
+    /// The mean of the pieces weighted by their operations: exact for a
+    /// figure per operation.
+    WeightedMean,
+    /// The smallest piece.
+    Min,
+    /// The largest piece.
+    Max,
+    /// Recomputed from the merged run: from its summed counters by the
+    /// metric's `Derive`, or for the harness's own rates from its totals over
+    /// the union of the pieces' windows.
+    Derived,
+    /// No rule: a merge refuses the run.
+    None,
 }
 
 /// How a per-run scalar metric follows from the counters the workers kept.
@@ -234,16 +279,19 @@ pub static HARNESS_METRICS: &[MetricDecl] = &[
         Dim::PER_TIME,
         Better::Higher,
         "completed operations per second of measured time",
-    ),
-    MetricDecl::scalar(names::ERRORS, Dim::NONE, Better::Lower, "operations that failed"),
-    MetricDecl::scalar(names::ERROR_RATE, Dim::NONE, Better::Lower, "failed operations as a fraction of all attempted"),
+    )
+    .merged(Merge::Derived),
+    MetricDecl::scalar(names::ERRORS, Dim::NONE, Better::Lower, "operations that failed").merged(Merge::Sum),
+    MetricDecl::scalar(names::ERROR_RATE, Dim::NONE, Better::Lower, "failed operations as a fraction of all attempted")
+        .merged(Merge::Derived),
     MetricDecl::scalar(
         names::DROPPED,
         Dim::NONE,
         Better::Lower,
         "open loop: operations still queued at the drain deadline, never run (their wait is in `latency`); \
          0 in closed loop",
-    ),
+    )
+    .merged(Merge::Sum),
 ];
 
 /// Metrics the harness records for open-loop workloads (`load: { rate: … }`)
@@ -261,40 +309,60 @@ pub fn is_open_loop_metric(name: &str) -> bool {
 }
 
 /// Metrics a run has when its workload asks for `profile: memory`.
+///
+/// Their merge rules: each shard is its own process, so a peak of the live
+/// heap is a peak of one process, reached at a moment the other shards'
+/// peaks need not share, and every process holds its own copy of the
+/// engine's state; the sum would count that state once per shard and add
+/// peaks that never coincided, so `heap_peak` keeps the largest (`Max`), the
+/// most any one machine needed. Bytes allocated are work done and add up
+/// (`Sum`); the allocation rate is recomputed from that sum over the union
+/// window, as throughput is (`Derived`); allocations per operation is a
+/// figure per operation, exact as the mean weighted by operations
+/// (`WeightedMean`).
 pub static MEMORY_METRICS: &[MetricDecl] = &[
     MetricDecl::scalar(
         names::HEAP_PEAK,
         Dim::BYTES,
         Better::Lower,
         "profile: memory — highest net growth of the live heap above its level when measuring began",
-    ),
+    )
+    .merged(Merge::Max),
     MetricDecl::scalar(
         names::ALLOCATED,
         Dim::BYTES,
         Better::Lower,
         "profile: memory — bytes allocated while measuring, by every thread of the process",
-    ),
+    )
+    .merged(Merge::Sum),
     MetricDecl::scalar(
         names::ALLOC_RATE,
         Dim::BYTE_RATE,
         Better::Lower,
         "profile: memory — bytes allocated per second of measured time",
-    ),
+    )
+    .merged(Merge::Derived),
     MetricDecl::scalar(
         names::ALLOCS_PER_OP,
         Dim::NONE,
         Better::Lower,
         "profile: memory — allocations per completed operation",
-    ),
+    )
+    .merged(Merge::WeightedMean),
 ];
 
 /// Metrics a run has when its workload asks for `profile: memory` or `rss`.
+///
+/// Resident memory is the whole process's (binary, libraries, the engine's
+/// state), which every shard holds once: merged, it keeps the largest
+/// (`Max`), not a sum that would count all of that once per shard.
 pub static RSS_METRICS: &[MetricDecl] = &[MetricDecl::scalar(
     names::RSS_PEAK,
     Dim::BYTES,
     Better::Lower,
     "profile: memory or rss — highest resident memory of the process sampled while measuring",
-)];
+)
+.merged(Merge::Max)];
 
 /// The declaration of a metric the harness or a profiler records.
 pub fn harness_metric(name: &str) -> Option<&'static MetricDecl> {
@@ -368,6 +436,21 @@ mod tests {
         assert_eq!(declared_better("vault", "cache_hit_rate"), Some(Better::Higher));
         assert_eq!(declared_better("codec", "latency"), Some(Better::Lower));
         assert_eq!(declared_better("codec", "no_such_metric"), None);
+    }
+
+    #[test]
+    fn every_scalar_states_how_shards_merge() {
+        let engines = crate::engines::registry().iter().flat_map(|kind| kind.decl().metrics);
+        let harness = HARNESS_METRICS.iter().chain(OPEN_LOOP_METRICS).chain(MEMORY_METRICS).chain(RSS_METRICS);
+        for metric in harness.chain(engines) {
+            match metric.kind {
+                MetricKind::Distribution => assert_eq!(metric.merge, Merge::Sum, "`{}`: histograms add", metric.name),
+                MetricKind::Scalar => assert_ne!(metric.merge, Merge::None, "`{}` states no merge rule", metric.name),
+            }
+            if metric.merge == Merge::Derived && metric.derive.is_none() {
+                assert!(recorded_by_harness(metric.name), "`{}` is derived from nothing", metric.name);
+            }
+        }
     }
 
     #[test]

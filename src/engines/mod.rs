@@ -15,7 +15,7 @@ pub use crate::rng;
 
 use std::sync::Arc;
 
-pub use catalog::{Better, Derive, EngineDecl, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
+pub use catalog::{Better, Derive, EngineDecl, Merge, MetricDecl, MetricKind, OpDecl, OptionDecl, ValueType};
 pub use params::{Params, Value};
 pub use recorder::Recorder;
 

@@ -67,6 +67,39 @@ pub struct Results {
     /// This process's part of a scenario split across several (`--shard I/N`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardRecord>,
+    /// The shards these results were merged from (`phasebench merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeRecord>,
+}
+
+/// Which shard results a merge combined, which were missing, and how far
+/// apart their clocks started.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MergeRecord {
+    /// The shards merged, by index.
+    pub shards: Vec<MergedShard>,
+    /// Shard indexes that were not there (`--allow-missing`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<u32>,
+    /// Seconds between the earliest and the latest shard's start.
+    pub skew_seconds: f64,
+    /// Per run shared by more than one shard: seconds between its earliest
+    /// and latest piece's start.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub run_skew_seconds: IndexMap<String, f64>,
+}
+
+/// One shard's results as a merge read them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MergedShard {
+    /// Index from 0.
+    pub index: u32,
+    /// The host that ran it.
+    pub host: String,
+    /// When it began.
+    pub started_at: DateTime<Utc>,
+    /// The file it was read from.
+    pub file: String,
 }
 
 /// A run's share of a run split across shards.

@@ -56,6 +56,7 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
         experiments: plan.experiments.iter().map(ExperimentRecord::from).collect(),
         roadmap: RoadmapRecord::from(&plan.roadmap),
         shard: plan.shard.map(|shard| record::shard(shard, control.start_at, &machine)),
+        merged: None,
     };
     let mut instances = Instances::new(plan.scenario.seed);
     for (index, spec) in plan.runs.iter().enumerate() {
