@@ -201,9 +201,12 @@ print("merged operations:", ops)
 for run, expected in {"noop": 20000, "spin": 2000}.items():
     assert ops.get(run) == expected, f"{run}: {ops.get(run)} operations, expected {expected}"
 assert 700 <= ops.get("open-loop", 0) <= 900, f"open-loop: {ops.get('open-loop')} operations, expected about 800"
-recorded = json.dumps(results.get("shards", results.get("merged", results.get("shard"))))
-print("shards recorded:", recorded[:300])
-assert recorded.count('"index"') == shards, f"expected {shards} shards recorded"
+merged = results["merged"]
+indexes = sorted(shard["index"] for shard in merged["shards"])
+print("shards merged:", indexes, "skew between starts:", merged["skew_seconds"], "s")
+assert indexes == list(range(shards)), f"expected shards 0..{shards - 1}, got {indexes}"
+assert not merged.get("missing"), f"missing shards: {merged.get('missing')}"
+assert results["complete"], "the merged run is marked incomplete"
 EOF
 grep -n -i "shard" "$merged/report.md" | head -5
 say "ok"
