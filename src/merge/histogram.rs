@@ -83,6 +83,27 @@ mod tests {
         assert_eq!(merged.len(), 7);
     }
 
+    #[test]
+    fn the_check_catches_a_merge_that_loses_values() {
+        let samples = [5, 1_000, 1_000_000, 95_000_000_000];
+        let pieces = [recorded(&samples[..2]), recorded(&samples[2..])];
+        let whole = encode(&recorded(&samples)).unwrap();
+        assert_eq!(encode(&sum(&pieces)).unwrap(), whole);
+        // Clamping into the first piece's range (`saturating_record_n` alone,
+        // the bug this module's property test found) is caught.
+        let mut clamped = pieces[0].clone();
+        for bucket in pieces[1].iter_recorded() {
+            clamped.saturating_record_n(bucket.value_iterated_to(), bucket.count_at_value());
+        }
+        assert_ne!(encode(&clamped).unwrap(), whole);
+        // So is a merge that drops a piece's largest value.
+        let mut short = pieces[0].clone();
+        for bucket in pieces[1].iter_recorded().filter(|bucket| bucket.value_iterated_to() < 1_000_000_000) {
+            short.record_n(bucket.value_iterated_to(), bucket.count_at_value()).unwrap();
+        }
+        assert_ne!(encode(&short).unwrap(), whole);
+    }
+
     proptest! {
         #[test]
         fn any_split_merges_into_the_whole_bit_for_bit(
