@@ -172,7 +172,7 @@ if [ -n "${PHASEBENCH_BIN:-}" ]; then
 else
     # Reuses what `cargo test` built.
     cargo build --locked --bin phasebench
-    bin=$PWD/target/debug/phasebench
+    bin=${CARGO_TARGET_DIR:-$PWD/target}/debug/phasebench
 fi
 
 say "launch slurm: $shards shards of $scenario"
