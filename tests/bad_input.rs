@@ -183,6 +183,8 @@ fn cases() -> Vec<Case> {
             3, 15, "`lots` is not a count", "5x"),
         case("both concurrency and rate", workload(&["engine: cal", "op: noop", "load: { concurrency: 2, rate: 5/s }"]),
             10, 33, "both `concurrency` and `rate`", "open loop"),
+        case("a rate slower than one a day", workload(&["engine: cal", "op: noop", "load: { rate: 0.000001/s }"]),
+            10, 23, "less than one operation a day", "at least 1/day"),
         case("max_in_flight without rate", workload(&["engine: cal", "op: noop", "load: { concurrency: 2, max_in_flight: 4 }"]),
             10, 33, "`max_in_flight` applies only to open loop", "add `rate:`"),
         case("concurrency zero", workload(&["engine: cal", "op: noop", "load: { concurrency: 0 }"]),

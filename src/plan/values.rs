@@ -119,7 +119,11 @@ fn size(scalar: &Scalar) -> Result<u64, ValueError> {
     Ok(bytes.round() as u64)
 }
 
-/// Operations per second: `2000/s`, or a plain number.
+/// The slowest open-loop rate: one operation a day. Slower schedules are
+/// not benchmarks, and their intervals would not fit a `Duration` for long.
+pub const MIN_RATE: f64 = 1.0 / 86_400.0;
+
+/// Operations per second (`2000/s`, or a plain number), at least [`MIN_RATE`].
 pub fn rate(scalar: &Scalar) -> Result<f64, ValueError> {
     let per_second = match scalar {
         Scalar::Int(n) => *n as f64,
@@ -130,6 +134,12 @@ pub fn rate(scalar: &Scalar) -> Result<f64, ValueError> {
         return Err(ValueError::new(
             format!("`{scalar}` is not a positive rate"),
             Some("write a rate such as 2000/s".into()),
+        ));
+    }
+    if per_second < MIN_RATE {
+        return Err(ValueError::new(
+            format!("`{scalar}` is less than one operation a day"),
+            Some("write a rate of at least 1/day (0.0000116/s), such as 2000/s".into()),
         ));
     }
     Ok(per_second)

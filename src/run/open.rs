@@ -48,7 +48,7 @@ pub fn run(prepared: Prepared, rate: f64, part: (u32, u32), max_in_flight: usize
     let base = Instant::now();
     // Nanoseconds after `base` past which queued operations are dropped, not run.
     let drain_deadline = AtomicU64::new(u64::MAX);
-    let interval = Duration::from_secs_f64(f64::from(part.1) / rate);
+    let interval = Duration::try_from_secs_f64(f64::from(part.1) / rate).unwrap_or(Duration::MAX);
     let mut start = Instant::now();
     let mut scheduled = 0;
     let mut tallies = Vec::with_capacity(max_in_flight);
@@ -126,7 +126,9 @@ pub fn run(prepared: Prepared, rate: f64, part: (u32, u32), max_in_flight: usize
 pub fn schedule(rate: f64, part: (u32, u32), stop: Stop) -> impl Iterator<Item = Duration> {
     let (index, count) = (u64::from(part.0), u64::from(part.1.max(1)));
     (0_u64..)
-        .map(move |k| (k, Duration::from_secs_f64((index + k * count) as f64 / rate)))
+        // A start past what a `Duration` holds ends the schedule (the plan
+        // refuses rates that slow; this keeps the dispatcher from panicking).
+        .map_while(move |k| Some((k, Duration::try_from_secs_f64((index + k * count) as f64 / rate).ok()?)))
         .take_while(move |(k, offset)| match stop {
             Stop::Iterations(n) => *k < n,
             Stop::Duration(d) => *offset < d,
