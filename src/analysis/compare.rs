@@ -228,7 +228,13 @@ pub fn compare(a: &[Results], b: &[Results], options: &CompareOptions) -> Compar
     }
     let repetitions = [spread(&groups_a), spread(&groups_b)];
     let fails = rows.iter().any(|row| row.fails);
-    let notes = notes(&rows, tested.len(), repetitions, options);
+    let mut notes = notes(&rows, tested.len(), repetitions, options);
+    for (side, ours, theirs) in [("A", &groups_a, &groups_b), ("B", &groups_b, &groups_a)] {
+        let alone: Vec<&str> = ours.keys().filter(|key| !theirs.contains_key(*key)).copied().collect();
+        if !alone.is_empty() {
+            notes.push(format!("only in {side}, not compared: {}", alone.join(", ")));
+        }
+    }
     CompareOutcome { rows, tested: tested.len(), repetitions, options: options.clone(), fails, notes }
 }
 
@@ -282,4 +288,28 @@ fn notes(
         notes.push(format!("fails on a change for the worse above {}", signed_percent(limit).trim_start_matches('+')));
     }
     notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> Results {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report/results.json");
+        crate::results::store::load(std::path::Path::new(path)).expect("the report fixture loads")
+    }
+
+    #[test]
+    fn runs_on_one_side_only_are_named_not_skipped_silently() {
+        let a = fixture();
+        let mut b = fixture();
+        let dropped = b.runs.remove(0).id;
+        let outcome = compare(std::slice::from_ref(&a), std::slice::from_ref(&b), &CompareOptions::default());
+        assert!(outcome.notes.contains(&format!("only in A, not compared: {dropped}")), "{:?}", outcome.notes);
+        assert!(!outcome.rows.iter().any(|row| row.run == dropped));
+        let outcome = compare(&[b], &[a], &CompareOptions::default());
+        assert!(outcome.notes.iter().any(|note| note.starts_with("only in B, not compared: ")), "{:?}", outcome.notes);
+        let same = compare(&[fixture()], &[fixture()], &CompareOptions::default());
+        assert!(!same.notes.iter().any(|note| note.starts_with("only in")), "{:?}", same.notes);
+    }
 }
