@@ -44,8 +44,11 @@ pub struct Warning {
     pub fails: bool,
 }
 
-/// The findings about one run, in the order above.
-pub fn of_run(run: &RunRecord, cores: usize) -> Vec<Warning> {
+/// The findings about one run, in the order above. In a smoke run (a few
+/// operations, to check the wiring) dropped work and a generator behind are
+/// shown but fail nothing: a handful of operations on a busy machine says
+/// nothing about the load the scenario plans.
+pub fn of_run(run: &RunRecord, cores: usize, smoke: bool) -> Vec<Warning> {
     let mut warnings = Vec::new();
     let mut push = |kind, text: String, fails| warnings.push(Warning { kind, text, fails });
     if !run.complete {
@@ -53,7 +56,7 @@ pub fn of_run(run: &RunRecord, cores: usize) -> Vec<Warning> {
         push(WarningKind::Incomplete, format!("incomplete: {why}"), true);
     }
     if run.dropped > 0 {
-        let fails = !targets_name(run, names::DROPPED);
+        let fails = !smoke && !targets_name(run, names::DROPPED);
         let scheduled = run.operations + run.errors + run.dropped;
         push(
             WarningKind::Dropped,
@@ -72,7 +75,7 @@ pub fn of_run(run: &RunRecord, cores: usize) -> Vec<Warning> {
                 format_value(lag, Dim::TIME),
                 format_value(BEHIND_LAG_SECONDS, Dim::TIME)
             ),
-            !targets_name(run, names::SCHEDULE_LAG),
+            !smoke && !targets_name(run, names::SCHEDULE_LAG),
         );
     }
     // An experiment's rounds are its replicates, each short by design; the
@@ -116,4 +119,40 @@ fn targets_name(run: &RunRecord, metric: &str) -> bool {
 /// The open-loop schedule lag p99 in seconds, if the run recorded it.
 pub fn schedule_lag_p99(run: &RunRecord) -> Option<f64> {
     run.metrics.get(names::SCHEDULE_LAG)?.summary.filter(|s| s.count > 0).map(|s| s.p99)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{store, Results};
+
+    fn open_loop_run() -> RunRecord {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/report/results.json");
+        let results: Results = store::load(std::path::Path::new(path)).expect("the report fixture loads");
+        results.runs.into_iter().find(|run| run.id == "open-loop").expect("an open-loop run")
+    }
+
+    #[test]
+    fn overload_fails_a_measured_run_and_is_shown_in_a_smoke_run() {
+        let mut run = open_loop_run();
+        run.dropped = 5;
+        if let Some(summary) = run.metrics.get_mut(names::SCHEDULE_LAG).and_then(|m| m.summary.as_mut()) {
+            summary.p99 = 0.5;
+        }
+        let kinds = |warnings: &[Warning]| -> Vec<(WarningKind, bool)> {
+            warnings
+                .iter()
+                .filter(|w| matches!(w.kind, WarningKind::Dropped | WarningKind::Behind))
+                .map(|w| (w.kind, w.fails))
+                .collect()
+        };
+        let measured = of_run(&run, 64, false);
+        assert_eq!(kinds(&measured), [(WarningKind::Dropped, true), (WarningKind::Behind, true)]);
+        let smoke = of_run(&run, 64, true);
+        assert_eq!(kinds(&smoke), [(WarningKind::Dropped, false), (WarningKind::Behind, false)]);
+        assert_eq!(
+            measured.iter().map(|w| &w.text).collect::<Vec<_>>(),
+            smoke.iter().map(|w| &w.text).collect::<Vec<_>>()
+        );
+    }
 }

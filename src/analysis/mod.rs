@@ -286,7 +286,7 @@ fn percentile_curve(run: &RunRecord) -> Vec<(f64, f64)> {
         .collect()
 }
 
-fn run_row(run: &RunRecord, cores: usize) -> RunRow {
+fn run_row(run: &RunRecord, cores: usize, smoke: bool) -> RunRow {
     let latency = run.metrics.get(names::LATENCY).and_then(|m| m.summary).filter(|s| s.count > 0);
     let time = |value: Option<f64>| value.map_or_else(|| "-".into(), |v| format_value(v, Dim::TIME));
     let metrics = run
@@ -327,7 +327,7 @@ fn run_row(run: &RunRecord, cores: usize) -> RunRow {
             || "-".into(),
             |s| format!("p50 {}, p99 {}", format_value(s.p50, Dim::TIME), format_value(s.p99, Dim::TIME)),
         ),
-        warnings: health::of_run(run, cores),
+        warnings: health::of_run(run, cores, smoke),
         complete: run.complete,
         failure: run.failure.clone(),
         latency_p50: time(latency.map(|s| s.p50)),
@@ -413,7 +413,8 @@ impl Analysis {
         let experiments = experiments::analyse(results, settings);
         let effects = experiments::effects(&results.experiments, &experiments, settings);
         let roadmap = roadmap::plan(results, &effects, &experiments);
-        let runs: Vec<RunRow> = results.runs.iter().map(|run| run_row(run, results.machine.cores)).collect();
+        let runs: Vec<RunRow> =
+            results.runs.iter().map(|run| run_row(run, results.machine.cores, results.smoke)).collect();
         let verdict = Verdict::of(results, &target_rows, &runs);
         let count = |label: &str| target_rows.iter().filter(|t| t.status_text == label).count();
         Analysis {
