@@ -2,7 +2,8 @@
 //! four `--shard I/4` processes of a calibrate scenario, started together
 //! with `--start-at` and merged with `phasebench merge`, give the unsplit
 //! run's operation counts exactly, and its percentiles and throughput within
-//! a tolerance taken from the unsplit run's own run-to-run spread. The
+//! a tolerance taken from the spread of two unsplit runs made before and
+//! after it (so a machine that gets busier in between widens it). The
 //! refusals of `--shard` and `--start-at` exit 2 and write nothing.
 
 mod common;
@@ -78,12 +79,15 @@ fn relative(a: f64, b: f64) -> f64 {
 fn four_shards_merge_into_the_whole_run() {
     let scenario = Scenario::new(SCENARIO);
     let dir = scenario.dir.path();
-    // The unsplit run, twice: the second measures its own run-to-run spread.
-    for name in ["whole", "again"] {
+    // The unsplit run before and after the shards: the two bracket the
+    // sharded run in time, and their difference is the run-to-run spread
+    // of the machine while it ran (a busy machine widens it).
+    let whole_run = |name: &str| {
         let output = spawn_run(&scenario.file, &dir.join(name), &[]).wait_with_output().unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    }
-    let (whole, again) = (load(&dir.join("whole")), load(&dir.join("again")));
+        load(&dir.join(name))
+    };
+    let whole = whole_run("whole");
 
     // Four shards at once, waiting for the same instant.
     let start = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
@@ -114,6 +118,7 @@ fn four_shards_merge_into_the_whole_run() {
     for report in ["results.json", "report.md", "roadmap.md", "report.html"] {
         assert!(merged_dir.join(report).is_file(), "{report} missing");
     }
+    let again = whole_run("again");
     let merged = load(&merged_dir);
     assert!(merged.complete && merged.shard.is_none());
 
@@ -123,12 +128,12 @@ fn four_shards_merge_into_the_whole_run() {
         assert_eq!(merged_run.operations + merged_run.errors, whole_run.operations + whole_run.errors, "{id}");
         assert_eq!(merged_run.scheduled, whole_run.scheduled, "{id}");
         assert_eq!(merged_run.load, whole_run.load, "{id}: the merged load is the whole load");
-        // Figures within three times the unsplit run's own spread, and never
-        // tighter than 10% (two runs can agree by chance).
+        // Figures within three times the unsplit runs' spread of one of
+        // them, and never tighter than 10% (two runs can agree by chance).
         for (figure, of) in [("p50", 0.5), ("p90", 0.9)] {
             let spread = relative(p(again_run, of), p(whole_run, of));
             let tolerance = (3.0 * spread).max(0.10);
-            let off = relative(p(merged_run, of), p(whole_run, of));
+            let off = relative(p(merged_run, of), p(whole_run, of)).min(relative(p(merged_run, of), p(again_run, of)));
             assert!(
                 off <= tolerance,
                 "{id} {figure}: merged {} vs whole {} ({off:.3} > {tolerance:.3})",
@@ -153,7 +158,8 @@ fn four_shards_merge_into_the_whole_run() {
         );
         let spread = relative(throughput(again_run), throughput(whole_run));
         let tolerance = (3.0 * spread).max(0.10);
-        let off = relative(throughput(merged_run), throughput(whole_run));
+        let off = relative(throughput(merged_run), throughput(whole_run))
+            .min(relative(throughput(merged_run), throughput(again_run)));
         assert!(
             off <= tolerance,
             "{id} throughput: merged {} vs whole {}",
