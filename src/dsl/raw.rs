@@ -206,6 +206,8 @@ pub struct RawLoad {
     pub rate: Option<Scalar>,
     /// Cap on operations in flight in open loop.
     pub max_in_flight: Option<Scalar>,
+    /// Open loop: how arrivals are spaced, `constant`, `poisson` or `gamma(B)`.
+    pub arrival: Option<Scalar>,
 }
 
 /// An optimization candidate measured A/B against a baseline.

@@ -124,8 +124,14 @@ fn load(records: &[&RunRecord]) -> Result<LoadRecord, String> {
             (LoadRecord::Closed { concurrency }, LoadRecord::Closed { concurrency: more }) => {
                 LoadRecord::Closed { concurrency: concurrency + more }
             }
-            (LoadRecord::Open { rate, max_in_flight }, LoadRecord::Open { rate: more, max_in_flight: cap }) => {
-                LoadRecord::Open { rate: rate + more, max_in_flight: max_in_flight + cap }
+            (
+                LoadRecord::Open { rate, max_in_flight, arrival },
+                LoadRecord::Open { rate: more, max_in_flight: cap, arrival: theirs },
+            ) => {
+                if arrival != *theirs {
+                    return Err("its pieces spaced their arrivals differently".into());
+                }
+                LoadRecord::Open { rate: rate + more, max_in_flight: max_in_flight + cap, arrival }
             }
             _ => return Err("its pieces ran under different loads (closed and open loop)".into()),
         };

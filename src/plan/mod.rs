@@ -19,6 +19,7 @@ mod shard;
 mod template;
 mod values;
 
+use std::fmt;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -120,6 +121,9 @@ pub struct RunSpec {
     pub seed: u64,
     /// The shard this run is a share of, if the scenario is split.
     pub shard: Option<Shard>,
+    /// Seed of an open loop's random arrivals: the same in every shard of
+    /// the run, so the shards draw one schedule and take their parts of it.
+    pub schedule_seed: u64,
     /// The operations of other engines a workflow operation runs, in order.
     pub steps: Vec<StepSpec>,
     /// Profilers that run while it measures.
@@ -221,7 +225,35 @@ pub enum Load {
         rate: f64,
         /// Most operations running at once.
         max_in_flight: u32,
+        /// How the arrivals are spaced.
+        arrival: Arrival,
     },
+}
+
+/// How an open loop spaces its arrivals around their mean interval `1 / rate`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Arrival {
+    /// Evenly: every `1 / rate`.
+    Constant,
+    /// Independent exponential gaps: a Poisson process, as many users acting
+    /// on their own.
+    Poisson,
+    /// Gamma-distributed gaps of shape `burstiness` (1 is Poisson; below 1
+    /// burstier, above 1 more even), as vLLM's `--burstiness`.
+    Gamma {
+        /// The shape of the gaps' distribution.
+        burstiness: f64,
+    },
+}
+
+impl fmt::Display for Arrival {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Arrival::Constant => f.write_str("constant"),
+            Arrival::Poisson => f.write_str("poisson"),
+            Arrival::Gamma { burstiness } => write!(f, "gamma({burstiness})"),
+        }
+    }
 }
 
 /// A parsed target and the text it came from.

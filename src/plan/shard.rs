@@ -97,9 +97,11 @@ pub fn split(plan: &mut Plan, shard: Shard) {
         }
         run.load = match run.load {
             Load::Closed { concurrency } => Load::Closed { concurrency: share(u64::from(concurrency), part) as u32 },
-            Load::Open { rate, max_in_flight } => {
-                Load::Open { rate: rate / f64::from(part.count), max_in_flight: max_in_flight.div_ceil(part.count) }
-            }
+            Load::Open { rate, max_in_flight, arrival } => Load::Open {
+                rate: rate / f64::from(part.count),
+                max_in_flight: max_in_flight.div_ceil(part.count),
+                arrival,
+            },
         };
         run.seed = derive_seed(run.seed, &format!("shard {part}"));
         run.shard = Some(part);

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::diagnostic::hint_from;
 use crate::dsl::Scalar;
 use crate::engines::{Value, ValueType};
+use crate::plan::Arrival;
 use crate::quantity::{parse_quantity, Dim, Quantity};
 
 /// Why a scalar does not fit its type; `start..end` locates the problem in its text.
@@ -117,6 +118,34 @@ fn size(scalar: &Scalar) -> Result<u64, ValueError> {
         ));
     }
     Ok(bytes.round() as u64)
+}
+
+/// Most burstiness `gamma(B)` takes (above it the gaps are even to within 3%).
+pub const MAX_BURSTINESS: f64 = 1000.0;
+
+/// An open loop's arrival process: `constant`, `poisson` or `gamma(B)` with
+/// `0 < B <= MAX_BURSTINESS`.
+pub fn arrival(scalar: &Scalar) -> Result<Arrival, ValueError> {
+    let text = scalar.to_string();
+    let text = text.trim();
+    let refuse = |message: String| {
+        ValueError::new(
+            message,
+            Some("write `constant`, `poisson` or `gamma(B)` with a burstiness B such as 0.5".into()),
+        )
+    };
+    match text {
+        "constant" => return Ok(Arrival::Constant),
+        "poisson" => return Ok(Arrival::Poisson),
+        _ => {}
+    }
+    let Some(inner) = text.strip_prefix("gamma(").and_then(|rest| rest.strip_suffix(')')) else {
+        return Err(refuse(format!("`{text}` is not an arrival process")));
+    };
+    match inner.trim().parse::<f64>() {
+        Ok(burstiness) if burstiness > 0.0 && burstiness <= MAX_BURSTINESS => Ok(Arrival::Gamma { burstiness }),
+        _ => Err(refuse(format!("`{inner}` is not a burstiness above 0 and at most {MAX_BURSTINESS}"))),
+    }
 }
 
 /// The slowest open-loop rate: one operation a day. Slower schedules are

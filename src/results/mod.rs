@@ -367,6 +367,9 @@ pub enum LoadRecord {
         rate: f64,
         /// Cap on operations in flight.
         max_in_flight: u32,
+        /// How arrivals were spaced (`poisson`, `gamma(0.5)`); absent: evenly.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arrival: Option<String>,
     },
 }
 

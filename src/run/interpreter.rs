@@ -12,7 +12,7 @@ use super::{execute, profile, record, Control, RunProgress};
 use crate::engines::catalog::{self, histogram_scale, histogram_unit};
 use crate::engines::{EngineError, MetricDecl, MetricKind};
 use crate::metric::names;
-use crate::plan::{Load, Plan, RunSpec, Stop, Warmup};
+use crate::plan::{Arrival, Load, Plan, RunSpec, Stop, Warmup};
 use crate::quantity::{format_value, Dim};
 use crate::results::histogram::{encode, Summary};
 use crate::results::store::StoreError;
@@ -162,7 +162,11 @@ fn base_record(spec: &RunSpec, started: DateTime<Utc>, finished: DateTime<Utc>) 
         params: serde_json::to_value(&spec.params).unwrap_or_default(),
         load: match spec.load {
             Load::Closed { concurrency } => LoadRecord::Closed { concurrency },
-            Load::Open { rate, max_in_flight } => LoadRecord::Open { rate, max_in_flight },
+            Load::Open { rate, max_in_flight, arrival } => LoadRecord::Open {
+                rate,
+                max_in_flight,
+                arrival: (arrival != Arrival::Constant).then(|| arrival.to_string()),
+            },
         },
         warmup: match spec.warmup {
             Warmup::None => "none".into(),

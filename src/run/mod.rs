@@ -149,11 +149,13 @@ pub fn execute(spec: &RunSpec, operation: &dyn Operation, control: &Control) -> 
     control.progress.reset();
     Ok(match spec.load {
         Load::Closed { .. } => closed::run(prepared, workers, control),
-        Load::Open { rate, .. } => {
+        Load::Open { rate, arrival, .. } => {
             // A shard issues every `count`-th operation of the whole run's
             // schedule, starting at its index: the shards interleave into it.
             let part = spec.shard.map_or((0, 1), |shard| (shard.index, shard.count));
-            open::run(prepared, rate * f64::from(part.1), part, workers, control)
+            let arrivals =
+                open::Arrivals { rate: rate * f64::from(part.1), process: arrival, seed: spec.schedule_seed };
+            open::run(prepared, arrivals, part, workers, control)
         }
     })
 }

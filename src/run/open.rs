@@ -23,7 +23,8 @@ use crossbeam_channel::{unbounded, Receiver};
 use super::measure::{Measurement, WorkerTally};
 use super::{Control, Prepared};
 use crate::engines::{OpWorker, Recorder};
-use crate::plan::{Stop, Warmup};
+use crate::plan::{Arrival, Stop, Warmup};
+use crate::rng::SplitMix;
 
 /// Below this much time to wait, the dispatcher spins instead of sleeping,
 /// because a sleep may overshoot by tens of microseconds.
@@ -40,9 +41,16 @@ struct Job {
 }
 
 /// Runs `prepared` with at most `max_in_flight` operations at once: the
-/// operations `index, index + count, …` of a schedule of `rate` operations
-/// per second (`(0, 1)`: all of them).
-pub fn run(prepared: Prepared, rate: f64, part: (u32, u32), max_in_flight: usize, control: &Control) -> Measurement {
+/// operations `index, index + count, …` of the schedule `arrivals` draws
+/// (`(0, 1)`: all of them).
+pub fn run(
+    prepared: Prepared,
+    arrivals: Arrivals,
+    part: (u32, u32),
+    max_in_flight: usize,
+    control: &Control,
+) -> Measurement {
+    let rate = arrivals.rate;
     let Prepared { workers, recorder, warmup, stop } = prepared;
     let (sender, receiver) = unbounded::<Job>();
     let base = Instant::now();
@@ -89,13 +97,15 @@ pub fn run(prepared: Prepared, rate: f64, part: (u32, u32), max_in_flight: usize
         }
 
         start = control.progress.start_measuring();
+        // The schedule's own length: random gaps can make it longer than
+        // n intervals, and the drain deadline must not cut it short.
         let planned = match stop {
-            Stop::Iterations(n) => interval.mul_f64(n as f64),
+            Stop::Iterations(_) => schedule(arrivals, part, stop).last().unwrap_or_default().saturating_add(interval),
             Stop::Duration(d) => d,
         };
         let deadline = start + planned + planned.max(MIN_DRAIN);
         drain_deadline.store((deadline - base).as_nanos() as u64, Ordering::Release);
-        for (index, offset) in schedule(rate, part, stop).enumerate() {
+        for (index, offset) in schedule(arrivals, part, stop).enumerate() {
             if control.cancel.load(Ordering::Relaxed) {
                 break;
             }
@@ -117,23 +127,118 @@ pub fn run(prepared: Prepared, rate: f64, part: (u32, u32), max_in_flight: usize
     super::merge(tallies, start, scheduled, control)
 }
 
+/// The arrival process of a whole open-loop run.
+#[derive(Clone, Copy, Debug)]
+pub struct Arrivals {
+    /// Operations per second of the whole run, on average.
+    pub rate: f64,
+    /// How they are spaced.
+    pub process: Arrival,
+    /// Seed of random gaps: the run's, the same in every shard.
+    pub seed: u64,
+}
+
+impl Arrivals {
+    /// Evenly spaced arrivals at `rate`.
+    pub fn constant(rate: f64) -> Arrivals {
+        Arrivals { rate, process: Arrival::Constant, seed: 0 }
+    }
+}
+
 /// The intended starts, after the start of the measured part, of the
-/// operations `index, index + count, …` of a schedule of `rate` operations
-/// per second: this process's `n` of them (`Stop::Iterations`), or those
-/// before the duration ends. Each start is computed from the operation's
-/// place in the whole schedule, so the shards of a split run together issue
-/// exactly the starts one process would have.
-pub fn schedule(rate: f64, part: (u32, u32), stop: Stop) -> impl Iterator<Item = Duration> {
+/// operations `index, index + count, …` of the whole run's schedule: this
+/// process's `n` of them (`Stop::Iterations`), or those before the duration
+/// ends. Every shard walks the same schedule (even starts at `j / rate`, or
+/// random gaps drawn in order from the run's seed) and keeps its own
+/// operations, so the shards of a split run together issue exactly the
+/// starts one process would have.
+pub fn schedule(arrivals: Arrivals, part: (u32, u32), stop: Stop) -> impl Iterator<Item = Duration> {
     let (index, count) = (u64::from(part.0), u64::from(part.1.max(1)));
+    let mut gaps = Gaps::new(arrivals);
+    let mut issued = 0_u64;
     (0_u64..)
         // A start past what a `Duration` holds ends the schedule (the plan
         // refuses rates that slow; this keeps the dispatcher from panicking).
-        .map_while(move |k| Some((k, Duration::try_from_secs_f64((index + k * count) as f64 / rate).ok()?)))
-        .take_while(move |(k, offset)| match stop {
-            Stop::Iterations(n) => *k < n,
+        .map_while(move |j| Some((j, Duration::try_from_secs_f64(gaps.start_of(j)).ok()?)))
+        .take_while(move |(_, offset)| match stop {
             Stop::Duration(d) => *offset < d,
+            Stop::Iterations(_) => true,
+        })
+        .filter(move |(j, _)| j % count == index)
+        .take_while(move |_| match stop {
+            Stop::Iterations(n) => {
+                issued += 1;
+                issued <= n
+            }
+            Stop::Duration(_) => true,
         })
         .map(|(_, offset)| offset)
+}
+
+/// The start of each arrival of a schedule, asked for in order.
+struct Gaps {
+    arrivals: Arrivals,
+    rng: SplitMix,
+    /// The start of the next arrival of a random process, in seconds.
+    next: f64,
+}
+
+impl Gaps {
+    fn new(arrivals: Arrivals) -> Gaps {
+        Gaps { arrivals, rng: SplitMix::new(arrivals.seed), next: 0.0 }
+    }
+
+    /// The start of arrival `j`, in seconds; `j` counts up from 0 by one.
+    fn start_of(&mut self, j: u64) -> f64 {
+        let rate = self.arrivals.rate;
+        match self.arrivals.process {
+            Arrival::Constant => j as f64 / rate,
+            Arrival::Poisson => self.advance(|rng| exponential(rng) / rate),
+            Arrival::Gamma { burstiness } => self.advance(|rng| gamma(rng, burstiness) / (burstiness * rate)),
+        }
+    }
+
+    fn advance(&mut self, gap: impl Fn(&mut SplitMix) -> f64) -> f64 {
+        let start = self.next;
+        self.next += gap(&mut self.rng);
+        start
+    }
+}
+
+/// Uniform in (0, 1].
+fn open_unit(rng: &mut SplitMix) -> f64 {
+    1.0 - rng.next_f64()
+}
+
+/// Exponential with mean 1.
+fn exponential(rng: &mut SplitMix) -> f64 {
+    -open_unit(rng).ln()
+}
+
+/// Standard normal (Box–Muller).
+fn normal(rng: &mut SplitMix) -> f64 {
+    (-2.0 * open_unit(rng).ln()).sqrt() * (std::f64::consts::TAU * rng.next_f64()).cos()
+}
+
+/// Gamma with shape `shape` and scale 1 (Marsaglia and Tsang; shapes below 1
+/// through `Gamma(shape + 1) · U^(1/shape)`).
+fn gamma(rng: &mut SplitMix, shape: f64) -> f64 {
+    if shape < 1.0 {
+        return gamma(rng, shape + 1.0) * open_unit(rng).powf(1.0 / shape);
+    }
+    let d = shape - 1.0 / 3.0;
+    let c = 1.0 / (9.0 * d).sqrt();
+    loop {
+        let x = normal(rng);
+        let v = (1.0 + c * x).powi(3);
+        if v <= 0.0 {
+            continue;
+        }
+        let u = open_unit(rng);
+        if u < 1.0 - 0.0331 * x.powi(4) || u.ln() < 0.5 * x * x + d * (1.0 - v + v.ln()) {
+            return d * v;
+        }
+    }
 }
 
 fn work(
@@ -203,8 +308,9 @@ mod tests {
     use crate::plan::{share, Shard};
 
     /// The starts of all shards of a split run, in order.
-    fn union(rate: f64, count: u32, stop: impl Fn(u32) -> Stop) -> Vec<Duration> {
-        let mut all: Vec<Duration> = (0..count).flat_map(|index| schedule(rate, (index, count), stop(index))).collect();
+    fn union(arrivals: Arrivals, count: u32, stop: impl Fn(u32) -> Stop) -> Vec<Duration> {
+        let mut all: Vec<Duration> =
+            (0..count).flat_map(|index| schedule(arrivals, (index, count), stop(index))).collect();
         all.sort();
         all
     }
@@ -218,16 +324,16 @@ mod tests {
             millis in 1_u64..2_000,
         ) {
             // A count of operations, dealt out as `--shard` deals it.
-            let whole: Vec<Duration> = schedule(rate, (0, 1), Stop::Iterations(n)).collect();
-            let split = union(rate, count, |index| Stop::Iterations(share(n, Shard { index, count })));
+            let whole: Vec<Duration> = schedule(Arrivals::constant(rate), (0, 1), Stop::Iterations(n)).collect();
+            let split = union(Arrivals::constant(rate), count, |index| Stop::Iterations(share(n, Shard { index, count })));
             prop_assert_eq!(&split, &whole);
             // A duration, which every shard keeps.
             let d = Stop::Duration(Duration::from_millis(millis));
-            prop_assert_eq!(union(rate, count, |_| d), schedule(rate, (0, 1), d).collect::<Vec<_>>());
+            prop_assert_eq!(union(Arrivals::constant(rate), count, |_| d), schedule(Arrivals::constant(rate), (0, 1), d).collect::<Vec<_>>());
             // Each shard works from its own rate (the whole divided by N):
             // the starts stay within a nanosecond of the whole schedule's.
             let shard_rate = rate / f64::from(count) * f64::from(count);
-            let again = union(shard_rate, count, |index| Stop::Iterations(share(n, Shard { index, count })));
+            let again = union(Arrivals::constant(shard_rate), count, |index| Stop::Iterations(share(n, Shard { index, count })));
             prop_assert_eq!(again.len(), whole.len());
             for (a, b) in again.iter().zip(&whole) {
                 prop_assert!(a.abs_diff(*b) <= Duration::from_nanos(1), "{:?} vs {:?}", a, b);
@@ -235,18 +341,77 @@ mod tests {
         }
     }
 
+    /// Mean and coefficient of variation of the gaps between `starts`.
+    fn gap_shape(starts: &[Duration]) -> (f64, f64) {
+        let gaps: Vec<f64> = starts.windows(2).map(|pair| (pair[1] - pair[0]).as_secs_f64()).collect();
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let variance = gaps.iter().map(|gap| (gap - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+        (mean, variance.sqrt() / mean)
+    }
+
+    #[test]
+    fn random_arrivals_have_the_rate_and_the_burstiness_asked_for() {
+        let n = 40_000;
+        for (process, cv) in [
+            (Arrival::Poisson, 1.0),
+            (Arrival::Gamma { burstiness: 0.25 }, 2.0),
+            (Arrival::Gamma { burstiness: 1.0 }, 1.0),
+            (Arrival::Gamma { burstiness: 4.0 }, 0.5),
+        ] {
+            let arrivals = Arrivals { rate: 500.0, process, seed: 11 };
+            let starts: Vec<Duration> = schedule(arrivals, (0, 1), Stop::Iterations(n)).collect();
+            assert_eq!(starts.len() as u64, n);
+            let (mean, found) = gap_shape(&starts);
+            // 40,000 gaps: the mean within 3% of 1/rate, the coefficient of
+            // variation (1/sqrt(B) for gamma(B)) within 5%.
+            assert!((mean * 500.0 - 1.0).abs() < 0.03, "{process}: mean gap {mean}");
+            assert!((found / cv - 1.0).abs() < 0.05, "{process}: coefficient of variation {found}, expected {cv}");
+            // Seeded: the same seed draws the same schedule, another seed another.
+            let again: Vec<Duration> = schedule(arrivals, (0, 1), Stop::Iterations(n)).collect();
+            assert_eq!(again, starts);
+            let other: Vec<Duration> =
+                schedule(Arrivals { seed: 12, ..arrivals }, (0, 1), Stop::Iterations(n)).collect();
+            assert_ne!(other, starts);
+        }
+        // Constant arrivals have no spread at all, so the check above can fail.
+        let (_, even) =
+            gap_shape(&schedule(Arrivals::constant(500.0), (0, 1), Stop::Iterations(1000)).collect::<Vec<_>>());
+        assert!(even < 1e-6);
+    }
+
+    proptest! {
+        #[test]
+        fn shards_of_random_arrivals_issue_exactly_the_whole_schedule(
+            seed in any::<u64>(),
+            burstiness in 0.1_f64..10.0,
+            count in 1_u32..12,
+            n in 16_u64..1_000,
+            millis in 1_u64..1_000,
+        ) {
+            for process in [Arrival::Poisson, Arrival::Gamma { burstiness }] {
+                let arrivals = Arrivals { rate: 2_000.0, process, seed };
+                let whole: Vec<Duration> = schedule(arrivals, (0, 1), Stop::Iterations(n)).collect();
+                let split = union(arrivals, count, |index| Stop::Iterations(share(n, Shard { index, count })));
+                prop_assert_eq!(split, whole);
+                let d = Stop::Duration(Duration::from_millis(millis));
+                prop_assert_eq!(union(arrivals, count, |_| d), schedule(arrivals, (0, 1), d).collect::<Vec<_>>());
+            }
+        }
+    }
+
     #[test]
     fn a_shard_takes_every_nth_start_from_its_index() {
-        let starts: Vec<Duration> = schedule(1000.0, (1, 4), Stop::Iterations(3)).collect();
+        let starts: Vec<Duration> = schedule(Arrivals::constant(1000.0), (1, 4), Stop::Iterations(3)).collect();
         assert_eq!(starts, [1, 5, 9].map(Duration::from_millis));
-        let whole: Vec<Duration> = schedule(1000.0, (0, 1), Stop::Duration(Duration::from_millis(3))).collect();
+        let whole: Vec<Duration> =
+            schedule(Arrivals::constant(1000.0), (0, 1), Stop::Duration(Duration::from_millis(3))).collect();
         assert_eq!(whole, [0, 1, 2].map(Duration::from_millis));
         // The check catches shards that ignore their index: they would all
         // issue the first start, and the union would not be the schedule.
-        let whole: Vec<Duration> = schedule(1000.0, (0, 1), Stop::Iterations(4)).collect();
-        assert_eq!(union(1000.0, 4, |_| Stop::Iterations(1)), whole);
+        let whole: Vec<Duration> = schedule(Arrivals::constant(1000.0), (0, 1), Stop::Iterations(4)).collect();
+        assert_eq!(union(Arrivals::constant(1000.0), 4, |_| Stop::Iterations(1)), whole);
         let ignoring_index: Vec<Duration> =
-            (0..4).flat_map(|_| schedule(1000.0, (0, 4), Stop::Iterations(1))).collect();
+            (0..4).flat_map(|_| schedule(Arrivals::constant(1000.0), (0, 4), Stop::Iterations(1))).collect();
         assert_ne!(ignoring_index, whole);
     }
 }

@@ -21,6 +21,7 @@ use std::collections::HashSet;
 
 use indexmap::IndexMap;
 
+use super::seed::derive_seed;
 use super::template::{Scope, TemplateError};
 use super::values::ValueError;
 use super::{repeat, ExperimentSpec, Plan, PlanOptions, RunSpec, ScenarioInfo, Stop, Warmup, SMOKE_ITERATIONS};
@@ -154,6 +155,10 @@ impl<'a> Lowering<'a> {
             }
         }
         let roadmap = self.roadmap();
+        // From the run's id, which every shard and no other run shares.
+        for run in &mut runs {
+            run.schedule_seed = derive_seed(scenario.seed, &format!("arrivals of {}", run.id));
+        }
         let mut plan = Plan { scenario, runs, experiments, roadmap, shard: None, smoke: options.smoke };
         if let Some(only) = &options.only {
             self.keep_only(&mut plan, only);

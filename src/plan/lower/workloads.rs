@@ -23,7 +23,7 @@ use crate::engines::{self, catalog};
 use crate::plan::seed::derive_seed;
 use crate::plan::template::Scope;
 use crate::plan::values::{self, ValueError};
-use crate::plan::{EngineConfig, Load, Profiling, RunSpec, Stop, Warmup, DEFAULT_MAX_IN_FLIGHT};
+use crate::plan::{Arrival, EngineConfig, Load, Profiling, RunSpec, Stop, Warmup, DEFAULT_MAX_IN_FLIGHT};
 use crate::quantity::{parse_quantity, Dim};
 
 /// Warm-up when neither the workload nor `defaults` says.
@@ -166,6 +166,7 @@ impl Lowering<'_> {
             steps: steps?,
             profile,
             shard: None,
+            schedule_seed: 0,
         })
     }
 
@@ -343,8 +344,22 @@ impl Lowering<'_> {
                 let rate_path = format!("{load_path}.rate");
                 let scalar = self.substitute(rate, &rate_path, scope)?;
                 let max_in_flight = count(self, &raw.max_in_flight, "max_in_flight", u64::from(DEFAULT_MAX_IN_FLIGHT));
+                let arrival = match &raw.arrival {
+                    None => Some(Arrival::Constant),
+                    Some(arrival) => {
+                        let arrival_path = format!("{load_path}.arrival");
+                        let scalar = self.substitute(arrival, &arrival_path, scope)?;
+                        match values::arrival(&scalar) {
+                            Ok(arrival) => Some(arrival),
+                            Err(error) => {
+                                self.value_error(&arrival_path, &scalar, error);
+                                None
+                            }
+                        }
+                    }
+                };
                 match values::rate(&scalar) {
-                    Ok(rate) => Some(Load::Open { rate, max_in_flight: max_in_flight? as u32 }),
+                    Ok(rate) => Some(Load::Open { rate, max_in_flight: max_in_flight? as u32, arrival: arrival? }),
                     Err(error) => {
                         self.value_error(&rate_path, &scalar, error);
                         None
@@ -357,6 +372,14 @@ impl Lowering<'_> {
                         &format!("{load_path}.max_in_flight"),
                         "`max_in_flight` applies only to open loop",
                         Some("add `rate:` (open loop) or remove `max_in_flight`".into()),
+                    );
+                    return None;
+                }
+                if raw.arrival.is_some() {
+                    self.at_key(
+                        &format!("{load_path}.arrival"),
+                        "`arrival` applies only to open loop",
+                        Some("add `rate:` (open loop) or remove `arrival`".into()),
                     );
                     return None;
                 }
@@ -389,7 +412,7 @@ mod tests {
 
     use super::{BUILTIN_STOP, BUILTIN_WARMUP};
     use crate::plan::lower::tests::{at, error_of, plan_of, scenario, workload};
-    use crate::plan::{Load, Profiling, Stop, Warmup, DEFAULT_MAX_IN_FLIGHT};
+    use crate::plan::{Arrival, Load, Profiling, Stop, Warmup, DEFAULT_MAX_IN_FLIGHT};
 
     fn metric_names(run: &crate::plan::RunSpec) -> Vec<&'static str> {
         run.metrics.iter().map(|metric| metric.name).collect()
@@ -432,11 +455,23 @@ mod tests {
     #[test]
     fn an_open_loop_records_schedule_lag_and_caps_operations_in_flight() {
         let plan = plan_of(&workload(&["engine: cal", "op: noop", "load: { rate: 500/s }"]));
-        assert_eq!(plan.runs[0].load, Load::Open { rate: 500.0, max_in_flight: DEFAULT_MAX_IN_FLIGHT });
+        assert_eq!(
+            plan.runs[0].load,
+            Load::Open { rate: 500.0, max_in_flight: DEFAULT_MAX_IN_FLIGHT, arrival: Arrival::Constant }
+        );
         assert!(metric_names(&plan.runs[0]).contains(&"schedule_lag"));
 
         let plan = plan_of(&workload(&["engine: cal", "op: noop", "load: { rate: 250/s, max_in_flight: 8 }"]));
-        assert_eq!(plan.runs[0].load, Load::Open { rate: 250.0, max_in_flight: 8 });
+        assert_eq!(plan.runs[0].load, Load::Open { rate: 250.0, max_in_flight: 8, arrival: Arrival::Constant });
+        for (written, arrival) in [
+            ("poisson", Arrival::Poisson),
+            ("gamma(0.5)", Arrival::Gamma { burstiness: 0.5 }),
+            ("constant", Arrival::Constant),
+        ] {
+            let load = format!("load: {{ rate: 250/s, arrival: \"{written}\" }}");
+            let plan = plan_of(&workload(&["engine: cal", "op: noop", &load]));
+            assert!(matches!(plan.runs[0].load, Load::Open { arrival: found, .. } if found == arrival), "{written}");
+        }
 
         let plan = plan_of(&workload(&["engine: cal", "op: noop"]));
         assert!(!metric_names(&plan.runs[0]).contains(&"schedule_lag"));
