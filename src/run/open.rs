@@ -57,6 +57,14 @@ pub fn run(
     // Nanoseconds after `base` past which queued operations are dropped, not run.
     let drain_deadline = AtomicU64::new(u64::MAX);
     let interval = Duration::try_from_secs_f64(f64::from(part.1) / rate).unwrap_or(Duration::MAX);
+    // The schedule's own length: random gaps can make it longer than n
+    // intervals, and the drain deadline must not cut it short. Walked here,
+    // before any timing, so that it delays neither the warm-up nor the
+    // first measured start.
+    let planned = match stop {
+        Stop::Iterations(_) => schedule(arrivals, part, stop).last().unwrap_or_default().saturating_add(interval),
+        Stop::Duration(d) => d,
+    };
     let mut start = Instant::now();
     let mut scheduled = 0;
     let mut tallies = Vec::with_capacity(max_in_flight);
@@ -97,12 +105,6 @@ pub fn run(
         }
 
         start = control.progress.start_measuring();
-        // The schedule's own length: random gaps can make it longer than
-        // n intervals, and the drain deadline must not cut it short.
-        let planned = match stop {
-            Stop::Iterations(_) => schedule(arrivals, part, stop).last().unwrap_or_default().saturating_add(interval),
-            Stop::Duration(d) => d,
-        };
         let deadline = start + planned + planned.max(MIN_DRAIN);
         drain_deadline.store((deadline - base).as_nanos() as u64, Ordering::Release);
         for (index, offset) in schedule(arrivals, part, stop).enumerate() {
