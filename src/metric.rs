@@ -46,6 +46,10 @@ pub mod names {
     pub const DROPPED: &str = "dropped";
     /// Open loop: intended to actual start of each operation.
     pub const SCHEDULE_LAG: &str = "schedule_lag";
+    /// `slo:`: operations per second that met every bound of the workload's SLO.
+    pub const GOODPUT: &str = "goodput";
+    /// `slo:`: the share of attempted operations that met every bound.
+    pub const SLO_ATTAINMENT: &str = "slo_attainment";
     /// `profile: memory`: highest net growth of the live heap.
     pub const HEAP_PEAK: &str = "heap_peak";
     /// `profile: memory`: bytes allocated while measuring.

@@ -28,6 +28,7 @@ phases:
         iterations: 40
         warmup: 2x
         load: { concurrency: 2 }
+        slo: { latency: 10s }
       - name: single
         engine: cal
         op: noop
@@ -161,6 +162,11 @@ fn refusals() -> Vec<Refusal> {
             &["metric `latency`", "scale", "shard1.json"],
         ),
         (
+            "another SLO",
+            vec![(0, unchanged), (1, |r| run_mut(r, "spin")["slo"]["bounds"]["latency"] = json!("1ms"))],
+            &["run `spin`", "different SLOs"],
+        ),
+        (
             "a scalar without a rule",
             vec![(0, |r| add_mystery(r)), (1, |r| add_mystery(r))],
             &["metric `mystery`", "cannot be merged"],
@@ -217,6 +223,19 @@ fn the_unedited_copies_merge() {
     assert_eq!((spin.operations, spin.stop.as_str()), (40, "40x"));
     assert_eq!(spin.load, phasebench::results::LoadRecord::Closed { concurrency: 2 });
     assert_eq!(spin.metrics["latency"].summary.unwrap().count, 40);
+    // Goodput is the summed count of operations that met the SLO over the union window.
+    let met: u64 = shards()
+        .folders
+        .iter()
+        .map(|folder| {
+            let shard = store::load(&folder.join("results.json")).unwrap();
+            common::run(&shard, "spin").slo.as_ref().unwrap().met
+        })
+        .sum();
+    assert_eq!((spin.slo.as_ref().unwrap().met, met), (40, 40));
+    let goodput = spin.metrics["goodput"].value.unwrap();
+    assert!((goodput - 40.0 / (spin.elapsed_ns as f64 / 1e9)).abs() < 1e-9 * goodput, "{goodput}");
+    assert_eq!(spin.metrics["slo_attainment"].value, Some(1.0));
     assert_eq!(common::run(&merged, "single").operations, 1);
     let record = merged.merged.unwrap();
     assert_eq!(record.shards.len(), 2);

@@ -158,3 +158,59 @@ fn an_experiment_over_a_three_point_matrix_is_one_candidate_booked_once() {
     let ratio = heavier / roadmap.candidates[0].roi;
     assert!((ratio - 3.0).abs() < 1e-9, "ROI ratio {ratio}");
 }
+
+/// Two runs of `calibrate sleep 1ms`, 100 operations each, judged against an
+/// SLO every operation meets and one no operation can meet (a 1 ms sleep
+/// never takes under 100 µs), each with the same goodput target.
+const SLO: &str = "scenario: slo
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: p
+    workloads:
+      - name: met
+        engine: cal
+        op: sleep
+        with: { duration: 1ms }
+        warmup: 0x
+        iterations: 100
+        slo: { latency: 10s, overshoot: 9s }
+        targets: [\"goodput > 5/s\", \"slo_attainment > 0.9\"]
+      - name: missed
+        engine: cal
+        op: sleep
+        with: { duration: 1ms }
+        warmup: 0x
+        iterations: 100
+        slo: { latency: 100us }
+        targets: [\"goodput > 5/s\"]
+";
+
+#[test]
+fn a_goodput_target_is_judged_like_any_other() {
+    let scenario = Scenario::new(SLO);
+    let output = scenario.run(&[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(status(&output), 1, "{stdout}");
+    assert!(stdout.contains("PASS  goodput > 5/s") && stdout.contains("FAIL  goodput > 5/s"), "{stdout}");
+    assert!(stdout.contains("100 of 100 operations met latency ≤ 10s, overshoot ≤ 9s"), "{stdout}");
+    assert!(stdout.contains("0 of 100 operations met latency ≤ 100us"), "{stdout}");
+    let results = scenario.results();
+    let (met, missed) = (common::run(&results, "met"), common::run(&results, "missed"));
+    assert_eq!((met.slo.as_ref().unwrap().met, missed.slo.as_ref().unwrap().met), (100, 0));
+    assert_eq!(met.metrics["slo_attainment"].value, Some(1.0));
+    assert_eq!(missed.metrics["goodput"].value, Some(0.0));
+    let analysis = Analysis::of(&results, &CompareSettings::default());
+    let statuses: Vec<(&str, &TargetStatus)> =
+        analysis.targets.iter().map(|row| (row.run.as_str(), &row.status)).collect();
+    assert_eq!(
+        statuses,
+        [("met", &TargetStatus::Held), ("met", &TargetStatus::Held), ("missed", &TargetStatus::Missed)]
+    );
+    for report in ["report.md", "report.html"] {
+        let text = std::fs::read_to_string(scenario.out().join(report)).unwrap();
+        assert!(text.contains("goodput") && text.contains("slo_attainment"), "{report}");
+    }
+    let junit = phasebench().args(["report", "--format", "junit"]).arg(scenario.out()).output().unwrap();
+    let junit = String::from_utf8_lossy(&junit.stdout);
+    assert_eq!(junit.matches("<failure").count(), 1, "{junit}");
+}

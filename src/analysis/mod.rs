@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::metric::names;
 use crate::metric::MetricKind;
 use crate::quantity::{format_value, Dim};
-use crate::results::{histogram, Machine, Results, RunRecord, ScenarioRecord, ToolInfo};
+use crate::results::{histogram, Machine, Results, RunRecord, ScenarioRecord, SloRecord, ToolInfo};
 pub use experiments::{ExperimentEffect, ExperimentOutcome};
 pub use health::Warning;
 pub use profiles::Profiles;
@@ -295,6 +295,9 @@ fn run_row(run: &RunRecord, cores: usize, smoke: bool) -> RunRow {
         .filter(|(name, metric)| !names::LOAD.contains(&name.as_str()) && metric.part_of.is_none())
         .filter_map(|(name, metric)| {
             let dim = Dim::from(metric.dim);
+            if let (Some(slo), true) = (&run.slo, is_slo_figure(name)) {
+                return Some(MetricRow { name: name.clone(), text: slo_text(name, run, slo)? });
+            }
             let text = match metric.kind {
                 MetricKind::Scalar => format_value(metric.value?, dim),
                 MetricKind::Distribution => {
@@ -344,6 +347,44 @@ fn run_row(run: &RunRecord, cores: usize, smoke: bool) -> RunRow {
         metrics,
         percentiles: percentile_curve(run),
     }
+}
+
+fn is_slo_figure(name: &str) -> bool {
+    name == names::GOODPUT || name == names::SLO_ATTAINMENT
+}
+
+/// `goodput` or `slo_attainment` with its 95% interval (Wilson, the
+/// operations owed a start as the trials) and what was counted against what.
+fn slo_text(name: &str, run: &RunRecord, slo: &SloRecord) -> Option<String> {
+    let owed = run.operations + run.errors + run.dropped;
+    let (low, high) = stats::wilson_interval(slo.met, owed)?;
+    let seconds = run.elapsed_ns as f64 / 1e9;
+    if name == names::GOODPUT {
+        let rate =
+            |share: f64| format_value(if seconds > 0.0 { share * owed as f64 / seconds } else { 0.0 }, Dim::PER_TIME);
+        return Some(format!("{} (95% interval {} to {})", rate(slo.met as f64 / owed as f64), rate(low), rate(high)));
+    }
+    let bounds: Vec<String> = slo
+        .bounds
+        .iter()
+        .map(|(metric, bound)| {
+            let direction = match run.metrics.get(metric).and_then(|m| m.better) {
+                Some(crate::metric::Better::Higher) => "≥",
+                _ => "≤",
+            };
+            format!("{metric} {direction} {bound}")
+        })
+        .collect();
+    let percent = |share: f64| format!("{:.1}%", share * 100.0);
+    Some(format!(
+        "{} (95% interval {} to {}): {} of {} operations met {}",
+        percent(slo.met as f64 / owed as f64),
+        percent(low),
+        percent(high),
+        slo.met,
+        owed,
+        bounds.join(", ")
+    ))
 }
 
 fn plus_minus(half_width: f64, dim: Dim) -> String {

@@ -105,6 +105,25 @@ fn median_in_place(values: &mut [f64]) -> Option<f64> {
     (!mean.is_nan()).then_some(mean)
 }
 
+/// The Wilson score 95% interval of a proportion: `successes` of `trials`.
+/// Unlike the normal approximation it stays inside [0, 1] and is not empty
+/// at 0 or 100%. None without trials.
+pub fn wilson_interval(successes: u64, trials: u64) -> Option<(f64, f64)> {
+    if trials == 0 || successes > trials {
+        return None;
+    }
+    const Z: f64 = 1.959_963_984_540_054;
+    let n = trials as f64;
+    let p = successes as f64 / n;
+    let z2 = Z * Z;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = Z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    // At 0 and 100% the interval ends exactly at the bound (rounding would leave it a hair inside).
+    let low = if successes == 0 { 0.0 } else { (centre - half).max(0.0) };
+    let high = if successes == trials { 1.0 } else { (centre + half).min(1.0) };
+    Some((low, high))
+}
+
 /// Two-sided Mann-Whitney U test p-value for two independent samples.
 ///
 /// Exact (the null distribution of U by dynamic programming) when there are no ties and
@@ -482,6 +501,18 @@ pub fn benjamini_hochberg(p_values: &[f64]) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_wilson_interval_matches_published_values_and_stays_in_range() {
+        // Newcombe (1998), table I: 81 of 263 gives 0.2553–0.3662.
+        let (low, high) = super::wilson_interval(81, 263).unwrap();
+        assert!((low - 0.2553).abs() < 5e-4 && (high - 0.3662).abs() < 5e-4, "{low} {high}");
+        let (low, high) = super::wilson_interval(0, 10).unwrap();
+        assert!(low == 0.0 && (high - 0.2775).abs() < 5e-4, "{high}");
+        let (low, high) = super::wilson_interval(10, 10).unwrap();
+        assert!(high == 1.0 && (low - 0.7225).abs() < 5e-4, "{low}");
+        assert!(super::wilson_interval(0, 0).is_none() && super::wilson_interval(3, 2).is_none());
+    }
+
     use super::*;
     use proptest::prelude::*;
 

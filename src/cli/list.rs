@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use phasebench::engines::catalog::{
-    MetricDecl, OptionDecl, HARNESS_METRICS, MEMORY_METRICS, OPEN_LOOP_METRICS, RSS_METRICS,
+    MetricDecl, OptionDecl, HARNESS_METRICS, MEMORY_METRICS, OPEN_LOOP_METRICS, RSS_METRICS, SLO_METRICS,
 };
 use phasebench::engines::{registry, MetricKind};
 
@@ -14,6 +14,11 @@ pub fn render() -> String {
     metrics(&mut out, HARNESS_METRICS.iter(), "  ");
     let _ = writeln!(out, "\nOpen-loop workloads (`load: {{ rate: … }}`) also record:");
     metrics(&mut out, OPEN_LOOP_METRICS.iter(), "  ");
+    let _ = writeln!(
+        out,
+        "\nWorkloads with an `slo:` (bounds on per-operation metrics, such as `{{ ttft: 200ms }}`) also record:"
+    );
+    metrics(&mut out, SLO_METRICS.iter(), "  ");
     let _ = writeln!(
         out,
         "\nWith `profile: cpu` a workload's call stacks are sampled for a flame graph; with `profile: memory` or `rss`:"

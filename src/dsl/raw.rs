@@ -164,6 +164,11 @@ pub struct RawWorkload {
     /// Conditions the run must meet.
     #[serde(default)]
     pub targets: Vec<String>,
+    /// Service-level objective: a bound per per-operation metric
+    /// (`{ ttft: 200ms, tpot: 40ms }`); an operation that meets every bound
+    /// counts toward `goodput` and `slo_attainment`.
+    #[serde(default)]
+    pub slo: IndexMap<String, Scalar>,
     /// Profilers to run while it measures: `cpu`, `memory`, `rss`, or a list.
     #[serde(default)]
     pub profile: Option<RawProfile>,

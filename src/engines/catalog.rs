@@ -308,6 +308,35 @@ pub fn is_open_loop_metric(name: &str) -> bool {
     OPEN_LOOP_METRICS.iter().any(|metric| metric.name == name)
 }
 
+/// Metrics a run has when its workload states an `slo:`: the operations
+/// that met every bound, per second of measured time and as a share of
+/// all attempted (failed and dropped operations count as missing it).
+///
+/// Both are recomputed when shards merge, from the summed count of
+/// operations that met the SLO over the union window (`Derived`), as
+/// throughput is.
+pub static SLO_METRICS: &[MetricDecl] = &[
+    MetricDecl::scalar(
+        names::GOODPUT,
+        Dim::PER_TIME,
+        Better::Higher,
+        "slo: operations per second of measured time that met every bound of the workload's `slo`",
+    )
+    .merged(Merge::Derived),
+    MetricDecl::scalar(
+        names::SLO_ATTAINMENT,
+        Dim::NONE,
+        Better::Higher,
+        "slo: operations that met every bound, as a fraction of all attempted (failed and dropped ones miss it)",
+    )
+    .merged(Merge::Derived),
+];
+
+/// Whether only runs with an `slo:` record `name`.
+pub fn is_slo_metric(name: &str) -> bool {
+    SLO_METRICS.iter().any(|metric| metric.name == name)
+}
+
 /// Metrics a run has when its workload asks for `profile: memory`.
 ///
 /// Their merge rules: each shard is its own process, so a peak of the live
@@ -366,7 +395,13 @@ pub static RSS_METRICS: &[MetricDecl] = &[MetricDecl::scalar(
 
 /// The declaration of a metric the harness or a profiler records.
 pub fn harness_metric(name: &str) -> Option<&'static MetricDecl> {
-    HARNESS_METRICS.iter().chain(OPEN_LOOP_METRICS).chain(MEMORY_METRICS).chain(RSS_METRICS).find(|m| m.name == name)
+    HARNESS_METRICS
+        .iter()
+        .chain(OPEN_LOOP_METRICS)
+        .chain(SLO_METRICS)
+        .chain(MEMORY_METRICS)
+        .chain(RSS_METRICS)
+        .find(|m| m.name == name)
 }
 
 /// Which way is better for metric `name` of a run of engine `kind`, as the
@@ -384,7 +419,10 @@ pub fn is_profile_metric(name: &str) -> bool {
 
 /// Whether the harness or a profiler, not the engine, records `name`.
 pub fn recorded_by_harness(name: &str) -> bool {
-    is_profile_metric(name) || is_open_loop_metric(name) || HARNESS_METRICS.iter().any(|metric| metric.name == name)
+    is_profile_metric(name)
+        || is_open_loop_metric(name)
+        || is_slo_metric(name)
+        || HARNESS_METRICS.iter().any(|metric| metric.name == name)
 }
 
 /// How many histogram units make one base unit: nanoseconds for time, bytes
@@ -420,8 +458,13 @@ mod tests {
         for name in names::LOAD {
             assert!(recorded_by_harness(name), "`{name}` is not known as a harness metric");
         }
-        let declared = HARNESS_METRICS.len() + OPEN_LOOP_METRICS.len() + MEMORY_METRICS.len() + RSS_METRICS.len();
-        assert_eq!(declared, names::LOAD.len() + 5, "a harness metric without a name in `metric::names`");
+        let declared = HARNESS_METRICS.len()
+            + OPEN_LOOP_METRICS.len()
+            + SLO_METRICS.len()
+            + MEMORY_METRICS.len()
+            + RSS_METRICS.len();
+        assert_eq!(declared, names::LOAD.len() + 7, "a harness metric without a name in `metric::names`");
+        assert!(is_slo_metric(names::GOODPUT) && is_slo_metric(names::SLO_ATTAINMENT));
         assert!(is_open_loop_metric("schedule_lag") && !is_open_loop_metric("dropped"));
     }
 

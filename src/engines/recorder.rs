@@ -36,6 +36,8 @@ pub struct Slot {
     scale: f64,
     /// The samples, in histogram units.
     pub histogram: Histogram<u64>,
+    /// The smallest and largest sample of the current call, in base units.
+    call: Option<(f64, f64)>,
 }
 
 /// Engine-recorded metrics and counters of one worker.
@@ -50,7 +52,12 @@ impl Recorder {
     pub fn new(metrics: &[&'static MetricDecl]) -> Self {
         let slots = metrics
             .iter()
-            .map(|metric| Slot { name: metric.name, scale: histogram_scale(metric.dim), histogram: new_histogram() })
+            .map(|metric| Slot {
+                name: metric.name,
+                scale: histogram_scale(metric.dim),
+                histogram: new_histogram(),
+                call: None,
+            })
             .collect();
         Recorder { slots, counters: Vec::new() }
     }
@@ -62,6 +69,7 @@ impl Recorder {
             let units = (value * slot.scale).round();
             if units.is_finite() && units >= 0.0 {
                 record(&mut slot.histogram, units as u64);
+                slot.call = Some(slot.call.map_or((value, value), |(low, high)| (low.min(value), high.max(value))));
             }
         }
     }
@@ -79,10 +87,24 @@ impl Recorder {
         }
     }
 
+    /// The smallest and largest sample of `metric` (base units) recorded
+    /// since the last [`Recorder::end_call`]; `None` when there was none.
+    pub fn call_range(&self, metric: &str) -> Option<(f64, f64)> {
+        self.slots.iter().find(|slot| slot.name == metric)?.call
+    }
+
+    /// Closes one call's samples: [`Recorder::call_range`] starts afresh.
+    pub fn end_call(&mut self) {
+        for slot in &mut self.slots {
+            slot.call = None;
+        }
+    }
+
     /// Forgets everything recorded, keeping the metrics (used after warm-up).
     pub fn clear(&mut self) {
         for slot in &mut self.slots {
             slot.histogram.reset();
+            slot.call = None;
         }
         self.counters.clear();
     }

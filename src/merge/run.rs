@@ -9,6 +9,7 @@ use crate::metric::{names, MetricKind};
 use crate::results::histogram::{decode, encode, Summary};
 use crate::results::{
     CpuProfile, ErrorCount, FoldedStack, HeapRecord, LoadRecord, MetricRecord, ProfileRecord, RunRecord, RunShard,
+    SloRecord,
 };
 
 /// One shard's piece of a run.
@@ -99,6 +100,7 @@ pub(super) fn merge_run(id: &str, pieces: &[Piece], allow_missing: bool) -> Resu
     run.complete = absent.is_empty() && records.iter().all(|r| r.complete);
     run.failure = failure(&pieces, &absent);
     run.profile = profile(&pieces);
+    run.slo = slo(&records).map_err(refuse)?;
     run.metrics = metrics(id, &pieces, &run)?;
     Ok(MergedRun {
         whole: absent.is_empty(),
@@ -137,6 +139,25 @@ fn load(records: &[&RunRecord]) -> Result<LoadRecord, String> {
         };
     }
     Ok(whole)
+}
+
+/// The SLO of the whole: the same bounds in every piece, the operations
+/// that met them added.
+fn slo(records: &[&RunRecord]) -> Result<Option<SloRecord>, String> {
+    let Some(first) = &records[0].slo else {
+        return match records.iter().any(|r| r.slo.is_some()) {
+            true => Err("some of its pieces judged an SLO and some did not".into()),
+            false => Ok(None),
+        };
+    };
+    let mut whole = first.clone();
+    for record in &records[1..] {
+        match &record.slo {
+            Some(slo) if slo.bounds == first.bounds => whole.met += slo.met,
+            _ => return Err("its pieces judged different SLOs".into()),
+        }
+    }
+    Ok(Some(whole))
 }
 
 /// The stop as the whole run would have said it: a count of operations is
@@ -347,6 +368,11 @@ fn derive(decl: &MetricDecl, run: &RunRecord, merged: &IndexMap<String, MetricRe
             Some(if attempted > 0 { run.errors as f64 / attempted as f64 } else { 0.0 })
         }
         names::ALLOC_RATE => per_second(merged.get(names::ALLOCATED)?.value?),
+        names::GOODPUT => per_second(run.slo.as_ref()?.met as f64),
+        names::SLO_ATTAINMENT => {
+            let owed = run.operations + run.errors + run.dropped;
+            Some(if owed > 0 { run.slo.as_ref()?.met as f64 / owed as f64 } else { 0.0 })
+        }
         _ => None,
     }
 }

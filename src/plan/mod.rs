@@ -26,6 +26,7 @@ use indexmap::IndexMap;
 
 use crate::engines::{MetricDecl, Params};
 use crate::expr::{Comparison, MetricRef};
+use crate::metric::Better;
 pub use lower::build;
 pub use shard::{share, sharing, split, Shard, MAX_SHARDS};
 pub use template::{Scope, Substituted, TemplateError};
@@ -128,6 +129,34 @@ pub struct RunSpec {
     pub steps: Vec<StepSpec>,
     /// Profilers that run while it measures.
     pub profile: Profiling,
+    /// The workload's service-level objective: bounds every operation must
+    /// meet to count toward `goodput`; empty when it states none.
+    pub slo: Vec<SloBound>,
+}
+
+/// One bound of a service-level objective: an operation meets it when every
+/// sample it recorded of `metric` is at most `limit` (at least, for a metric
+/// where higher is better).
+#[derive(Clone, Debug)]
+pub struct SloBound {
+    /// The per-operation metric bounded.
+    pub metric: &'static MetricDecl,
+    /// The bound in the metric's base unit (seconds, bytes, tokens per second).
+    pub limit: f64,
+    /// The bound as written, after variable substitution: `200ms`.
+    pub text: String,
+}
+
+impl SloBound {
+    /// Whether an operation whose worst sample of the metric is `worst`
+    /// (its largest where lower is better, its smallest where higher is)
+    /// meets this bound.
+    pub fn met_by(&self, worst: f64) -> bool {
+        match self.metric.better {
+            Better::Lower => worst <= self.limit,
+            Better::Higher => worst >= self.limit,
+        }
+    }
 }
 
 /// Which profilers run alongside a run's measured part.

@@ -174,6 +174,31 @@ pub fn rate(scalar: &Scalar) -> Result<f64, ValueError> {
     Ok(per_second)
 }
 
+/// A bound in dimension `dim`, in base units (`200ms` is 0.2); `what` names
+/// it in errors. Zero is allowed (an SLO of no errors), negative is not.
+pub fn bound(scalar: &Scalar, dim: Dim, what: &str) -> Result<f64, ValueError> {
+    let value = match scalar {
+        Scalar::Int(n) if dim == Dim::NONE => *n as f64,
+        Scalar::Float(x) if dim == Dim::NONE => *x,
+        _ => quantity(scalar, dim, what, &example_of(dim))?.base_value(),
+    };
+    if value < 0.0 || !value.is_finite() {
+        return Err(ValueError::new(format!("`{scalar}` is negative; {what} cannot be"), None));
+    }
+    Ok(value)
+}
+
+/// A value of dimension `dim` to show in a hint.
+fn example_of(dim: Dim) -> String {
+    match dim {
+        Dim::TIME => "200ms".into(),
+        Dim::BYTES => "4KiB".into(),
+        Dim::PER_TIME => "100/s".into(),
+        Dim::NONE => "0.5".into(),
+        other => crate::quantity::format_value(1.0, other),
+    }
+}
+
 /// A quantity of dimension `dim`; unitless numbers are accepted only for dimensionless types.
 fn quantity(scalar: &Scalar, dim: Dim, what: &str, example: &str) -> Result<Quantity, ValueError> {
     let text = scalar.to_string();

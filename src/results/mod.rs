@@ -339,6 +339,20 @@ pub struct RunRecord {
     /// What the profilers recorded (`profile:` on the workload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<ProfileRecord>,
+    /// The workload's SLO and how many operations met it, when it states one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloRecord>,
+}
+
+/// A workload's service-level objective as a run judged it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SloRecord {
+    /// Each bounded metric with its bound as written (`ttft: 200ms`).
+    pub bounds: IndexMap<String, String>,
+    /// Measured operations that succeeded and met every bound; `goodput`
+    /// and `slo_attainment` are this count over the measured time and over
+    /// the operations attempted.
+    pub met: u64,
 }
 
 /// An engine instance as a run used it.

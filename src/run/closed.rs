@@ -2,15 +2,15 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Barrier, Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::measure::{Measurement, WorkerTally};
+use super::measure::{CallTimes, Measurement, WorkerTally};
 use super::{Control, Prepared};
 use crate::plan::{Stop, Warmup};
 
 /// Runs `prepared` with `concurrency` workers back to back.
 pub fn run(prepared: Prepared, concurrency: usize, control: &Control) -> Measurement {
-    let Prepared { workers, recorder, warmup, stop } = prepared;
+    let Prepared { workers, recorder, warmup, stop, slo } = prepared;
     let warm_claims = AtomicU64::new(0);
     let claims = &control.progress.issued;
     // Workers and the coordinator meet twice: after warm-up, and once the start is set.
@@ -31,7 +31,7 @@ pub fn run(prepared: Prepared, concurrency: usize, control: &Control) -> Measure
             .map(|(index, mut worker)| {
                 let (warm_claims, warmed, started, start_at) = (&warm_claims, &warmed, &started, &start_at);
                 let all_started = &all_started;
-                let mut tally = WorkerTally::new(recorder.clone(), false);
+                let mut tally = WorkerTally::new(recorder.clone(), false).judging(slo.clone());
                 let mut scratch = recorder.clone();
                 super::caller_thread(index).spawn_scoped(scope, move || {
                     if !all_started.wait() {
@@ -68,8 +68,15 @@ pub fn run(prepared: Prepared, concurrency: usize, control: &Control) -> Measure
                         let result = super::call_guarded(worker.as_mut(), &mut recorder);
                         let t1 = Instant::now();
                         match result {
-                            Ok(()) => tally.success(t1 - t0),
-                            Err(error) => tally.failure(&error),
+                            Ok(()) => {
+                                tally.success(t1 - t0);
+                                let times = CallTimes { latency: t1 - t0, service: t1 - t0, lag: Duration::ZERO };
+                                tally.judge(Some(times), &mut recorder);
+                            }
+                            Err(error) => {
+                                tally.failure(&error);
+                                tally.judge(None, &mut recorder);
+                            }
                         }
                         tally.last_end = Some(t1);
                         if deadline.is_some_and(|d| t1 >= d) {

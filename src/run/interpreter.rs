@@ -18,7 +18,7 @@ use crate::results::histogram::{encode, Summary};
 use crate::results::store::StoreError;
 use crate::results::{
     ArmRecord, EngineRecord, ErrorCount, ExperimentRecord, LoadRecord, Machine, MetricRecord, ProfileRecord, Results,
-    RoadmapRecord, RunRecord, RunShard, ScenarioRecord, TargetRecord, ToolInfo, FORMAT, FORMAT_VERSION,
+    RoadmapRecord, RunRecord, RunShard, ScenarioRecord, SloRecord, TargetRecord, ToolInfo, FORMAT, FORMAT_VERSION,
 };
 
 /// How often the display is refreshed while a run measures.
@@ -193,6 +193,7 @@ fn base_record(spec: &RunSpec, started: DateTime<Utc>, finished: DateTime<Utc>) 
         metrics: IndexMap::new(),
         counters: IndexMap::new(),
         profile: None,
+        slo: None,
     }
 }
 
@@ -234,6 +235,18 @@ fn record_of(spec: &RunSpec, measurement: &Measurement, wall_start: DateTime<Utc
     }
     let error_rate = if attempted > 0 { tally.errors as f64 / attempted as f64 } else { 0.0 };
     put(names::ERROR_RATE, scalar(error_rate, harness(names::ERROR_RATE)));
+    if !spec.slo.is_empty() {
+        // Dropped operations were owed a start and never got one: they miss the SLO.
+        let owed = attempted + tally.dropped;
+        let goodput = if seconds > 0.0 { tally.slo_met as f64 / seconds } else { 0.0 };
+        let attainment = if owed > 0 { tally.slo_met as f64 / owed as f64 } else { 0.0 };
+        put(names::GOODPUT, scalar(goodput, harness(names::GOODPUT)));
+        put(names::SLO_ATTAINMENT, scalar(attainment, harness(names::SLO_ATTAINMENT)));
+        record.slo = Some(SloRecord {
+            bounds: spec.slo.iter().map(|bound| (bound.metric.name.to_owned(), bound.text.clone())).collect(),
+            met: tally.slo_met,
+        });
+    }
     for slot in tally.recorder.slots() {
         let metric = match spec.metrics.iter().find(|m| m.name == slot.name) {
             Some(decl) => distribution(&slot.histogram, decl),

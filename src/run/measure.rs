@@ -6,6 +6,8 @@ use hdrhistogram::Histogram;
 
 use crate::engines::recorder::{new_histogram, record};
 use crate::engines::{EngineError, Recorder};
+use crate::metric::names;
+use crate::plan::SloBound;
 
 /// Distinct error messages kept per run; further ones are only counted.
 const MAX_ERROR_MESSAGES: usize = 8;
@@ -33,6 +35,59 @@ pub struct WorkerTally {
     pub messages: Vec<(String, u64)>,
     /// When this worker's last operation ended.
     pub last_end: Option<Instant>,
+    /// The workload's SLO, checked after every successful operation.
+    pub slo: SloCheck,
+    /// Successful operations that met every bound of the SLO.
+    pub slo_met: u64,
+}
+
+/// How long one successful operation took, as the harness measured it.
+#[derive(Clone, Copy, Debug)]
+pub struct CallTimes {
+    /// From its intended start (open loop) or its start (closed loop) to its end.
+    pub latency: Duration,
+    /// From its actual start to its end.
+    pub service: Duration,
+    /// Open loop: how late it started; zero in closed loop.
+    pub lag: Duration,
+}
+
+/// A workload's SLO, ready to judge each operation: the harness's time
+/// metrics from the call's times, an engine's from the samples the call
+/// recorded (its worst sample must meet the bound: every inter-token gap,
+/// not their mean). A bounded metric the call recorded no sample of does
+/// not stop it from meeting the SLO (a one-token generation has no `tpot`).
+#[derive(Clone, Debug, Default)]
+pub struct SloCheck {
+    bounds: Vec<SloBound>,
+}
+
+impl SloCheck {
+    /// The check of `bounds`; with none, every operation is judged to meet it.
+    pub fn new(bounds: &[SloBound]) -> Self {
+        SloCheck { bounds: bounds.to_vec() }
+    }
+
+    /// Whether there is anything to check.
+    pub fn is_empty(&self) -> bool {
+        self.bounds.is_empty()
+    }
+
+    /// Whether an operation with these times and samples met every bound.
+    pub fn met(&self, times: CallTimes, recorder: &Recorder) -> bool {
+        self.bounds.iter().all(|bound| {
+            let worst = match bound.metric.name {
+                names::LATENCY => Some(times.latency.as_secs_f64()),
+                names::SERVICE_TIME => Some(times.service.as_secs_f64()),
+                names::SCHEDULE_LAG => Some(times.lag.as_secs_f64()),
+                engine => recorder.call_range(engine).map(|(low, high)| match bound.metric.better {
+                    crate::metric::Better::Lower => high,
+                    crate::metric::Better::Higher => low,
+                }),
+            };
+            worst.is_none_or(|worst| bound.met_by(worst))
+        })
+    }
 }
 
 impl WorkerTally {
@@ -48,7 +103,28 @@ impl WorkerTally {
             dropped: 0,
             messages: Vec::new(),
             last_end: None,
+            slo: SloCheck::default(),
+            slo_met: 0,
         }
+    }
+
+    /// The same tally judging every successful operation against `slo`.
+    pub fn judging(self, slo: SloCheck) -> Self {
+        WorkerTally { slo, ..self }
+    }
+
+    /// Closes one measured call: a success is judged against the SLO (a
+    /// failure never meets it), and the recorder's per-call samples start
+    /// afresh for the next call.
+    #[inline]
+    pub fn judge(&mut self, success: Option<CallTimes>, recorder: &mut Recorder) {
+        if self.slo.is_empty() {
+            return;
+        }
+        if success.is_some_and(|times| self.slo.met(times, recorder)) {
+            self.slo_met += 1;
+        }
+        recorder.end_call();
     }
 
     /// Records one successful operation.
@@ -96,6 +172,7 @@ impl WorkerTally {
         self.operations += other.operations;
         self.errors += other.errors;
         self.dropped += other.dropped;
+        self.slo_met += other.slo_met;
         for (message, count) in other.messages {
             add_message(&mut self.messages, &message, count);
         }
@@ -129,4 +206,60 @@ pub struct Measurement {
     pub cancelled: bool,
     /// Open loop: measured operations the dispatcher scheduled; 0 in closed loop.
     pub scheduled: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engines::MetricDecl;
+    use crate::metric::Better;
+    use crate::quantity::Dim;
+
+    static GAP: MetricDecl = MetricDecl::time("gap", "a time recorded many times per call");
+    static RATE: MetricDecl = MetricDecl::distribution("rate", Dim::TOKEN_RATE, Better::Higher, "higher is better");
+
+    fn bound(metric: &'static MetricDecl, limit: f64) -> SloBound {
+        SloBound { metric, limit, text: limit.to_string() }
+    }
+
+    const TIMES: CallTimes =
+        CallTimes { latency: Duration::from_millis(5), service: Duration::from_millis(4), lag: Duration::ZERO };
+
+    /// Records `gaps` (seconds) and `rates` as one call and judges it.
+    fn judged(slo: &[SloBound], gaps: &[f64], rates: &[f64]) -> (bool, u64) {
+        let mut tally = WorkerTally::new(Recorder::new(&[&GAP, &RATE]), false).judging(SloCheck::new(slo));
+        let mut recorder = std::mem::take(&mut tally.recorder);
+        gaps.iter().for_each(|gap| recorder.record("gap", *gap));
+        rates.iter().for_each(|rate| recorder.record("rate", *rate));
+        tally.judge(Some(TIMES), &mut recorder);
+        let met = tally.slo_met == 1;
+        // The next call starts afresh: with nothing recorded it meets the bounds.
+        tally.judge(Some(TIMES), &mut recorder);
+        (met, tally.slo_met - u64::from(met))
+    }
+
+    #[test]
+    fn every_sample_of_a_call_must_meet_the_bound_not_their_mean() {
+        let slo = [bound(&GAP, 0.010)];
+        assert_eq!(judged(&slo, &[0.001, 0.002, 0.003], &[]), (true, 1));
+        // Mean 4.3 ms, but one gap of 11 ms: missed.
+        assert_eq!(judged(&slo, &[0.001, 0.011, 0.001], &[]), (false, 1));
+        // A higher-is-better bound is met by the smallest sample only.
+        let slo = [bound(&RATE, 50.0)];
+        assert_eq!(judged(&slo, &[], &[80.0, 60.0]), (true, 1));
+        assert_eq!(judged(&slo, &[], &[80.0, 40.0, 90.0]), (false, 1));
+    }
+
+    #[test]
+    fn harness_times_are_judged_and_a_failure_never_meets_the_slo() {
+        let latency = crate::engines::catalog::harness_metric(names::LATENCY).unwrap();
+        let service = crate::engines::catalog::harness_metric(names::SERVICE_TIME).unwrap();
+        assert!(judged(&[bound(latency, 0.005)], &[], &[]).0);
+        assert!(!judged(&[bound(latency, 0.0049)], &[], &[]).0);
+        assert!(judged(&[bound(service, 0.0045)], &[], &[]).0);
+        let mut tally = WorkerTally::new(Recorder::new(&[&GAP]), false).judging(SloCheck::new(&[bound(&GAP, 1.0)]));
+        let mut recorder = Recorder::new(&[&GAP]);
+        tally.judge(None, &mut recorder);
+        assert_eq!(tally.slo_met, 0);
+    }
 }

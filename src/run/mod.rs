@@ -29,7 +29,7 @@ use crate::engines::catalog::recorded_by_harness;
 use crate::engines::{EngineError, OpWorker, Operation, Recorder};
 use crate::plan::{Load, RunSpec, Stop, Warmup};
 pub use interpreter::{execute_plan, Observer};
-use measure::{Measurement, WorkerTally};
+use measure::{Measurement, SloCheck, WorkerTally};
 
 /// Shared switches and counters of the run in progress.
 #[derive(Debug, Default)]
@@ -128,6 +128,8 @@ pub struct Prepared {
     pub warmup: Warmup,
     /// Stop condition.
     pub stop: Stop,
+    /// The workload's SLO, judged after every measured operation.
+    pub slo: SloCheck,
 }
 
 /// Measures one run of a prepared operation.
@@ -145,6 +147,7 @@ pub fn execute(spec: &RunSpec, operation: &dyn Operation, control: &Control) -> 
         recorder: Recorder::new(&engine_metrics),
         warmup: spec.warmup,
         stop: spec.stop,
+        slo: SloCheck::new(&spec.slo),
     };
     control.progress.reset();
     Ok(match spec.load {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver};
 
-use super::measure::{Measurement, WorkerTally};
+use super::measure::{CallTimes, Measurement, WorkerTally};
 use super::{Control, Prepared};
 use crate::engines::{OpWorker, Recorder};
 use crate::plan::{Arrival, Stop, Warmup};
@@ -51,7 +51,7 @@ pub fn run(
     control: &Control,
 ) -> Measurement {
     let rate = arrivals.rate;
-    let Prepared { workers, recorder, warmup, stop } = prepared;
+    let Prepared { workers, recorder, warmup, stop, slo } = prepared;
     let (sender, receiver) = unbounded::<Job>();
     let base = Instant::now();
     // Nanoseconds after `base` past which queued operations are dropped, not run.
@@ -75,7 +75,7 @@ pub fn run(
             .enumerate()
             .map(|(index, worker)| {
                 let receiver = receiver.clone();
-                let tally = WorkerTally::new(recorder.clone(), true);
+                let tally = WorkerTally::new(recorder.clone(), true).judging(slo.clone());
                 let scratch = recorder.clone();
                 let drain_deadline = &drain_deadline;
                 super::caller_thread(index)
@@ -274,10 +274,15 @@ fn work(
         let end = Instant::now();
         match result {
             Ok(()) => {
-                tally.success(end.saturating_duration_since(job.intended));
+                let latency = end.saturating_duration_since(job.intended);
+                tally.success(latency);
                 crate::engines::recorder::record(&mut service, (end - begin).as_nanos() as u64);
+                tally.judge(Some(CallTimes { latency, service: end - begin, lag }), &mut recorder);
             }
-            Err(error) => tally.failure(&error),
+            Err(error) => {
+                tally.failure(&error);
+                tally.judge(None, &mut recorder);
+            }
         }
         tally.last_end = Some(end);
     }

@@ -264,6 +264,9 @@ impl<'a> Lowering<'a> {
         if load.is_some_and(|load| load.rate.is_some()) {
             metrics.extend(catalog::OPEN_LOOP_METRICS);
         }
+        if !workload.raw.slo.is_empty() {
+            metrics.extend(catalog::SLO_METRICS);
+        }
         match resolve_metric(&parsed, instance.decl, op, &metrics) {
             Ok(_) => Some(parsed),
             Err((message, hint)) => {

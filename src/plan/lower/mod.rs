@@ -13,6 +13,7 @@ mod experiments;
 mod params;
 mod phases;
 mod roadmap;
+mod slo;
 mod targets;
 mod workflows;
 mod workloads;

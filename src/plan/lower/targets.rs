@@ -68,6 +68,12 @@ pub(super) fn resolve_metric(
                 Some("give the workload an arrival rate, such as `load: { rate: 1000/s }`".into()),
             ));
         }
+        if catalog::is_slo_metric(&metric.metric) {
+            return Err((
+                format!("`{}` is recorded only for a workload with an `slo:`", metric.metric),
+                Some("state the bounds an operation must meet to count, such as `slo: { latency: 10ms }`".into()),
+            ));
+        }
         if decl.metrics.iter().any(|m| m.name == metric.metric) {
             return Err((
                 format!("operation `{}.{}` does not record `{}`", decl.kind, op.name, metric.metric),

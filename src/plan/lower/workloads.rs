@@ -132,6 +132,10 @@ impl Lowering<'_> {
         if profile.samples_memory() {
             metrics.extend(catalog::RSS_METRICS);
         }
+        let slo = self.slo(workload, path, scope, &metrics);
+        if !workload.slo.is_empty() {
+            metrics.extend(catalog::SLO_METRICS);
+        }
         let mut targets = Vec::new();
         for (index, text) in workload.targets.iter().enumerate() {
             let target_path = format!("{path}.targets[{index}]");
@@ -165,6 +169,7 @@ impl Lowering<'_> {
             metrics,
             steps: steps?,
             profile,
+            slo: slo?,
             shard: None,
             schedule_seed: 0,
         })
