@@ -138,6 +138,7 @@ engines! {
     vault::VaultKind,
     agents::Agents,
     codec::CodecKind,
+    openai::OpenAi,
 }
 
 /// The engine kind called `kind`.
