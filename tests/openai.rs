@@ -44,22 +44,36 @@ fn ms(seconds: f64) -> f64 {
 }
 
 #[test]
-fn ttft_itl_and_token_counts_match_the_script() {
+fn ttft_itl_and_token_counts_match_the_script_on_one_stream() {
+    matches_the_script(1, 12);
+}
+
+#[test]
+fn ttft_itl_and_token_counts_match_the_script_on_64_streams() {
+    matches_the_script(64, 128);
+}
+
+/// `requests` requests on `streams` concurrent streams, each timed within
+/// loose bounds of the script, with every token counted.
+fn matches_the_script(streams: u32, requests: u32) {
     // 1.5 tokens per word and 7 tokens of template: the calibration must find both.
     let server = ScriptedServer::start(Script { per_word: 1.5, overhead: 7, ..Script::default() });
     let engine = format!("url: \"{}\"", server.url.trim_end_matches("/v1"));
-    let scenario =
-        Scenario::new(&scenario(&[("scripted", engine, "prompt_tokens: 64, max_tokens: 32, ignore_eos: true")], 12, 2));
+    let scenario = Scenario::new(&scenario(
+        &[("scripted", engine, "prompt_tokens: 64, max_tokens: 32, ignore_eos: true")],
+        requests,
+        streams,
+    ));
     run_ok(&scenario);
     let results = scenario.results();
     let record = run(&results, "scripted");
-    assert_eq!((record.operations, record.errors), (12, 0));
+    assert_eq!((record.operations, record.errors), (u64::from(requests), 0));
 
     // Scripted: first token 20 ms after the request was read, then one every 5 ms.
     let ttft = summary(record, "ttft");
     assert!((19.5..27.0).contains(&ms(ttft.p50)), "ttft p50 {} ms", ms(ttft.p50));
     let itl = summary(record, "itl");
-    assert_eq!(itl.count, 12 * 31, "one gap between each pair of the 32 tokens");
+    assert_eq!(itl.count, u64::from(requests) * 31, "one gap between each pair of the 32 tokens");
     assert!((4.0..6.5).contains(&ms(itl.p50)), "itl p50 {} ms", ms(itl.p50));
     let tpot = summary(record, "tpot");
     assert!((4.5..6.5).contains(&ms(tpot.p50)), "tpot p50 {} ms", ms(tpot.p50));
@@ -71,8 +85,8 @@ fn ttft_itl_and_token_counts_match_the_script() {
     assert!((31.9..32.1).contains(&output.min) && (31.9..32.1).contains(&output.max), "{output:?}");
     let input = summary(record, "input_tokens");
     assert!((58.0..=70.0).contains(&input.min) && (58.0..=70.0).contains(&input.max), "{input:?}");
-    assert_eq!(record.counters["output_tokens"], 12 * 32);
-    assert_eq!(record.counters["usage_reported"], 12);
+    assert_eq!(record.counters["output_tokens"], u64::from(requests) * 32);
+    assert_eq!(record.counters["usage_reported"], u64::from(requests));
     assert!(!record.counters.contains_key("usage_counted"));
 
     // Two calibration requests, then the measured ones, all with the listed
@@ -81,7 +95,7 @@ fn ttft_itl_and_token_counts_match_the_script() {
     let calibration: Vec<_> = exchanges.iter().filter(|e| !e.stream).collect();
     assert_eq!(calibration.len(), 2);
     let streamed = server.streamed();
-    assert_eq!(streamed.len(), 12);
+    assert_eq!(streamed.len(), requests as usize);
     for exchange in &streamed {
         assert_eq!(exchange.body["model"], "scripted-model");
         assert_eq!(exchange.body["stream_options"]["include_usage"], true);

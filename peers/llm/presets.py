@@ -6,6 +6,9 @@ a 2048-token context, f32, tied embeddings.
 """
 
 PRESETS = {
+    # Only for tests that need a model in seconds (tests/openai_llamacpp.rs).
+    "tiny": dict(vocab=2048, dim=128, layers=4, heads=4, kv_heads=4,
+                 hidden=384, rope_theta=10000.0, eps=1e-5, max_ctx=2048),
     "small": dict(vocab=32000, dim=288, layers=6, heads=6, kv_heads=6,
                   hidden=768, rope_theta=10000.0, eps=1e-5, max_ctx=2048),
     "base": dict(vocab=32000, dim=768, layers=12, heads=12, kv_heads=12,
