@@ -511,7 +511,8 @@ impl OpenAiWorker {
         let timeline = &self.timeline;
         let usage = timeline.usage.unwrap_or_default();
         let reported = usage.completion_tokens.is_some();
-        let input = usage.prompt_tokens.unwrap_or(words as u64);
+        // Without usage in the stream: the calibrated length asked for, else one token per word.
+        let input = usage.prompt_tokens.or(requested).unwrap_or(words as u64);
         let output = usage.completion_tokens.unwrap_or(timeline.text_at.len() as u64);
         recorder.record("input_tokens", input as f64);
         if let (Some(requested), Some(counted)) = (requested, usage.prompt_tokens) {
