@@ -443,9 +443,10 @@ fn a_batch_changes_no_token() {
     let mut keeper = connect(server.port).unwrap();
     send(&mut keeper, "POST", "/v1/completions", Some(&completion(json!("keep"), 1500, true).to_string())).unwrap();
     let batched: Vec<Response> = std::thread::scope(|scope| {
+        let server = &server;
         let handles: Vec<_> = prompts
             .iter()
-            .map(|prompt| scope.spawn(|| server.post("/v1/completions", &completion(json!(prompt), 24, true))))
+            .map(|prompt| scope.spawn(move || server.post("/v1/completions", &completion(json!(prompt), 24, true))))
             .collect();
         handles.into_iter().map(|handle| handle.join().unwrap()).collect()
     });

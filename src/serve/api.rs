@@ -160,7 +160,11 @@ pub fn parse(body: &[u8]) -> Result<RawRequest, ApiError> {
             return ApiError::invalid(format!("the body is not valid JSON: {inner}"), None, "invalid_json");
         }
         let path = error.path().to_string();
-        let param = (path != ".").then_some(path);
+        if path == "." || path.starts_with('[') {
+            // serde reads a struct from an array too; either way the body is not an object.
+            return ApiError::invalid(format!("the body must be a JSON object: {inner}"), None, "invalid_value");
+        }
+        let param = Some(path);
         ApiError::invalid(format!("invalid request: {inner}"), param.as_deref(), "invalid_value")
     })
 }
