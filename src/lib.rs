@@ -28,3 +28,4 @@ pub mod report;
 pub mod results;
 pub mod rng;
 pub mod run;
+pub mod serve;

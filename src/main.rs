@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         cli::Command::Report(args) => cli::report::report(&args),
         cli::Command::Compare(args) => cli::report::compare(&args),
         cli::Command::Merge(args) => cli::merge::execute(&args),
+        cli::Command::Serve(args) => cli::serve::execute(args),
         cli::Command::Inspect { what } => cli::inspect::execute(what),
         cli::Command::Vault { what } => cli::vault::execute(what),
         cli::Command::Launch { scheduler } => cli::launch::execute(scheduler),

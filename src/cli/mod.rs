@@ -6,6 +6,7 @@ pub mod list;
 pub mod merge;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod vault;
 
 use std::path::{Path, PathBuf};
@@ -67,6 +68,8 @@ pub enum Command {
         #[command(subcommand)]
         scheduler: launch::LaunchCommand,
     },
+    /// Serve the llm engine's model over an OpenAI-compatible HTTP API, with continuous batching.
+    Serve(serve::ServeArgs),
     /// Look inside an engine: `inspect logits`, `inspect cuda`, `inspect corpus`.
     Inspect {
         /// What to inspect.

@@ -230,7 +230,7 @@ pub enum TextTokens {
 
 impl TextTokens {
     /// The tokenizer for a model named by a preset or checkpoint directory.
-    fn for_model(name: &str) -> Result<TextTokens, LlmError> {
+    pub fn for_model(name: &str) -> Result<TextTokens, LlmError> {
         if Config::preset(name).is_some() {
             return Ok(TextTokens::Bytes);
         }
@@ -374,18 +374,7 @@ impl EngineKind for Llm {
         let runner = match choose_device(text(options, "device"), &config)? {
             Device::Cuda => Runner::Cuda(Arc::new(cuda::CudaModel::load(config, &source, dtype, attention)?)),
             Device::Cpu => {
-                // Always an own pool, even for "all cores": the calling worker thread
-                // then takes part in the tensor work instead of waiting for the
-                // global pool's threads to wake up (about 30% of a small decode step).
-                let threads = match count(options, "threads") as usize {
-                    0 => std::thread::available_parallelism().map_or(1, usize::from),
-                    n => n,
-                };
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|index| format!("pb-llm-{index}"))
-                    .build()
-                    .map_err(|error| EngineError::new(format!("cannot start {threads} threads: {error}")))?;
+                let pool = thread_pool(count(options, "threads") as usize)?;
                 Runner::Cpu { model: Arc::new(Model::load(config, &source, dtype, attention)?), pool: Arc::new(pool) }
             }
         };
@@ -401,6 +390,35 @@ impl EngineKind for Llm {
             text_tokens: TextTokens::for_model(name)?,
         }))
     }
+}
+
+/// The thread pool of a CPU model: `threads` workers (0: all cores).
+///
+/// Always an own pool, even for "all cores": the calling worker thread then
+/// takes part in the tensor work instead of waiting for the global pool's
+/// threads to wake up (about 30% of a small decode step).
+pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool, LlmError> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|index| format!("pb-llm-{index}"))
+        .build()
+        .map_err(|error| LlmError::Device(format!("cannot start {threads} threads: {error}")))
+}
+
+/// A CPU model named by a preset (seeded random weights) or a checkpoint
+/// directory, with how its text becomes tokens.
+pub fn load_cpu_model(
+    name: &str,
+    seed: u64,
+    dtype: DType,
+    attention: AttentionKind,
+) -> Result<(Model, TextTokens), LlmError> {
+    let (config, source) = load_source(name, seed)?;
+    Ok((Model::load(config, &source, dtype, attention)?, TextTokens::for_model(name)?))
 }
 
 /// The configuration and weights a model name stands for.

@@ -275,17 +275,16 @@ impl Block {
         })
     }
 
-    /// `x (seq, dim)` after the `offset` positions in `slot`, which it extends.
+    /// `x (rows, dim)` through the block; `attend` is the attention of the
+    /// normed rows (one sequence's positions, or one row per sequence).
     fn forward(
         &self,
         x: Tensor,
-        rotary: &(Tensor, Tensor),
-        slot: &mut Option<LayerCache>,
-        offset: usize,
         profile: &mut Profile,
+        attend: impl FnOnce(&Attention, &Tensor, &mut Profile) -> Result<Tensor, LlmError>,
     ) -> Result<Tensor, LlmError> {
         let h = profile.time(Category::Norms, || self.input_norm.forward(&x))?;
-        let attended = self.attention.forward(&h, rotary, slot, offset, profile)?;
+        let attended = attend(&self.attention, &h, profile)?;
         let x = (x + attended)?;
         let h = profile.time(Category::Norms, || self.post_norm.forward(&x))?;
         let m = profile.time(Category::Mlp, || self.mlp.forward(&h))?;
@@ -350,43 +349,101 @@ impl Model {
         if seq == 0 {
             return Err(LlmError::Input("no tokens to run".into()));
         }
-        if offset + seq > self.config.context {
+        self.check(tokens, offset + seq)?;
+        self.prepare(cache);
+        let mut x = self.embed(tokens, profile)?;
+        let rotary = profile.time(Category::Attention, || self.rotary(offset..offset + seq))?;
+        for (block, slot) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+            x = block.forward(x, profile, |attention, h, profile| attention.forward(h, &rotary, slot, offset, profile))?;
+        }
+        cache.len = offset + seq;
+        let last = if all_positions { x } else { x.narrow(0, seq - 1, 1)? };
+        let logits = self.logits(&last, profile)?;
+        Ok(if all_positions { logits } else { logits.squeeze(0)? })
+    }
+
+    /// One decoding step of `tokens.len()` sequences at once: token `i`
+    /// runs after the positions in `caches[i]`, appending its own, and row
+    /// `i` of the result `(batch, vocab)` is its logits. Every weight matrix
+    /// is applied once to all the rows; attention is per sequence over its
+    /// own cache.
+    pub fn decode_batch(
+        &self,
+        tokens: &[u32],
+        caches: &mut [&mut Cache],
+        profile: &mut Profile,
+    ) -> Result<Tensor, LlmError> {
+        if tokens.is_empty() || tokens.len() != caches.len() {
             return Err(LlmError::Input(format!(
-                "{} positions exceed the model's context of {}",
-                offset + seq,
+                "a decoding step needs one token per sequence: {} tokens for {} sequences",
+                tokens.len(),
+                caches.len()
+            )));
+        }
+        let offsets: Vec<usize> = caches.iter().map(|cache| cache.len).collect();
+        let longest = offsets.iter().max().copied().unwrap_or(0);
+        self.check(tokens, longest + 1)?;
+        for cache in caches.iter_mut() {
+            self.prepare(cache);
+        }
+        let mut x = self.embed(tokens, profile)?;
+        let rotary = profile.time(Category::Attention, || self.rotary(offsets.iter().copied()))?;
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let mut slots: Vec<&mut Option<LayerCache>> =
+                caches.iter_mut().map(|cache| &mut cache.layers[layer]).collect();
+            x = block.forward(x, profile, |attention, h, profile| {
+                attention.forward_batch(h, &rotary, &mut slots, &offsets, profile)
+            })?;
+        }
+        for cache in caches.iter_mut() {
+            cache.len += 1;
+        }
+        self.logits(&x, profile)
+    }
+
+    /// Refuses tokens outside the vocabulary and sequences past the context.
+    fn check(&self, tokens: &[u32], positions: usize) -> Result<(), LlmError> {
+        if positions > self.config.context {
+            return Err(LlmError::Input(format!(
+                "{positions} positions exceed the model's context of {}",
                 self.config.context
             )));
         }
         if let Some(bad) = tokens.iter().find(|&&t| t as usize >= self.config.vocab) {
             return Err(LlmError::Input(format!("token {bad} is outside the vocabulary of {}", self.config.vocab)));
         }
+        Ok(())
+    }
+
+    /// Gives a cache one slot per layer.
+    fn prepare(&self, cache: &mut Cache) {
         if cache.layers.len() != self.blocks.len() {
             cache.layers = (0..self.blocks.len()).map(|_| None).collect();
         }
-        let device = Device::Cpu;
-        let mut x = profile.time(Category::Embedding, || {
-            let ids = Tensor::from_slice(tokens, seq, &device)?;
-            Ok(self.embedding.index_select(&ids, 0)?.to_dtype(DType::F32)?)
-        })?;
-        let (cos, sin) = profile.time(Category::Attention, || self.rotary(offset, seq))?;
-        let rotary = (cos, sin);
-        for (block, slot) in self.blocks.iter().zip(cache.layers.iter_mut()) {
-            x = block.forward(x, &rotary, slot, offset, profile)?;
-        }
-        cache.len = offset + seq;
-        let last = if all_positions { x } else { x.narrow(0, seq - 1, 1)? };
-        let normed = profile.time(Category::Norms, || self.norm.forward(&last))?;
-        let logits = profile.time(Category::Head, || self.head.forward(&normed))?;
-        Ok(if all_positions { logits } else { logits.squeeze(0)? })
     }
 
-    /// Cosine and sine tables `(seq, head_dim)` for positions `offset..offset+seq`,
+    /// The embeddings of `tokens`, one f32 row each.
+    fn embed(&self, tokens: &[u32], profile: &mut Profile) -> Result<Tensor, LlmError> {
+        profile.time(Category::Embedding, || {
+            let ids = Tensor::from_slice(tokens, tokens.len(), &Device::Cpu)?;
+            Ok(self.embedding.index_select(&ids, 0)?.to_dtype(DType::F32)?)
+        })
+    }
+
+    /// Final norm and output head of `x (rows, dim)`: `(rows, vocab)`.
+    fn logits(&self, x: &Tensor, profile: &mut Profile) -> Result<Tensor, LlmError> {
+        let normed = profile.time(Category::Norms, || self.norm.forward(x))?;
+        profile.time(Category::Head, || self.head.forward(&normed))
+    }
+
+    /// Cosine and sine tables `(rows, head_dim)`, one row per position,
     /// laid out for the rotate-half convention of Hugging Face Llama.
-    fn rotary(&self, offset: usize, seq: usize) -> Result<(Tensor, Tensor), LlmError> {
+    fn rotary(&self, positions: impl ExactSizeIterator<Item = usize>) -> Result<(Tensor, Tensor), LlmError> {
         let half = self.config.head_dim / 2;
-        let mut cos = Vec::with_capacity(seq * half * 2);
-        let mut sin = Vec::with_capacity(seq * half * 2);
-        for position in offset..offset + seq {
+        let rows = positions.len();
+        let mut cos = Vec::with_capacity(rows * half * 2);
+        let mut sin = Vec::with_capacity(rows * half * 2);
+        for position in positions {
             let angles = self.inverse_frequencies.iter().map(|inv| position as f64 * inv);
             let row: Vec<f64> = angles.collect();
             for _ in 0..2 {
@@ -394,7 +451,7 @@ impl Model {
                 sin.extend(row.iter().map(|a| a.sin() as f32));
             }
         }
-        let shape = (seq, half * 2);
+        let shape = (rows, half * 2);
         Ok((Tensor::from_vec(cos, shape, &Device::Cpu)?, Tensor::from_vec(sin, shape, &Device::Cpu)?))
     }
 }
@@ -423,6 +480,11 @@ impl Attention {
         })
     }
 
+    /// The q, k and v projections of `x (rows, dim)`.
+    fn project(&self, x: &Tensor, profile: &mut Profile) -> Result<(Tensor, Tensor, Tensor), LlmError> {
+        profile.time(Category::Projections, || Ok((self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?)))
+    }
+
     /// Attention of `x (seq, dim)` over the `offset` cached positions in
     /// `slot` and its own, which it appends to `slot`.
     fn forward(
@@ -434,19 +496,15 @@ impl Attention {
         profile: &mut Profile,
     ) -> Result<Tensor, LlmError> {
         let seq = x.dim(0)?;
-        let (q, k, v) =
-            profile.time(Category::Projections, || Ok((self.q.forward(x)?, self.k.forward(x)?, self.v.forward(x)?)))?;
+        let (q, k, v) = self.project(x, profile)?;
         let mixed = profile.time(Category::Attention, || {
             let q = rotate(&self.split_heads(&q, self.heads, seq)?, cos, sin)?;
             let k = rotate(&self.split_heads(&k, self.kv_heads, seq)?, cos, sin)?;
             let v = self.split_heads(&v, self.kv_heads, seq)?;
-            let (k, v) = LayerCache::append(slot, &k, &v, offset, self.context)?;
-            if let (1, Some(layer)) = (seq, slot.as_ref()) {
-                // One query row (a decoding step): its score row is all there
-                // is to hold, in either variant; one fused pass, no tensor ops.
-                let out = cpu::decode_attention(&q, &layer.keys, &layer.values, offset + 1, self.scale() as f32)?;
-                return Ok(out.reshape((1, self.heads * self.head_dim))?);
+            if seq == 1 {
+                return self.decode_one(&q, &k, &v, slot, offset);
             }
+            let (k, v) = LayerCache::append(slot, &k, &v, offset, self.context)?;
             let out = match self.kind {
                 AttentionKind::Naive => self.naive_attention(&q, &k, &v, offset)?,
                 AttentionKind::Flash => self.flash_attention(&q, &k, &v, offset)?,
@@ -455,6 +513,60 @@ impl Attention {
             Ok(out.transpose(0, 1)?.contiguous()?.reshape((seq, self.heads * self.head_dim))?)
         })?;
         profile.time(Category::Projections, || self.o.forward(&mixed))
+    }
+
+    /// Attention of one row per sequence, `x (batch, dim)`: row `i` is at
+    /// position `offsets[i]` of the sequence whose cache is `slots[i]`.
+    fn forward_batch(
+        &self,
+        x: &Tensor,
+        (cos, sin): &(Tensor, Tensor),
+        slots: &mut [&mut Option<LayerCache>],
+        offsets: &[usize],
+        profile: &mut Profile,
+    ) -> Result<Tensor, LlmError> {
+        let batch = x.dim(0)?;
+        let (q, k, v) = self.project(x, profile)?;
+        let mixed = profile.time(Category::Attention, || {
+            // (batch, heads · head_dim) → (batch, heads, head_dim), each row
+            // rotated at its own position.
+            let (cos, sin) = (cos.unsqueeze(1)?, sin.unsqueeze(1)?);
+            let q = rotate(&q.reshape((batch, self.heads, self.head_dim))?, &cos, &sin)?;
+            let k = rotate(&k.reshape((batch, self.kv_heads, self.head_dim))?, &cos, &sin)?;
+            let v = v.reshape((batch, self.kv_heads, self.head_dim))?;
+            let row = |index: usize, slot: &mut Option<LayerCache>| {
+                // (heads, head_dim) → (heads, 1, head_dim), a sequence's layout.
+                let one = |t: &Tensor| -> Result<Tensor, LlmError> { Ok(t.get(index)?.unsqueeze(1)?.contiguous()?) };
+                self.decode_one(&one(&q)?, &one(&k)?, &one(&v)?, slot, offsets[index])
+            };
+            // Sequences are independent: spread them over the engine's threads.
+            let rows: Vec<Result<Tensor, LlmError>> = {
+                use rayon::prelude::*;
+                slots.par_iter_mut().enumerate().map(|(index, slot)| row(index, slot)).collect()
+            };
+            Ok(Tensor::cat(&rows.into_iter().collect::<Result<Vec<_>, _>>()?, 0)?)
+        })?;
+        profile.time(Category::Projections, || self.o.forward(&mixed))
+    }
+
+    /// Attention of one query position, `q (heads, 1, head_dim)`, with its
+    /// rotated key and value `(kv_heads, 1, head_dim)` appended to `slot`
+    /// after `offset` positions: its score row is all there is to hold, in
+    /// either variant, so one fused pass and no tensor ops. `(1, heads · head_dim)`.
+    fn decode_one(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        slot: &mut Option<LayerCache>,
+        offset: usize,
+    ) -> Result<Tensor, LlmError> {
+        LayerCache::append(slot, k, v, offset, self.context)?;
+        let Some(layer) = slot.as_ref() else {
+            return Err(LlmError::Input("the KV cache lost a layer".into()));
+        };
+        let out = cpu::decode_attention(q, &layer.keys, &layer.values, offset + 1, self.scale() as f32)?;
+        Ok(out.reshape((1, self.heads * self.head_dim))?)
     }
 
     /// `(seq, heads · head_dim)` → `(heads, seq, head_dim)`.
@@ -633,6 +745,59 @@ mod tests {
         assert!(model.forward(&vec![1; 1025], &mut cache, &mut Profile::default(), false).is_err());
         assert!(model.forward(&[5000], &mut cache, &mut Profile::default(), false).is_err());
         assert!(model.forward(&[], &mut cache, &mut Profile::default(), false).is_err());
+    }
+
+    #[test]
+    fn a_batched_step_equals_each_sequence_stepping_alone() {
+        for kv_heads in [4, 2] {
+            let model = tiny(AttentionKind::Naive, kv_heads);
+            for batch in [1, 3, 7] {
+                // Prompts of different lengths, so every row is at its own position.
+                let prompts: Vec<Vec<u32>> =
+                    (0..batch).map(|i| tokens(1 + 13 * i + (i % 2) * 60, 100 + i as u64)).collect();
+                let prefill = |model: &Model| -> Vec<Cache> {
+                    prompts
+                        .iter()
+                        .map(|prompt| {
+                            let mut cache = Cache::default();
+                            model.forward(prompt, &mut cache, &mut Profile::default(), false).unwrap();
+                            cache
+                        })
+                        .collect()
+                };
+                let (mut alone, mut batched) = (prefill(&model), prefill(&model));
+                for step in 0..3 {
+                    let next = tokens(batch, 7 * step as u64 + batch as u64);
+                    let mut refs: Vec<&mut Cache> = batched.iter_mut().collect();
+                    let logits = model.decode_batch(&next, &mut refs, &mut Profile::default()).unwrap();
+                    assert_eq!(logits.dims(), [batch, 2048]);
+                    for (index, cache) in alone.iter_mut().enumerate() {
+                        let expected = model.forward(&next[index..=index], cache, &mut Profile::default(), false);
+                        let row = logits.get(index).unwrap();
+                        let difference = max_relative(&expected.unwrap(), &row);
+                        assert!(difference < 1e-5, "kv_heads {kv_heads}, batch {batch}, step {step}, row {index}");
+                        assert_eq!(cache.len(), batched[index].len());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_batched_step_refuses_what_a_sequence_would() {
+        let model = tiny(AttentionKind::Naive, 4);
+        let (mut short, mut full) = (Cache::default(), Cache::default());
+        model.forward(&[1, 2, 3], &mut short, &mut Profile::default(), false).unwrap();
+        model.forward(&vec![1; 1024], &mut full, &mut Profile::default(), false).unwrap();
+        let step = |tokens: &[u32], caches: &mut [&mut Cache]| {
+            model.decode_batch(tokens, caches, &mut Profile::default()).map(|_| ()).unwrap_err().to_string()
+        };
+        assert!(step(&[5, 5], &mut [&mut short, &mut full]).contains("exceed the model's context"));
+        assert!(step(&[5, 5000], &mut [&mut short, &mut Cache::default()]).contains("outside the vocabulary"));
+        assert!(step(&[5], &mut [&mut short, &mut Cache::default()]).contains("one token per sequence"));
+        assert!(step(&[], &mut []).contains("one token per sequence"));
+        // A refused step leaves every cache as it was.
+        assert_eq!((short.len(), full.len()), (3, 1024));
     }
 
     #[test]

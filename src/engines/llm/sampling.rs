@@ -1,4 +1,5 @@
-//! Choosing the next token from logits: greedy, temperature and top-k, from a seeded generator.
+//! Choosing the next token from logits: greedy, temperature, top-k and
+//! top-p (nucleus), from a seeded generator.
 
 use crate::engines::rng::SplitMix;
 
@@ -7,13 +8,20 @@ use crate::engines::rng::SplitMix;
 pub struct Sampler {
     temperature: f64,
     top_k: usize,
+    top_p: f64,
     rng: SplitMix,
 }
 
 impl Sampler {
     /// `temperature == 0` is greedy; `top_k == 0` keeps every token.
     pub fn new(temperature: f64, top_k: usize, seed: u64) -> Self {
-        Sampler { temperature, top_k, rng: SplitMix::new(seed) }
+        Sampler { temperature, top_k, top_p: 1.0, rng: SplitMix::new(seed) }
+    }
+
+    /// Keeps only the likeliest tokens whose probabilities add up to `top_p`
+    /// (after top-k; 1 keeps every token).
+    pub fn with_top_p(self, top_p: f64) -> Self {
+        Sampler { top_p, ..self }
     }
 
     /// The temperature (0: greedy).
@@ -42,7 +50,11 @@ impl Sampler {
             candidates.truncate(self.top_k);
         }
         let max = candidates.iter().map(|c| c.1).fold(f32::NEG_INFINITY, f32::max);
-        let weights: Vec<f64> = candidates.iter().map(|c| (f64::from(c.1 - max) / self.temperature).exp()).collect();
+        let mut weights: Vec<f64> =
+            candidates.iter().map(|c| (f64::from(c.1 - max) / self.temperature).exp()).collect();
+        if self.top_p < 1.0 {
+            (candidates, weights) = nucleus(candidates, weights, self.top_p);
+        }
         let total: f64 = weights.iter().sum();
         if !(total > 0.0 && total.is_finite()) {
             return argmax(logits);
@@ -56,6 +68,24 @@ impl Sampler {
         }
         candidates.last().map_or(0, |c| c.0)
     }
+}
+
+/// The likeliest candidates whose weights reach `top_p` of the total (at least one).
+fn nucleus(candidates: Vec<(u32, f32)>, weights: Vec<f64>, top_p: f64) -> (Vec<(u32, f32)>, Vec<f64>) {
+    let total: f64 = weights.iter().sum();
+    let mut pairs: Vec<((u32, f32), f64)> = candidates.into_iter().zip(weights).collect();
+    pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut kept = 0.0;
+    let mut count = 0;
+    for (_, weight) in &pairs {
+        count += 1;
+        kept += weight;
+        if kept >= top_p * total {
+            break;
+        }
+    }
+    pairs.truncate(count.max(1));
+    pairs.into_iter().unzip()
 }
 
 /// Index of the largest logit (the first on ties); NaN never wins.
@@ -86,6 +116,18 @@ mod tests {
         for _ in 0..200 {
             assert!(sampler.sample(&logits) >= 97);
         }
+    }
+
+    #[test]
+    fn top_p_keeps_the_smallest_set_that_reaches_it() {
+        // Probabilities about 0.64, 0.24, 0.09, 0.03: top_p 0.8 keeps the first two.
+        let logits = [3.0, 2.0, 1.0, 0.0];
+        let mut sampler = Sampler::new(1.0, 0, 3).with_top_p(0.8);
+        let drawn: Vec<u32> = (0..300).map(|_| sampler.sample(&logits)).collect();
+        assert!(drawn.iter().all(|&t| t < 2));
+        assert!(drawn.contains(&0) && drawn.contains(&1));
+        let mut tight = Sampler::new(1.0, 0, 3).with_top_p(0.01);
+        assert!((0..50).all(|_| tight.sample(&logits) == 0));
     }
 
     #[test]
