@@ -13,16 +13,25 @@ use rayon::prelude::*;
 
 use super::LlmError;
 
-/// Rows of `x` at or below which a product runs as [`gemv`].
-pub const GEMV_MAX_ROWS: usize = 4;
+/// Rows of `x` at or below which a product runs as [`gemv`]: a decoding
+/// step of up to this many sequences (continuous batching). Past it, the
+/// product is a prompt's prefill, and candle's matmul is the better kernel.
+pub const GEMV_MAX_ROWS: usize = 64;
 
 /// Output rows per parallel task: big enough to amortize the task, small
 /// enough to spread a layer over every core.
 const ROWS_PER_TASK: usize = 64;
 
+/// Output rows per parallel task when `x` has several rows: each costs
+/// `rows` times more, and a layer of a few hundred outputs must still split
+/// evenly over the cores (288 outputs in 64s is 3 tasks to one core, 2 to
+/// the other).
+const ROWS_PER_BATCHED_TASK: usize = 16;
+
 /// Whether `x (rows, ·) · Wᵀ` is faster here than in candle's matmul:
-/// for a few rows, when the weights are bf16 (no widened copy) or big
-/// enough to be worth both cores. Only tiny f32 matrices stay with candle.
+/// for the rows of a decoding step, when the weights are bf16 (no widened
+/// copy) or big enough to be worth both cores. Only tiny f32 matrices stay
+/// with candle.
 /// (Measured in decode, where a model's weights come from memory: a
 /// microbenchmark that multiplies one hot matrix again and again favours
 /// candle up to ~1M weights, the `small` preset's decode favours the gemv
@@ -55,36 +64,262 @@ pub fn gemv(x: &Tensor, weight: &Tensor) -> Result<Tensor, LlmError> {
     // Output laid out (out, rows) while computing, so each task owns a contiguous block.
     let mut result = vec![0.0_f32; out * rows];
     match weight.dtype() {
-        DType::F32 => with_slice::<f32, _>(weight, |w| products(&x, rows, input, w, &mut result, dot_f32))?,
-        DType::BF16 => with_slice::<bf16, _>(weight, |w| products(&x, rows, input, w, &mut result, dot_bf16))?,
+        DType::F32 => with_slice::<f32, _>(weight, |w| products(&x, rows, input, w, &mut result, Kernels::F32))?,
+        DType::BF16 => with_slice::<bf16, _>(weight, |w| products(&x, rows, input, w, &mut result, Kernels::BF16))?,
         other => return Err(LlmError::Input(format!("gemv: weights of type {other:?} are not supported"))),
     }
-    let transposed = Tensor::from_vec(result, (out, rows), &Device::Cpu)?;
-    Ok(if rows == 1 { transposed.reshape((1, out))? } else { transposed.t()?.contiguous()? })
+    if rows == 1 {
+        return Ok(Tensor::from_vec(result, (1, out), &Device::Cpu)?);
+    }
+    // Back to (rows, out): a plain loop over the rows, much cheaper than a
+    // strided tensor copy for the head's (vocab, rows) result.
+    let mut rows_first = vec![0.0_f32; out * rows];
+    for (row, cells) in rows_first.chunks_exact_mut(out).enumerate() {
+        for (cell, column) in cells.iter_mut().zip(result.chunks_exact(rows)) {
+            *cell = column[row];
+        }
+    }
+    Ok(Tensor::from_vec(rows_first, (rows, out), &Device::Cpu)?)
 }
 
-fn products<W: Sync>(
-    x: &[f32],
-    rows: usize,
-    input: usize,
-    weight: &[W],
-    result: &mut [f32],
+/// The kernels of one weight type: a dot product for one row, and a tile
+/// of [`TILE_OUTS`] weight rows by [`TILE_ROWS`] rows of `x`.
+struct Kernels<W: 'static> {
     dot: fn(&[f32], &[W]) -> f32,
-) {
+    tiles: Tiles<W>,
+}
+
+/// Products of [`TILE_OUTS`] weight rows with every pair of rows of `x`
+/// (an odd last row is left to the caller), written to `out[o · rows + r]`.
+type Tiles<W> = fn(&[&[f32]], &[&[W]; TILE_OUTS], &mut [f32]);
+
+impl Kernels<f32> {
+    const F32: Kernels<f32> = Kernels { dot: dot_f32, tiles: tiles_f32 };
+}
+
+impl Kernels<bf16> {
+    const BF16: Kernels<bf16> = Kernels { dot: dot_bf16, tiles: tiles_bf16 };
+}
+
+fn products<W: Sync>(x: &[f32], rows: usize, input: usize, weight: &[W], result: &mut [f32], kernels: Kernels<W>) {
+    let x_rows: Vec<&[f32]> = x.chunks_exact(input).collect();
+    let per_task = if rows >= TILE_ROWS { ROWS_PER_BATCHED_TASK } else { ROWS_PER_TASK };
     let task = |(index, block): (usize, &mut [f32])| {
-        let first = index * ROWS_PER_TASK;
-        for (offset, cells) in block.chunks_mut(rows).enumerate() {
-            let row = &weight[(first + offset) * input..(first + offset + 1) * input];
-            for (cell, xs) in cells.iter_mut().zip(x.chunks_exact(input)) {
-                *cell = dot(xs, row);
+        let first = index * per_task;
+        let outs = block.len() / rows;
+        let weight_row = |offset: usize| &weight[(first + offset) * input..(first + offset + 1) * input];
+        let mut offset = 0;
+        // Several rows of x (a batched decoding step): each tile loads a
+        // stretch of TILE_OUTS weight rows once and multiplies it into
+        // TILE_ROWS rows of x, so the weights stream from memory once per
+        // step and every load feeds several products.
+        while rows >= TILE_ROWS && offset + TILE_OUTS <= outs {
+            let ws: [&[W]; TILE_OUTS] = std::array::from_fn(|o| weight_row(offset + o));
+            (kernels.tiles)(&x_rows, &ws, &mut block[offset * rows..(offset + TILE_OUTS) * rows]);
+            for row in rows - rows % TILE_ROWS..rows {
+                for (o, w) in ws.iter().enumerate() {
+                    block[(offset + o) * rows + row] = (kernels.dot)(x_rows[row], w);
+                }
+            }
+            offset += TILE_OUTS;
+        }
+        for offset in offset..outs {
+            let w = weight_row(offset);
+            for (cell, xs) in block[offset * rows..(offset + 1) * rows].iter_mut().zip(&x_rows) {
+                *cell = (kernels.dot)(xs, w);
             }
         }
     };
     if weight.len() < PARALLEL_MIN_WEIGHTS {
         // Waking the other threads would cost more than the product.
-        result.chunks_mut(ROWS_PER_TASK * rows).enumerate().for_each(task);
+        result.chunks_mut(per_task * rows).enumerate().for_each(task);
     } else {
-        result.par_chunks_mut(ROWS_PER_TASK * rows).enumerate().for_each(task);
+        result.par_chunks_mut(per_task * rows).enumerate().for_each(task);
+    }
+}
+
+/// Weight rows per tile of a multi-row product.
+const TILE_OUTS: usize = 4;
+/// Rows of `x` per tile: with [`TILE_OUTS`], 8 vector accumulators, 4
+/// weight and 2 input vectors, within the 16 registers of AVX2.
+const TILE_ROWS: usize = 2;
+/// Lanes of one vector register of f32 (AVX2).
+const TILE_LANES: usize = 8;
+
+/// [`Tiles`] in portable code: each pair of rows through [`tile_body`].
+#[inline(always)]
+fn tiles_body<W: Copy>(x_rows: &[&[f32]], ws: &[&[W]; TILE_OUTS], out: &mut [f32], widen: impl Fn(W) -> f32 + Copy) {
+    let rows = x_rows.len();
+    for (pair, xs) in x_rows.chunks_exact(TILE_ROWS).enumerate() {
+        let xs: [&[f32]; TILE_ROWS] = std::array::from_fn(|r| xs[r]);
+        let sums = tile_body(&xs, ws, widen, |a, b, c| a * b + c);
+        for (o, sums) in sums.iter().enumerate() {
+            out[o * rows + pair * TILE_ROWS..][..TILE_ROWS].copy_from_slice(sums);
+        }
+    }
+}
+
+/// The products of a tile: `sums[o][r] = xs[r] · ws[o]`; `madd(a, b, c)` is `a · b + c`.
+#[inline(always)]
+fn tile_body<W: Copy>(
+    xs: &[&[f32]; TILE_ROWS],
+    ws: &[&[W]; TILE_OUTS],
+    widen: impl Fn(W) -> f32,
+    madd: impl Fn(f32, f32, f32) -> f32,
+) -> [[f32; TILE_ROWS]; TILE_OUTS] {
+    let input = xs[0].len();
+    // Every slice has `input` elements: the chunk loops below index within it.
+    assert!(xs.iter().all(|x| x.len() == input) && ws.iter().all(|w| w.len() == input));
+    let whole = input - input % TILE_LANES;
+    let mut acc = [[[0.0_f32; TILE_LANES]; TILE_ROWS]; TILE_OUTS];
+    for base in (0..whole).step_by(TILE_LANES) {
+        let wv: [[f32; TILE_LANES]; TILE_OUTS] = std::array::from_fn(|o| {
+            let chunk = &ws[o][base..base + TILE_LANES];
+            std::array::from_fn(|lane| widen(chunk[lane]))
+        });
+        let xv: [[f32; TILE_LANES]; TILE_ROWS] = std::array::from_fn(|r| {
+            let chunk = &xs[r][base..base + TILE_LANES];
+            std::array::from_fn(|lane| chunk[lane])
+        });
+        for o in 0..TILE_OUTS {
+            for r in 0..TILE_ROWS {
+                for lane in 0..TILE_LANES {
+                    acc[o][r][lane] = madd(wv[o][lane], xv[r][lane], acc[o][r][lane]);
+                }
+            }
+        }
+    }
+    std::array::from_fn(|o| {
+        std::array::from_fn(|r| {
+            let tail: f32 = (whole..input).map(|k| xs[r][k] * widen(ws[o][k])).sum();
+            acc[o][r].iter().sum::<f32>() + tail
+        })
+    })
+}
+
+/// Defines a tile kernel that uses AVX2 and FMA when the CPU has them and
+/// portable code otherwise, as [`dispatched_dot`] does for dot products.
+/// The AVX2 path is written with intrinsics: the eight accumulators must
+/// stay in registers, which the compiler does not do for an array of them.
+macro_rules! dispatched_tile {
+    ($name:ident, $weight:ty, $widen:expr) => {
+        fn $name(x_rows: &[&[f32]], ws: &[&[$weight]; TILE_OUTS], out: &mut [f32]) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                    return unsafe { avx2::tiles(x_rows, ws, out, $widen) };
+                }
+            }
+            tiles_body(x_rows, ws, out, $widen)
+        }
+    };
+}
+
+dispatched_tile!(tiles_f32, f32, |w: f32| w);
+dispatched_tile!(tiles_bf16, bf16, widen);
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    //! The tile kernel in AVX2 and FMA intrinsics.
+
+    use std::arch::x86_64::*;
+
+    use half::bf16;
+
+    use super::{TILE_LANES, TILE_OUTS, TILE_ROWS};
+
+    /// A weight type the tile loads eight at a time, widened to f32.
+    pub trait Lanes: Copy {
+        /// Eight weights from `w[at..at + 8]` as f32.
+        ///
+        /// # Safety
+        /// The CPU supports AVX2, and `at + 8 <= w.len()`.
+        unsafe fn load(w: &[Self], at: usize) -> __m256;
+    }
+
+    impl Lanes for f32 {
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        unsafe fn load(w: &[f32], at: usize) -> __m256 {
+            // SAFETY: the caller keeps the eight lanes inside `w`.
+            unsafe { _mm256_loadu_ps(w.as_ptr().add(at)) }
+        }
+    }
+
+    impl Lanes for bf16 {
+        /// A bf16 is the upper half of an f32: widen each lane and shift it up.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        unsafe fn load(w: &[bf16], at: usize) -> __m256 {
+            // SAFETY: the caller keeps the eight 16-bit lanes inside `w`.
+            unsafe {
+                let halves = _mm_loadu_si128(w.as_ptr().add(at).cast());
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(halves)))
+            }
+        }
+    }
+
+    /// [`super::Tiles`]: `out[o · rows + r] = x_rows[r] · ws[o]` for every
+    /// pair of rows, eight accumulators in registers per pair.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tiles<W: Lanes>(x_rows: &[&[f32]], ws: &[&[W]; TILE_OUTS], out: &mut [f32], widen: impl Fn(W) -> f32) {
+        const { assert!(TILE_OUTS == 4 && TILE_ROWS == 2 && TILE_LANES == 8) };
+        let rows = x_rows.len();
+        let Some(input) = ws.first().map(|w| w.len()) else { return };
+        assert!(x_rows.iter().all(|x| x.len() == input) && ws.iter().all(|w| w.len() == input));
+        assert!(out.len() >= TILE_OUTS * rows);
+        let whole = input - input % TILE_LANES;
+        for pair in 0..rows / TILE_ROWS {
+            let (x0, x1) = (x_rows[2 * pair], x_rows[2 * pair + 1]);
+            // SAFETY: every load reads lanes `at..at + 8` with `at + 8 <=
+            // whole <= input`, the length of every slice (asserted above).
+            let sums = unsafe {
+                let (mut a00, mut a01, mut a10, mut a11) =
+                    (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+                let (mut a20, mut a21, mut a30, mut a31) =
+                    (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+                let mut at = 0;
+                while at < whole {
+                    let v0 = _mm256_loadu_ps(x0.as_ptr().add(at));
+                    let v1 = _mm256_loadu_ps(x1.as_ptr().add(at));
+                    let w0 = W::load(ws[0], at);
+                    a00 = _mm256_fmadd_ps(w0, v0, a00);
+                    a01 = _mm256_fmadd_ps(w0, v1, a01);
+                    let w1 = W::load(ws[1], at);
+                    a10 = _mm256_fmadd_ps(w1, v0, a10);
+                    a11 = _mm256_fmadd_ps(w1, v1, a11);
+                    let w2 = W::load(ws[2], at);
+                    a20 = _mm256_fmadd_ps(w2, v0, a20);
+                    a21 = _mm256_fmadd_ps(w2, v1, a21);
+                    let w3 = W::load(ws[3], at);
+                    a30 = _mm256_fmadd_ps(w3, v0, a30);
+                    a31 = _mm256_fmadd_ps(w3, v1, a31);
+                    at += TILE_LANES;
+                }
+                // Horizontal sums of all eight at once: pairwise adds within
+                // each 128-bit half, then the halves added, leave the sums in
+                // the order [o0r0, o0r1, o1r0, o1r1, o2r0, o2r1, o3r0, o3r1].
+                let upper = _mm256_hadd_ps(_mm256_hadd_ps(a00, a01), _mm256_hadd_ps(a10, a11));
+                let lower = _mm256_hadd_ps(_mm256_hadd_ps(a20, a21), _mm256_hadd_ps(a30, a31));
+                let sums = _mm256_add_ps(
+                    _mm256_permute2f128_ps::<0x20>(upper, lower),
+                    _mm256_permute2f128_ps::<0x31>(upper, lower),
+                );
+                let mut flat = [0.0_f32; TILE_OUTS * TILE_ROWS];
+                _mm256_storeu_ps(flat.as_mut_ptr(), sums);
+                flat
+            };
+            for o in 0..TILE_OUTS {
+                for (r, x) in [x0, x1].into_iter().enumerate() {
+                    let tail: f32 = (whole..input).map(|k| x[k] * widen(ws[o][k])).sum();
+                    out[o * rows + 2 * pair + r] = sums[2 * o + r] + tail;
+                }
+            }
+        }
     }
 }
 
@@ -139,6 +374,27 @@ macro_rules! dispatched_dot {
 }
 
 dispatched_dot!(dot_f32, f32, |w: f32| w);
+
+/// `scale · (query · key)` for every key in `keys` (rows of `query.len()`):
+/// one dispatch for all of a head's keys, each dot product inlined.
+fn scores_f32(query: &[f32], keys: &[f32], scale: f32) -> Vec<f32> {
+    #[inline(always)]
+    fn body(query: &[f32], keys: &[f32], scale: f32) -> Vec<f32> {
+        keys.chunks_exact(query.len()).map(|key| dot_body(query, key, |w: f32| w) * scale).collect()
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        unsafe fn wide(query: &[f32], keys: &[f32], scale: f32) -> Vec<f32> {
+            body(query, keys, scale)
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { wide(query, keys, scale) };
+        }
+    }
+    body(query, keys, scale)
+}
 dispatched_dot!(dot_bf16, bf16, widen);
 
 /// Attention of one query position: `q (heads, 1, head_dim)` over the first
@@ -172,8 +428,7 @@ pub fn decode_attention(
                 let keys = &keys[start..start + total * head_dim];
                 let values = &values[start..start + total * head_dim];
                 let query = &q[index * head_dim..(index + 1) * head_dim];
-                let mut weights: Vec<f32> =
-                    keys.chunks_exact(head_dim).map(|key| dot_f32(query, key) * scale).collect();
+                let mut weights = scores_f32(query, keys, scale);
                 let max = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mut sum = 0.0;
                 for weight in &mut weights {
