@@ -245,12 +245,15 @@ fn completions_and_chats_answer_whole_and_streamed_with_exact_usage() {
     assert_eq!(models["data"][0]["id"], "tiny");
 }
 
+/// A bad request and its answer: method, path, body, status, error code, param.
+type BadRequest = (&'static str, &'static str, String, u16, &'static str, Option<&'static str>);
+
 #[test]
 fn bad_requests_get_openai_errors_and_the_server_goes_on() {
     let server = Server::start(&[]);
     let good = completion(json!("ok"), 2, false);
     // (method, path, body, status, code, param)
-    let cases: Vec<(&str, &str, String, u16, &str, Option<&str>)> = vec![
+    let cases: Vec<BadRequest> = vec![
         ("POST", "/v1/completions", "{\"model\": ".into(), 400, "invalid_json", None),
         ("POST", "/v1/completions", "".into(), 400, "invalid_json", None),
         ("POST", "/v1/completions", "[1, 2]".into(), 400, "invalid_value", None),
