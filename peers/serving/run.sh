@@ -61,8 +61,8 @@ wait_for() { # port
   log "nothing answers on port $1"; return 1
 }
 
-start_ours() { # preset max_batch
-  "$PHASEBENCH" serve --model "$1" --threads "$THREADS" --port "$OURS" --max-batch "$2" \
+start_ours() { # preset max_batch [threads] [cpus]
+  ${4:+taskset -c "$4"} "$PHASEBENCH" serve --model "$1" --threads "${3:-$THREADS}" --port "$OURS" --max-batch "$2" \
     > "$OUT/serve-$1-batch$2.log" 2>&1 &
   PIDS+=($!)
   wait_for "$OURS"
@@ -99,17 +99,20 @@ fi
 if [[ "${SKIP_AIPERF:-0}" != 1 ]]; then
   tokenizer="$OUT/byte-tokenizer"
   "$BENCH_VENV/bin/python" "$HERE/byte_tokenizer.py" "$tokenizer" >&2 2>/dev/null
-  log "side by side: AIPerf and phasebench against phasebench serve --model small"
-  start_ours small 16
+  # The server on core 0 with one thread, each client alone on core 1: a
+  # client's own work (AIPerf is several Python processes) must not slow
+  # the server it measures, or the two would measure different servers.
+  log "side by side: AIPerf and phasebench against phasebench serve --model small (server on cpu 0, client on cpu 1)"
+  start_ours small 16 1 0
   for rep in 1 2 3; do
     rm -rf "$OUT/aiperf-$rep" "$OUT/phasebench-$rep"
-    "$BENCH_VENV/bin/aiperf" profile --model small --url "http://127.0.0.1:$OURS" \
+    taskset -c 1 "$BENCH_VENV/bin/aiperf" profile --model small --url "http://127.0.0.1:$OURS" \
       --endpoint-type completions --streaming --tokenizer "$tokenizer" --use-server-token-count \
       --concurrency 4 --request-count 64 --warmup-request-count 4 \
       --synthetic-input-tokens-mean 64 --synthetic-input-tokens-stddev 0 \
       --output-tokens-mean 64 --output-tokens-stddev 0 --extra-inputs ignore_eos:true \
       --random-seed "$rep" --output-artifact-dir "$OUT/aiperf-$rep" --ui-type none > /dev/null 2>&1
-    "$PHASEBENCH" run "$HERE/side-by-side.yaml" --quiet --out "$OUT/phasebench-$rep" --seed "$rep" \
+    taskset -c 1 "$PHASEBENCH" run "$HERE/side-by-side.yaml" --quiet --out "$OUT/phasebench-$rep" --seed "$rep" \
       --var "url=http://127.0.0.1:$OURS/v1" || true
   done
   stop_all

@@ -44,6 +44,9 @@ def throughput(out):
     return rows
 
 
+TOLERANCE = {"ttft_ms": 0.10, "itl_ms": 0.05, "tpot_ms": 0.05}
+
+
 def side_by_side(out):
     reps = []
     for folder in sorted(glob.glob(os.path.join(out, "aiperf-*"))):
@@ -72,17 +75,24 @@ def side_by_side(out):
         b = [r["phasebench"][figure] for r in reps]
         if not a:
             continue
-        # The tolerance: how far either client's own medians spread between
-        # repetitions of the same load, the noise of the machine and server.
+        # How far either client's own medians spread between repetitions of
+        # the same load: the noise of the machine and the server.
         spread = max(max(a) - min(a), max(b) - min(b))
         difference = statistics.median(b) - statistics.median(a)
+        # The stated tolerance (docs/performance.md says why): the gaps
+        # between tokens are timed by both clients the same way, so 5%; the
+        # first token also carries each client's own cost of building and
+        # sending a request, which for a Python client sharing one core with
+        # its helper processes is milliseconds, so 10%.
+        tolerance = TOLERANCE[figure] * statistics.median(a)
         summary[figure] = {
             "aiperf": statistics.median(a),
             "phasebench": statistics.median(b),
             "difference": difference,
             "relative": difference / statistics.median(a),
-            "tolerance": spread,
-            "agree": abs(difference) <= spread,
+            "spread": spread,
+            "tolerance": tolerance,
+            "agree": abs(difference) <= tolerance,
         }
     return reps, summary
 
@@ -110,11 +120,13 @@ def main():
                 print(f"| {r['rep']} | {client} | {c['requests']:.0f} | {c['ttft_ms']:.2f} ms | {c['itl_ms']:.3f} ms | "
                       f"{c['tpot_ms']:.3f} ms |")
         print()
-        print("| figure | AIPerf (median of repetitions) | phasebench | difference | tolerance (largest spread of either client's repetitions) | agree |")
-        print("| --- | ---: | ---: | ---: | ---: | --- |")
+        print("| figure | AIPerf (median of repetitions) | phasebench | difference | spread of repetitions | "
+              "tolerance | agree |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
         for figure, s in summary.items():
             print(f"| {figure[:-3]} p50 | {s['aiperf']:.3f} ms | {s['phasebench']:.3f} ms | {s['difference']:+.3f} ms "
-                  f"({s['relative']:+.1%}) | {s['tolerance']:.3f} ms | {'yes' if s['agree'] else 'NO'} |")
+                  f"({s['relative']:+.1%}) | {s['spread']:.3f} ms | {TOLERANCE[figure]:.0%} ({s['tolerance']:.3f} ms) | "
+                  f"{'yes' if s['agree'] else 'NO'} |")
 
 
 if __name__ == "__main__":
