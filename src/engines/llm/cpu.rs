@@ -152,20 +152,19 @@ fn tiles_body<W: Copy>(x_rows: &[&[f32]], ws: &[&[W]; TILE_OUTS], out: &mut [f32
     let rows = x_rows.len();
     for (pair, xs) in x_rows.chunks_exact(TILE_ROWS).enumerate() {
         let xs: [&[f32]; TILE_ROWS] = std::array::from_fn(|r| xs[r]);
-        let sums = tile_body(&xs, ws, widen, |a, b, c| a * b + c);
+        let sums = tile_body(&xs, ws, widen);
         for (o, sums) in sums.iter().enumerate() {
             out[o * rows + pair * TILE_ROWS..][..TILE_ROWS].copy_from_slice(sums);
         }
     }
 }
 
-/// The products of a tile: `sums[o][r] = xs[r] · ws[o]`; `madd(a, b, c)` is `a · b + c`.
+/// The products of a tile: `sums[o][r] = xs[r] · ws[o]`, in portable code.
 #[inline(always)]
 fn tile_body<W: Copy>(
     xs: &[&[f32]; TILE_ROWS],
     ws: &[&[W]; TILE_OUTS],
     widen: impl Fn(W) -> f32,
-    madd: impl Fn(f32, f32, f32) -> f32,
 ) -> [[f32; TILE_ROWS]; TILE_OUTS] {
     let input = xs[0].len();
     // Every slice has `input` elements: the chunk loops below index within it.
@@ -184,7 +183,7 @@ fn tile_body<W: Copy>(
         for o in 0..TILE_OUTS {
             for r in 0..TILE_ROWS {
                 for lane in 0..TILE_LANES {
-                    acc[o][r][lane] = madd(wv[o][lane], xv[r][lane], acc[o][r][lane]);
+                    acc[o][r][lane] += wv[o][lane] * xv[r][lane];
                 }
             }
         }
@@ -508,6 +507,28 @@ mod tests {
             assert!(worst(&gemv(&x, &w16).unwrap(), &expected) < 1e-4);
         }
         assert!(gemv(&random(&[1, 3], 1), &random(&[2, 4], 1)).is_err());
+    }
+
+    #[test]
+    fn the_portable_and_the_vector_tiles_compute_the_same_products() {
+        // 5 rows (two pairs and one left to the caller), an input with a tail past the vector width.
+        let (rows, input) = (5, 61);
+        let x = random(&[rows, input], 8).flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let w = random(&[TILE_OUTS, input], 9).flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let x_rows: Vec<&[f32]> = x.chunks_exact(input).collect();
+        let ws: [&[f32]; TILE_OUTS] = std::array::from_fn(|o| &w[o * input..(o + 1) * input]);
+        let (mut portable, mut dispatched) = (vec![0.0; TILE_OUTS * rows], vec![0.0; TILE_OUTS * rows]);
+        tiles_body(&x_rows, &ws, &mut portable, |w: f32| w);
+        tiles_f32(&x_rows, &ws, &mut dispatched);
+        for o in 0..TILE_OUTS {
+            for r in 0..rows - 1 {
+                let expected: f32 = x_rows[r].iter().zip(ws[o]).map(|(a, b)| a * b).sum();
+                assert!((portable[o * rows + r] - expected).abs() < 1e-4, "portable {o} {r}");
+                assert!((dispatched[o * rows + r] - expected).abs() < 1e-4, "dispatched {o} {r}");
+            }
+            // The odd last row is the caller's: neither kernel writes it.
+            assert_eq!((portable[o * rows + rows - 1], dispatched[o * rows + rows - 1]), (0.0, 0.0));
+        }
     }
 
     #[test]
