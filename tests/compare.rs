@@ -142,10 +142,16 @@ fn repetitions_find_a_regression_and_an_improvement() {
     assert!(stdout.contains("Benjamini–Hochberg"), "{stdout}");
     let (_, stdout) = compare(&b, &a, &[]);
     assert!(latency_row(&stdout).is_some_and(|row| row.contains("improved") && row.contains("(better)")), "{stdout}");
-    // A minimum effect above the change turns it into noise.
+    // A minimum effect above the change turns it into noise. The spin's own
+    // `overshoot.p99` (a tail of sub-microsecond overshoots) can move by
+    // several hundred percent when the tests share two busy cores, a real
+    // change of that figure; the exit status must follow whatever rows
+    // regressed, and none of them may be the load figures changed by 50%.
     let (code, stdout) = compare(&a, &b, &["--min-effect", "80%"]);
-    assert_eq!(code, 0, "{stdout}");
     assert!(latency_row(&stdout).is_some_and(|row| row.contains("no significant change")), "{stdout}");
+    let regressed: Vec<&str> = stdout.lines().filter(|line| line.contains("REGRESSED")).collect();
+    assert!(regressed.iter().all(|line| line.trim_start().starts_with("spin overshoot.")), "{stdout}");
+    assert_eq!(code, i32::from(!regressed.is_empty()), "{stdout}");
 }
 
 /// The line of `text` that starts with `prefix` (after leading spaces or `| `).
