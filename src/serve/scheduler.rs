@@ -20,7 +20,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::metrics::Metrics;
 use crate::engines::llm::sampling::Sampler;
-use crate::engines::llm::{Cache, LlmError, Model, Profile};
+use crate::engines::llm::{cpu, Cache, Model, Profile};
 
 /// A checked generation request.
 pub struct Job {
@@ -228,12 +228,19 @@ impl Batch {
             self.model.decode_batch(&tokens, &mut caches, &mut Profile::default())
         };
         self.metrics.step(start.elapsed(), tokens.len());
-        let rows = logits.and_then(|logits| -> Result<Vec<Vec<f32>>, LlmError> { Ok(logits.to_vec2::<f32>()?) });
-        let running = std::mem::take(&mut self.running);
-        match rows {
-            Ok(rows) => {
-                for (mut sequence, row) in running.into_iter().zip(rows) {
-                    let token = sequence.job.sampler.sample(&row);
+        // Every row sampled where the step wrote it: no copy of the logits.
+        let mut running = std::mem::take(&mut self.running);
+        let count = running.len().max(1);
+        let tokens = logits.and_then(|logits| {
+            cpu::with_slice::<f32, _>(&logits, |rows| {
+                let vocab = (rows.len() / count).max(1);
+                let rows = running.iter_mut().zip(rows.chunks_exact(vocab));
+                rows.map(|(sequence, row)| sequence.job.sampler.sample(row)).collect::<Vec<u32>>()
+            })
+        });
+        match tokens {
+            Ok(tokens) => {
+                for (sequence, token) in running.into_iter().zip(tokens) {
                     if let Some(sequence) = self.emit(sequence, token) {
                         self.running.push(sequence);
                     }

@@ -4,6 +4,15 @@
 //!   weight matrix by a single row, so the step streams each weight once and
 //!   its speed is memory bandwidth; a row-parallel dot product gets there,
 //!   and reads bf16 weights at half the bytes without widening the matrix.
+//!   Several rows (a batched decoding step) go through tiles of 4 weight
+//!   rows × 2 input rows, so the weights are read once per step and every
+//!   load feeds several products, with the weights of a later tile
+//!   prefetched while one computes.
+//! - [`attend_head`]: a decoding position's attention over one head of the
+//!   KV cache (scores, softmax, weighted sum), prefetching the next head's
+//!   keys and values; with [`rotate_half`], [`rms_norm`] and [`silu_mul`]
+//!   it keeps a decoding step's small elementwise work off tensor ops whose
+//!   overhead would exceed the work.
 //! - [`causal_softmax`]: scale, causal mask and softmax of a score matrix in
 //!   one parallel pass over its rows, instead of one allocating pass each.
 
@@ -28,6 +37,14 @@ const ROWS_PER_TASK: usize = 64;
 /// the other).
 const ROWS_PER_BATCHED_TASK: usize = 16;
 
+/// Batched tasks each thread gets at least, when a product has outputs
+/// enough for tasks larger than [`ROWS_PER_BATCHED_TASK`]: some slack for
+/// a thread that falls behind.
+const BATCHED_TASKS_PER_THREAD: usize = 16;
+
+/// Output rows per batched task at most.
+const MAX_ROWS_PER_BATCHED_TASK: usize = 256;
+
 /// Whether `x (rows, ·) · Wᵀ` is faster here than in candle's matmul:
 /// for the rows of a decoding step, when the weights are bf16 (no widened
 /// copy) or big enough to be worth both cores. Only tiny f32 matrices stay
@@ -40,8 +57,9 @@ pub fn prefers_gemv(rows: usize, weight: &Tensor) -> bool {
     rows <= GEMV_MAX_ROWS && (weight.dtype() != DType::F32 || weight.elem_count() >= PARALLEL_MIN_WEIGHTS)
 }
 
-/// Runs `work` on the contiguous data of a CPU tensor.
-fn with_slice<T: WithDType, R>(tensor: &Tensor, work: impl FnOnce(&[T]) -> R) -> Result<R, LlmError> {
+/// Runs `work` on the contiguous data of a CPU tensor, without a copy:
+/// how a decoding step's logits `(batch, vocab)` are sampled row by row.
+pub fn with_slice<T: WithDType, R>(tensor: &Tensor, work: impl FnOnce(&[T]) -> R) -> Result<R, LlmError> {
     let (storage, layout) = tensor.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {
         return Err(LlmError::Input("the CPU kernels need a CPU tensor".into()));
@@ -61,25 +79,13 @@ pub fn gemv(x: &Tensor, weight: &Tensor) -> Result<Tensor, LlmError> {
     }
     let x = x.to_dtype(DType::F32)?.contiguous()?;
     let x: Vec<f32> = with_slice(&x, <[f32]>::to_vec)?;
-    // Output laid out (out, rows) while computing, so each task owns a contiguous block.
-    let mut result = vec![0.0_f32; out * rows];
+    let mut result = vec![0.0_f32; rows * out];
     match weight.dtype() {
         DType::F32 => with_slice::<f32, _>(weight, |w| products(&x, rows, input, w, &mut result, Kernels::F32))?,
         DType::BF16 => with_slice::<bf16, _>(weight, |w| products(&x, rows, input, w, &mut result, Kernels::BF16))?,
         other => return Err(LlmError::Input(format!("gemv: weights of type {other:?} are not supported"))),
     }
-    if rows == 1 {
-        return Ok(Tensor::from_vec(result, (1, out), &Device::Cpu)?);
-    }
-    // Back to (rows, out): a plain loop over the rows, much cheaper than a
-    // strided tensor copy for the head's (vocab, rows) result.
-    let mut rows_first = vec![0.0_f32; out * rows];
-    for (row, cells) in rows_first.chunks_exact_mut(out).enumerate() {
-        for (cell, column) in cells.iter_mut().zip(result.chunks_exact(rows)) {
-            *cell = column[row];
-        }
-    }
-    Ok(Tensor::from_vec(rows_first, (rows, out), &Device::Cpu)?)
+    Ok(Tensor::from_vec(result, (rows, out), &Device::Cpu)?)
 }
 
 /// The kernels of one weight type: a dot product for one row, and a tile
@@ -90,8 +96,9 @@ struct Kernels<W: 'static> {
 }
 
 /// Products of [`TILE_OUTS`] weight rows with every pair of rows of `x`
-/// (an odd last row is left to the caller), written to `out[o · rows + r]`.
-type Tiles<W> = fn(&[&[f32]], &[&[W]; TILE_OUTS], &mut [f32]);
+/// (an odd last row is left to the caller), written to `out[r][column + o]`;
+/// the last argument is the weights the next tile reads, to prefetch.
+type Tiles<W> = fn(&[&[f32]], &[&[W]; TILE_OUTS], &mut [&mut [f32]], usize, &[W]);
 
 impl Kernels<f32> {
     const F32: Kernels<f32> = Kernels { dot: dot_f32, tiles: tiles_f32 };
@@ -101,40 +108,60 @@ impl Kernels<bf16> {
     const BF16: Kernels<bf16> = Kernels { dot: dot_bf16, tiles: tiles_bf16 };
 }
 
+/// `result (rows, outs) = x (rows, input) · weightᵀ`, in tasks of
+/// consecutive output columns spread over the engine's threads.
 fn products<W: Sync>(x: &[f32], rows: usize, input: usize, weight: &[W], result: &mut [f32], kernels: Kernels<W>) {
+    let outs = weight.len() / input;
     let x_rows: Vec<&[f32]> = x.chunks_exact(input).collect();
-    let per_task = if rows >= TILE_ROWS { ROWS_PER_BATCHED_TASK } else { ROWS_PER_TASK };
-    let task = |(index, block): (usize, &mut [f32])| {
+    let per_task = if rows >= TILE_ROWS {
+        // A batched task costs `rows` times more: small enough tasks that a
+        // layer of a few hundred outputs splits evenly (288 in 16s), large
+        // enough that the head's 32,000 are not thousands of tasks.
+        let even = outs / (rayon::current_num_threads() * BATCHED_TASKS_PER_THREAD);
+        (even - even % TILE_OUTS).clamp(ROWS_PER_BATCHED_TASK, MAX_ROWS_PER_BATCHED_TASK)
+    } else {
+        ROWS_PER_TASK
+    };
+    // Each task owns its columns of every row of the result.
+    let mut pieces: Vec<Vec<&mut [f32]>> = (0..outs.div_ceil(per_task)).map(|_| Vec::with_capacity(rows)).collect();
+    for row in result.chunks_exact_mut(outs) {
+        for (piece, task) in row.chunks_mut(per_task).zip(&mut pieces) {
+            task.push(piece);
+        }
+    }
+    let task = |(index, mut out): (usize, Vec<&mut [f32]>)| {
         let first = index * per_task;
-        let outs = block.len() / rows;
+        let count = out.first().map_or(0, |cells| cells.len());
         let weight_row = |offset: usize| &weight[(first + offset) * input..(first + offset + 1) * input];
         let mut offset = 0;
         // Several rows of x (a batched decoding step): each tile loads a
         // stretch of TILE_OUTS weight rows once and multiplies it into
         // TILE_ROWS rows of x, so the weights stream from memory once per
         // step and every load feeds several products.
-        while rows >= TILE_ROWS && offset + TILE_OUTS <= outs {
+        while rows >= TILE_ROWS && offset + TILE_OUTS <= count {
             let ws: [&[W]; TILE_OUTS] = std::array::from_fn(|o| weight_row(offset + o));
-            (kernels.tiles)(&x_rows, &ws, &mut block[offset * rows..(offset + TILE_OUTS) * rows]);
+            let next_start = ((first + offset + 2 * TILE_OUTS) * input).min(weight.len());
+            let next = &weight[next_start..(next_start + TILE_OUTS * input).min(weight.len())];
+            (kernels.tiles)(&x_rows, &ws, &mut out, offset, next);
             for row in rows - rows % TILE_ROWS..rows {
                 for (o, w) in ws.iter().enumerate() {
-                    block[(offset + o) * rows + row] = (kernels.dot)(x_rows[row], w);
+                    out[row][offset + o] = (kernels.dot)(x_rows[row], w);
                 }
             }
             offset += TILE_OUTS;
         }
-        for offset in offset..outs {
+        for offset in offset..count {
             let w = weight_row(offset);
-            for (cell, xs) in block[offset * rows..(offset + 1) * rows].iter_mut().zip(&x_rows) {
-                *cell = (kernels.dot)(xs, w);
+            for (cells, xs) in out.iter_mut().zip(&x_rows) {
+                cells[offset] = (kernels.dot)(xs, w);
             }
         }
     };
     if weight.len() < PARALLEL_MIN_WEIGHTS {
         // Waking the other threads would cost more than the product.
-        result.chunks_mut(per_task * rows).enumerate().for_each(task);
+        pieces.into_iter().enumerate().for_each(task);
     } else {
-        result.par_chunks_mut(per_task * rows).enumerate().for_each(task);
+        pieces.into_par_iter().enumerate().for_each(task);
     }
 }
 
@@ -148,13 +175,20 @@ const TILE_LANES: usize = 8;
 
 /// [`Tiles`] in portable code: each pair of rows through [`tile_body`].
 #[inline(always)]
-fn tiles_body<W: Copy>(x_rows: &[&[f32]], ws: &[&[W]; TILE_OUTS], out: &mut [f32], widen: impl Fn(W) -> f32 + Copy) {
-    let rows = x_rows.len();
-    for (pair, xs) in x_rows.chunks_exact(TILE_ROWS).enumerate() {
+fn tiles_body<W: Copy>(
+    x_rows: &[&[f32]],
+    ws: &[&[W]; TILE_OUTS],
+    out: &mut [&mut [f32]],
+    column: usize,
+    widen: impl Fn(W) -> f32 + Copy,
+) {
+    for (xs, cells) in x_rows.chunks_exact(TILE_ROWS).zip(out.chunks_exact_mut(TILE_ROWS)) {
         let xs: [&[f32]; TILE_ROWS] = std::array::from_fn(|r| xs[r]);
         let sums = tile_body(&xs, ws, widen);
         for (o, sums) in sums.iter().enumerate() {
-            out[o * rows + pair * TILE_ROWS..][..TILE_ROWS].copy_from_slice(sums);
+            for (r, cells) in cells.iter_mut().enumerate() {
+                cells[column + o] = sums[r];
+            }
         }
     }
 }
@@ -202,15 +236,16 @@ fn tile_body<W: Copy>(
 /// stay in registers, which the compiler does not do for an array of them.
 macro_rules! dispatched_tile {
     ($name:ident, $weight:ty, $widen:expr) => {
-        fn $name(x_rows: &[&[f32]], ws: &[&[$weight]; TILE_OUTS], out: &mut [f32]) {
+        fn $name(x_rows: &[&[f32]], ws: &[&[$weight]; TILE_OUTS], out: &mut [&mut [f32]], column: usize, next: &[$weight]) {
             #[cfg(target_arch = "x86_64")]
             {
                 if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                     // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-                    return unsafe { avx2::tiles(x_rows, ws, out, $widen) };
+                    return unsafe { avx2::tiles(x_rows, ws, (out, column), next, $widen) };
                 }
             }
-            tiles_body(x_rows, ws, out, $widen)
+            let _ = next;
+            tiles_body(x_rows, ws, out, column, $widen)
         }
     };
 }
@@ -259,30 +294,106 @@ mod avx2 {
         }
     }
 
-    /// [`super::Tiles`]: `out[o · rows + r] = x_rows[r] · ws[o]` for every
+    /// The sums of the lanes of four accumulators, in order.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn sum4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
+        // Pairwise adds within each 128-bit half leave [a, b, c, d] partial
+        // sums in both halves; adding the halves finishes them.
+        let quads = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+        _mm_add_ps(_mm256_castps256_ps128(quads), _mm256_extractf128_ps::<1>(quads))
+    }
+
+    /// `scale · (query · key)` for every key in `keys` (rows of
+    /// `query.len()`, a multiple of 8), four keys at a time, pushed to
+    /// `scores`; each key's row of `values` and the same row of
+    /// `next_keys` are prefetched as it is read.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn scores(
+        query: &[f32],
+        keys: &[f32],
+        (values, next_keys): (&[f32], &[f32]),
+        scale: f32,
+        scores: &mut Vec<f32>,
+    ) {
+        let width = query.len();
+        assert!(width % TILE_LANES == 0 && values.len() >= keys.len());
+        let quads = keys.chunks_exact(4 * width);
+        let rest = quads.remainder();
+        for (quad, keys) in quads.enumerate() {
+            let rows = quad * 4 * width..(quad + 1) * 4 * width;
+            super::prefetch(&values[rows.clone()]);
+            super::prefetch(next_keys.get(rows).unwrap_or_default());
+            // SAFETY: `at + 8 <= width`, and `keys` holds four rows of `width`.
+            let sums = unsafe {
+                let (mut a, mut b, mut c, mut d) =
+                    (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+                for at in (0..width).step_by(TILE_LANES) {
+                    let q = _mm256_loadu_ps(query.as_ptr().add(at));
+                    a = _mm256_fmadd_ps(q, _mm256_loadu_ps(keys.as_ptr().add(at)), a);
+                    b = _mm256_fmadd_ps(q, _mm256_loadu_ps(keys.as_ptr().add(width + at)), b);
+                    c = _mm256_fmadd_ps(q, _mm256_loadu_ps(keys.as_ptr().add(2 * width + at)), c);
+                    d = _mm256_fmadd_ps(q, _mm256_loadu_ps(keys.as_ptr().add(3 * width + at)), d);
+                }
+                _mm_mul_ps(sum4(a, b, c, d), _mm_set1_ps(scale))
+            };
+            let mut four = [0.0_f32; 4];
+            // SAFETY: `four` holds four lanes.
+            unsafe { _mm_storeu_ps(four.as_mut_ptr(), sums) };
+            scores.extend_from_slice(&four);
+        }
+        for key in rest.chunks_exact(width) {
+            scores.push(super::dot_body(query, key, |w: f32| w) * scale);
+        }
+    }
+
+    /// [`super::Tiles`]: `out[r][column + o] = x_rows[r] · ws[o]` for every
     /// pair of rows, eight accumulators in registers per pair.
     ///
     /// # Safety
     /// The CPU supports AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tiles<W: Lanes>(x_rows: &[&[f32]], ws: &[&[W]; TILE_OUTS], out: &mut [f32], widen: impl Fn(W) -> f32) {
+    pub unsafe fn tiles<W: Lanes>(
+        x_rows: &[&[f32]],
+        ws: &[&[W]; TILE_OUTS],
+        (out, column): (&mut [&mut [f32]], usize),
+        next: &[W],
+        widen: impl Fn(W) -> f32,
+    ) {
         const { assert!(TILE_OUTS == 4 && TILE_ROWS == 2 && TILE_LANES == 8) };
         let rows = x_rows.len();
         let Some(input) = ws.first().map(|w| w.len()) else { return };
         assert!(x_rows.iter().all(|x| x.len() == input) && ws.iter().all(|w| w.len() == input));
-        assert!(out.len() >= TILE_OUTS * rows);
         let whole = input - input % TILE_LANES;
+        // The weights a later tile reads come in while this one computes,
+        // one cache line at a time spread evenly over all its iterations:
+        // rows of a few hundred weights are streams too short for the
+        // hardware prefetcher, and a burst of requests would queue behind
+        // one another.
+        let (lines, iterations) = (std::mem::size_of_val(next).div_ceil(64), (rows / TILE_ROWS) * (whole / TILE_LANES));
+        let prefetch = next.as_ptr().cast::<i8>();
+        let (mut fetched, mut credit) = (0, 0);
         for pair in 0..rows / TILE_ROWS {
             let (x0, x1) = (x_rows[2 * pair], x_rows[2 * pair + 1]);
             // SAFETY: every load reads lanes `at..at + 8` with `at + 8 <=
-            // whole <= input`, the length of every slice (asserted above).
-            let sums = unsafe {
+            // whole <= input`, the length of every slice (asserted above);
+            // every prefetch address is inside `next`.
+            let rows_sums = unsafe {
                 let (mut a00, mut a01, mut a10, mut a11) =
                     (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
                 let (mut a20, mut a21, mut a30, mut a31) =
                     (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
                 let mut at = 0;
                 while at < whole {
+                    credit += lines;
+                    while credit >= iterations && fetched < lines {
+                        _mm_prefetch::<_MM_HINT_T0>(prefetch.add(fetched * 64));
+                        fetched += 1;
+                        credit -= iterations;
+                    }
                     let v0 = _mm256_loadu_ps(x0.as_ptr().add(at));
                     let v1 = _mm256_loadu_ps(x1.as_ptr().add(at));
                     let w0 = W::load(ws[0], at);
@@ -299,23 +410,17 @@ mod avx2 {
                     a31 = _mm256_fmadd_ps(w3, v1, a31);
                     at += TILE_LANES;
                 }
-                // Horizontal sums of all eight at once: pairwise adds within
-                // each 128-bit half, then the halves added, leave the sums in
-                // the order [o0r0, o0r1, o1r0, o1r1, o2r0, o2r1, o3r0, o3r1].
-                let upper = _mm256_hadd_ps(_mm256_hadd_ps(a00, a01), _mm256_hadd_ps(a10, a11));
-                let lower = _mm256_hadd_ps(_mm256_hadd_ps(a20, a21), _mm256_hadd_ps(a30, a31));
-                let sums = _mm256_add_ps(
-                    _mm256_permute2f128_ps::<0x20>(upper, lower),
-                    _mm256_permute2f128_ps::<0x31>(upper, lower),
-                );
-                let mut flat = [0.0_f32; TILE_OUTS * TILE_ROWS];
-                _mm256_storeu_ps(flat.as_mut_ptr(), sums);
-                flat
+                // Each row's four sums side by side, ready to store.
+                [sum4(a00, a10, a20, a30), sum4(a01, a11, a21, a31)]
             };
-            for o in 0..TILE_OUTS {
-                for (r, x) in [x0, x1].into_iter().enumerate() {
-                    let tail: f32 = (whole..input).map(|k| x[k] * widen(ws[o][k])).sum();
-                    out[o * rows + 2 * pair + r] = sums[2 * o + r] + tail;
+            for (r, (x, sums)) in [x0, x1].into_iter().zip(rows_sums).enumerate() {
+                let cells = &mut out[2 * pair + r][column..column + TILE_OUTS];
+                // SAFETY: `cells` holds the four lanes stored.
+                unsafe { _mm_storeu_ps(cells.as_mut_ptr(), sums) };
+                if whole < input {
+                    for (o, cell) in cells.iter_mut().enumerate() {
+                        *cell += (whole..input).map(|k| x[k] * widen(ws[o][k])).sum::<f32>();
+                    }
                 }
             }
         }
@@ -350,6 +455,7 @@ fn dot_body<W: Copy>(a: &[f32], b: &[W], widen: impl Fn(W) -> f32) -> f32 {
     sums.iter().sum::<f32>() + tail
 }
 
+
 /// Defines a dot product that uses AVX2 when the CPU has it (checked once
 /// per call, a cached flag) and portable vector code otherwise, so one
 /// binary runs everywhere and is fast where it can be.
@@ -374,80 +480,166 @@ macro_rules! dispatched_dot {
 
 dispatched_dot!(dot_f32, f32, |w: f32| w);
 
-/// `scale · (query · key)` for every key in `keys` (rows of `query.len()`):
-/// one dispatch for all of a head's keys, each dot product inlined.
-fn scores_f32(query: &[f32], keys: &[f32], scale: f32) -> Vec<f32> {
+/// `scale · (query · key)` for every key in `keys` (rows of `query.len()`),
+/// prefetching each key's row of `values` and of `next_keys` as the key is
+/// read, so they stream in while the scores are computed.
+fn scores_f32(query: &[f32], keys: &[f32], (values, next_keys): (&[f32], &[f32]), scale: f32) -> Vec<f32> {
+    let mut scores = Vec::with_capacity(keys.len() / query.len().max(1));
+    #[cfg(target_arch = "x86_64")]
+    {
+        if query.len() % TILE_LANES == 0
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            unsafe { avx2::scores(query, keys, (values, next_keys), scale, &mut scores) };
+            return scores;
+        }
+    }
+    for (index, (key, value)) in keys.chunks_exact(query.len()).zip(values.chunks_exact(query.len())).enumerate() {
+        prefetch(value);
+        prefetch(next_keys.get(index * query.len()..(index + 1) * query.len()).unwrap_or_default());
+        scores.push(dot_f32(query, key) * scale);
+    }
+    scores
+}
+
+/// Asks for every cache line of `data` ahead of its use (x86-64; a no-op
+/// elsewhere).
+#[inline(always)]
+fn prefetch(data: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in (0..std::mem::size_of_val(data)).step_by(64) {
+        // SAFETY: the address is inside `data`, and a prefetch reads nothing
+        // into the program and cannot fault.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(data.as_ptr().cast::<i8>().add(line));
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
+dispatched_dot!(dot_bf16, bf16, widen);
+
+/// Attention of one query head over the first keys and values of its
+/// key/value head (rows of `query.len()`, as many in both): scores,
+/// softmax and the weighted sum of values in one pass, written to `out`.
+/// `next` are the keys and values the caller reads next (any length, may be
+/// empty), prefetched row by row: the keys while the scores are computed,
+/// the values while the values are summed. A head's keys are a stream too
+/// short for the hardware prefetcher to catch in time.
+pub fn attend_head(
+    query: &[f32],
+    (keys, values): (&[f32], &[f32]),
+    (next_keys, next_values): (&[f32], &[f32]),
+    scale: f32,
+    out: &mut [f32],
+) {
+    let mut weights = scores_f32(query, keys, (values, next_keys), scale);
+    let max = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for weight in &mut weights {
+        *weight = (*weight - max).exp();
+        sum += *weight;
+    }
+    let inverse = 1.0 / sum;
+    weights.iter_mut().for_each(|weight| *weight *= inverse);
+    weighted_sum(&weights, values, next_values, out);
+}
+
+/// `out = Σ weights[j] · values[j]` over rows of `out.len()`: eight output
+/// lanes at a time, each summed over every row in a register. The first
+/// pass over the rows prefetches the same rows of `ahead`.
+fn weighted_sum(weights: &[f32], values: &[f32], ahead: &[f32], out: &mut [f32]) {
     #[inline(always)]
-    fn body(query: &[f32], keys: &[f32], scale: f32) -> Vec<f32> {
-        keys.chunks_exact(query.len()).map(|key| dot_body(query, key, |w: f32| w) * scale).collect()
+    fn body(weights: &[f32], values: &[f32], ahead: &[f32], out: &mut [f32]) {
+        let width = out.len();
+        let whole = width - width % TILE_LANES;
+        for start in (0..whole).step_by(TILE_LANES) {
+            let mut sums = [0.0_f32; TILE_LANES];
+            for (index, (weight, value)) in weights.iter().zip(values.chunks_exact(width)).enumerate() {
+                if start == 0 {
+                    prefetch(ahead.get(index * width..(index + 1) * width).unwrap_or_default());
+                }
+                let lanes = &value[start..start + TILE_LANES];
+                for lane in 0..TILE_LANES {
+                    sums[lane] += weight * lanes[lane];
+                }
+            }
+            out[start..start + TILE_LANES].copy_from_slice(&sums);
+        }
+        for (index, cell) in out.iter_mut().enumerate().skip(whole) {
+            *cell = weights.iter().zip(values.chunks_exact(width)).map(|(w, value)| w * value[index]).sum();
+        }
     }
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2")]
-        unsafe fn wide(query: &[f32], keys: &[f32], scale: f32) -> Vec<f32> {
-            body(query, keys, scale)
+        unsafe fn wide(weights: &[f32], values: &[f32], ahead: &[f32], out: &mut [f32]) {
+            body(weights, values, ahead, out)
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { wide(query, keys, scale) };
+            return unsafe { wide(weights, values, ahead, out) };
         }
     }
-    body(query, keys, scale)
+    body(weights, values, ahead, out)
 }
-dispatched_dot!(dot_bf16, bf16, widen);
 
-/// Attention of one query position: `q (heads, 1, head_dim)` over the first
-/// `total` rows of the key and value buffers `(kv_heads, capacity, head_dim)`
-/// (grouped-query: query head `h` reads key/value head `h / (heads / kv_heads)`).
-/// Scores, softmax and the weighted sum of values in one pass per head,
-/// returned as `(heads, 1, head_dim)`.
-pub fn decode_attention(
-    q: &Tensor,
-    keys: &Tensor,
-    values: &Tensor,
-    total: usize,
-    scale: f32,
-) -> Result<Tensor, LlmError> {
-    let (heads, rows, head_dim) = q.dims3()?;
-    let (kv_heads, capacity, kv_head_dim) = keys.dims3()?;
-    if rows != 1 || kv_head_dim != head_dim || kv_heads == 0 || heads % kv_heads != 0 || total > capacity {
-        return Err(LlmError::Input(format!(
-            "decode_attention: q {:?} does not fit keys {:?} at {total} positions",
-            q.dims(),
-            keys.dims()
-        )));
+/// Rotary embedding of one head vector in place, rotate-half convention
+/// (Hugging Face Llama): `x · cos + rotate_half(x) · sin` with the
+/// position's `cos` and `sin` rows of the head's length.
+pub fn rotate_half(x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let half = x.len() / 2;
+    let (first, second) = x.split_at_mut(half);
+    for i in 0..half {
+        let (a, b) = (first[i], second[i]);
+        first[i] = a * cos[i] - b * sin[i];
+        second[i] = b * cos[half + i] + a * sin[half + i];
     }
-    let group = heads / kv_heads;
-    let q: Vec<f32> = with_slice(&q.contiguous()?, <[f32]>::to_vec)?;
-    let mut out = vec![0.0_f32; heads * head_dim];
-    with_slice::<f32, _>(keys, |keys| {
-        with_slice::<f32, _>(values, |values| {
-            let head = |(index, out): (usize, &mut [f32])| {
-                let start = (index / group) * capacity * head_dim;
-                let keys = &keys[start..start + total * head_dim];
-                let values = &values[start..start + total * head_dim];
-                let query = &q[index * head_dim..(index + 1) * head_dim];
-                let mut weights = scores_f32(query, keys, scale);
-                let max = weights.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
-                for weight in &mut weights {
-                    *weight = (*weight - max).exp();
-                    sum += *weight;
-                }
-                for (weight, value) in weights.iter().zip(values.chunks_exact(head_dim)) {
-                    let weight = weight / sum;
-                    out.iter_mut().zip(value).for_each(|(o, v)| *o += weight * v);
-                }
-            };
-            if heads * total * head_dim < PARALLEL_MIN_WEIGHTS {
-                out.chunks_mut(head_dim).enumerate().for_each(head);
-            } else {
-                out.par_chunks_mut(head_dim).enumerate().for_each(head);
-            }
-        })
-    })??;
-    Ok(Tensor::from_vec(out, (heads, 1, head_dim), &Device::Cpu)?)
 }
+
+/// RMSNorm of every row of `x` (rows of `weight.len()`) into `out`:
+/// `x / sqrt(mean(x²) + eps) · weight`.
+pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let dim = weight.len();
+    for (row, out) in x.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+        // Independent lanes: a sum the compiler can keep in vector registers.
+        let mut lanes = [0.0_f32; TILE_LANES];
+        let chunks = row.chunks_exact(TILE_LANES);
+        let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+        for chunk in chunks {
+            for lane in 0..TILE_LANES {
+                lanes[lane] += chunk[lane] * chunk[lane];
+            }
+        }
+        let mean_square = (lanes.iter().sum::<f32>() + tail) / dim as f32;
+        let inverse = 1.0 / (mean_square + eps).sqrt();
+        for ((o, v), w) in out.iter_mut().zip(row).zip(weight) {
+            *o = v * inverse * w;
+        }
+    }
+}
+
+/// The SwiGLU gate in place: `gate = silu(gate) · up`, element by element,
+/// on the engine's threads when there is enough of it.
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    let work = |(gate, up): (&mut [f32], &[f32])| {
+        for (g, u) in gate.iter_mut().zip(up) {
+            *g = *g / (1.0 + (-*g).exp()) * u;
+        }
+    };
+    if gate.len() < ELEMENTWISE_PARALLEL_MIN {
+        work((gate, up));
+    } else {
+        gate.par_chunks_mut(ELEMENTWISE_PARALLEL_MIN / 2).zip(up.par_chunks(ELEMENTWISE_PARALLEL_MIN / 2)).for_each(work);
+    }
+}
+
+/// Elements at which an elementwise pass with an `exp` each is worth
+/// splitting over threads (a few microseconds of work).
+const ELEMENTWISE_PARALLEL_MIN: usize = 4096;
 
 /// Softmax over the last dimension of `scores (groups, rep · seq, total)`
 /// after scaling by `scale` and masking key `j` from query `i` (the row's
@@ -517,41 +709,76 @@ mod tests {
         let w = random(&[TILE_OUTS, input], 9).flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let x_rows: Vec<&[f32]> = x.chunks_exact(input).collect();
         let ws: [&[f32]; TILE_OUTS] = std::array::from_fn(|o| &w[o * input..(o + 1) * input]);
-        let (mut portable, mut dispatched) = (vec![0.0; TILE_OUTS * rows], vec![0.0; TILE_OUTS * rows]);
-        tiles_body(&x_rows, &ws, &mut portable, |w: f32| w);
-        tiles_f32(&x_rows, &ws, &mut dispatched);
-        for o in 0..TILE_OUTS {
-            for r in 0..rows - 1 {
-                let expected: f32 = x_rows[r].iter().zip(ws[o]).map(|(a, b)| a * b).sum();
-                assert!((portable[o * rows + r] - expected).abs() < 1e-4, "portable {o} {r}");
-                assert!((dispatched[o * rows + r] - expected).abs() < 1e-4, "dispatched {o} {r}");
+        // Written at column 3 of rows 9 wide: the kernels touch only their four columns.
+        let (width, column) = (9, 3);
+        let (mut portable, mut dispatched) = (vec![0.0; width * rows], vec![0.0; width * rows]);
+        tiles_body(&x_rows, &ws, &mut portable.chunks_mut(width).collect::<Vec<_>>(), column, |w: f32| w);
+        tiles_f32(&x_rows, &ws, &mut dispatched.chunks_mut(width).collect::<Vec<_>>(), column, &[]);
+        for r in 0..rows {
+            for c in 0..width {
+                let (p, d) = (portable[r * width + c], dispatched[r * width + c]);
+                if r == rows - 1 || !(column..column + TILE_OUTS).contains(&c) {
+                    // The odd last row is the caller's, as are other columns.
+                    assert_eq!((p, d), (0.0, 0.0), "row {r} column {c}");
+                    continue;
+                }
+                let expected: f32 = x_rows[r].iter().zip(ws[c - column]).map(|(a, b)| a * b).sum();
+                assert!((p - expected).abs() < 1e-4, "portable {r} {c}");
+                assert!((d - expected).abs() < 1e-4, "dispatched {r} {c}");
             }
-            // The odd last row is the caller's: neither kernel writes it.
-            assert_eq!((portable[o * rows + rows - 1], dispatched[o * rows + rows - 1]), (0.0, 0.0));
         }
     }
 
     #[test]
-    fn decode_attention_matches_the_textbook_formula() {
-        let (heads, kv_heads, capacity, head_dim, total) = (6, 2, 40, 8, 33);
-        let q = random(&[heads, 1, head_dim], 3);
-        let keys = random(&[kv_heads, capacity, head_dim], 4);
-        let values = random(&[kv_heads, capacity, head_dim], 5);
-        let ours = decode_attention(&q, &keys, &values, total, 0.35).unwrap().to_vec3::<f32>().unwrap();
-        let (qv, kv, vv) =
-            (q.to_vec3::<f32>().unwrap(), keys.to_vec3::<f32>().unwrap(), values.to_vec3::<f32>().unwrap());
-        for h in 0..heads {
-            let g = h / (heads / kv_heads);
-            let scores: Vec<f32> =
-                (0..total).map(|j| (0..head_dim).map(|d| qv[h][0][d] * kv[g][j][d]).sum::<f32>() * 0.35).collect();
-            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum: f32 = scores.iter().map(|s| (s - max).exp()).sum();
-            for d in 0..head_dim {
-                let expected: f32 = (0..total).map(|j| (scores[j] - max).exp() / sum * vv[g][j][d]).sum();
-                assert!((ours[h][0][d] - expected).abs() < 1e-5, "head {h} dim {d}");
-            }
+    fn attend_head_matches_the_textbook_formula() {
+        let (total, head_dim) = (33, 8);
+        let flat = |shape: &[usize], seed| random(shape, seed).flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (q, keys, values) = (flat(&[head_dim], 3), flat(&[total, head_dim], 4), flat(&[total, head_dim], 5));
+        let mut ours = vec![f32::NAN; head_dim];
+        attend_head(&q, (&keys, &values), (&keys, &values), 0.35, &mut ours);
+        let key = |j: usize| &keys[j * head_dim..(j + 1) * head_dim];
+        let scores: Vec<f32> = (0..total).map(|j| q.iter().zip(key(j)).map(|(a, b)| a * b).sum::<f32>() * 0.35).collect();
+        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = scores.iter().map(|s| (s - max).exp()).sum();
+        for d in 0..head_dim {
+            let expected: f32 = (0..total).map(|j| (scores[j] - max).exp() / sum * values[j * head_dim + d]).sum();
+            assert!((ours[d] - expected).abs() < 1e-5, "dim {d}");
         }
-        assert!(decode_attention(&q, &keys, &values, capacity + 1, 0.35).is_err());
+    }
+
+    #[test]
+    fn rotate_half_rms_norm_and_silu_mul_match_candle() {
+        let (rows, dim) = (3, 16);
+        let x = random(&[rows, dim], 6);
+        let (cos, sin) = (random(&[rows, dim], 7), random(&[rows, dim], 8));
+        let half = dim / 2;
+        let rotated = Tensor::cat(&[&x.narrow(1, half, half).unwrap().neg().unwrap(), &x.narrow(1, 0, half).unwrap()], 1)
+            .unwrap();
+        let expected = ((&x * &cos).unwrap() + (rotated * &sin).unwrap()).unwrap();
+        let mut ours = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (c, s) = (cos.flatten_all().unwrap().to_vec1::<f32>().unwrap(), sin.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        for r in 0..rows {
+            rotate_half(&mut ours[r * dim..(r + 1) * dim], &c[r * dim..(r + 1) * dim], &s[r * dim..(r + 1) * dim]);
+        }
+        assert!(worst(&Tensor::from_vec(ours, (rows, dim), &Device::Cpu).unwrap(), &expected) < 1e-6);
+
+        let (gate, up) = (random(&[rows, dim], 10), random(&[rows, dim], 11));
+        let expected = (gate.silu().unwrap() * &up).unwrap();
+        let mut ours = gate.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        silu_mul(&mut ours, &up.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert!(worst(&Tensor::from_vec(ours, (rows, dim), &Device::Cpu).unwrap(), &expected) < 1e-6);
+
+        let weight = random(&[dim], 9);
+        let mean_square = x.sqr().unwrap().mean_keepdim(1).unwrap();
+        let expected = x.broadcast_div(&(mean_square + 1e-5).unwrap().sqrt().unwrap()).unwrap().broadcast_mul(&weight).unwrap();
+        let mut ours = vec![0.0; rows * dim];
+        rms_norm(
+            &x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            &weight.to_vec1::<f32>().unwrap(),
+            1e-5,
+            &mut ours,
+        );
+        assert!(worst(&Tensor::from_vec(ours, (rows, dim), &Device::Cpu).unwrap(), &expected) < 1e-5);
     }
 
     #[test]

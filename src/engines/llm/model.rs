@@ -132,17 +132,71 @@ impl Cache {
 /// One layer's key and value buffers, `(kv_heads, capacity, head_dim)`.
 #[derive(Debug)]
 struct LayerCache {
-    keys: Tensor,
-    values: Tensor,
+    /// `(kv_heads, capacity, head_dim)`, row-major.
+    keys: Vec<f32>,
+    values: Vec<f32>,
+    capacity: usize,
+    head_dim: usize,
 }
 
 /// Positions a fresh layer buffer holds at least.
 const CACHE_MIN_CAPACITY: usize = 64;
 
 impl LayerCache {
+    /// The layer in `slot`, with room for `needed` positions (grown by
+    /// doubling, up to `context`, keeping the first `kept` positions).
+    fn reserve(
+        slot: &mut Option<LayerCache>,
+        needed: usize,
+        kept: usize,
+        (kv_heads, head_dim): (usize, usize),
+        context: usize,
+    ) -> &mut LayerCache {
+        let layer = match slot.take() {
+            Some(layer) if layer.capacity >= needed => layer,
+            old => {
+                let capacity = old.as_ref().map_or(0, |layer| layer.capacity);
+                // Twice what is needed: a prompt's prefill leaves room for
+                // as many generated tokens before the first copy.
+                let grown = (capacity * 2).max(needed * 2).max(CACHE_MIN_CAPACITY).min(context).max(needed);
+                let size = kv_heads * grown * head_dim;
+                let mut layer =
+                    LayerCache { keys: vec![0.0; size], values: vec![0.0; size], capacity: grown, head_dim };
+                if let Some(old) = old {
+                    for head in 0..kv_heads {
+                        let (from, to, rows) = (old.at(head, 0), layer.at(head, 0), kept.min(old.capacity) * head_dim);
+                        layer.keys[to..to + rows].copy_from_slice(&old.keys[from..from + rows]);
+                        layer.values[to..to + rows].copy_from_slice(&old.values[from..from + rows]);
+                    }
+                }
+                layer
+            }
+        };
+        slot.insert(layer)
+    }
+
+    /// Where position `position` of `head` starts in either buffer.
+    fn at(&self, head: usize, position: usize) -> usize {
+        (head * self.capacity + position) * self.head_dim
+    }
+
+    /// Stores the key and value of `head` at `position`.
+    fn write(&mut self, head: usize, position: usize, key: &[f32], value: &[f32]) {
+        let at = self.at(head, position);
+        self.keys[at..at + self.head_dim].copy_from_slice(key);
+        self.values[at..at + self.head_dim].copy_from_slice(value);
+    }
+
+    /// The first `total` keys and values of `head`, `total · head_dim` each.
+    fn head(&self, head: usize, total: usize) -> (&[f32], &[f32]) {
+        let at = self.at(head, 0);
+        let end = at + total * self.head_dim;
+        (&self.keys[at..end], &self.values[at..end])
+    }
+
     /// Writes `k` and `v (kv_heads, seq, head_dim)` after `offset` positions
-    /// of `slot` (growing it when full, up to `context`) and returns views of
-    /// all `offset + seq` keys and values.
+    /// of `slot` and returns copies of all `offset + seq` keys and values
+    /// as `(kv_heads, offset + seq, head_dim)` tensors (a prompt's prefill).
     fn append(
         slot: &mut Option<LayerCache>,
         k: &Tensor,
@@ -150,25 +204,24 @@ impl LayerCache {
         offset: usize,
         context: usize,
     ) -> Result<(Tensor, Tensor), LlmError> {
-        let needed = offset + k.dim(1)?;
-        let capacity = slot.as_ref().map_or(0, |layer| layer.keys.dims()[1]);
-        if needed > capacity {
-            let grown = (capacity * 2).max(CACHE_MIN_CAPACITY).min(context).max(needed);
-            let (heads, _, head_dim) = k.dims3()?;
-            let keys = Tensor::zeros((heads, grown, head_dim), DType::F32, &Device::Cpu)?;
-            let values = Tensor::zeros((heads, grown, head_dim), DType::F32, &Device::Cpu)?;
-            if let (Some(old), true) = (slot.as_ref(), offset > 0) {
-                keys.slice_set(&old.keys.narrow(1, 0, offset)?.contiguous()?, 1, 0)?;
-                values.slice_set(&old.values.narrow(1, 0, offset)?.contiguous()?, 1, 0)?;
+        let (kv_heads, seq, head_dim) = k.dims3()?;
+        let needed = offset + seq;
+        let layer = LayerCache::reserve(slot, needed, offset, (kv_heads, head_dim), context);
+        let (k, v) = (k.flatten_all()?.to_vec1::<f32>()?, v.flatten_all()?.to_vec1::<f32>()?);
+        for head in 0..kv_heads {
+            for position in 0..seq {
+                let at = (head * seq + position) * head_dim;
+                layer.write(head, offset + position, &k[at..at + head_dim], &v[at..at + head_dim]);
             }
-            *slot = Some(LayerCache { keys, values });
         }
-        let Some(layer) = slot.as_ref() else {
-            return Err(LlmError::Input("the KV cache lost a layer".into()));
+        let gather = |buffer: &[f32]| -> Vec<f32> {
+            (0..kv_heads).flat_map(|head| &buffer[layer.at(head, 0)..layer.at(head, needed)]).copied().collect()
         };
-        layer.keys.slice_set(&k.contiguous()?, 1, offset)?;
-        layer.values.slice_set(&v.contiguous()?, 1, offset)?;
-        Ok((layer.keys.narrow(1, 0, needed)?, layer.values.narrow(1, 0, needed)?))
+        let shape = (kv_heads, needed, head_dim);
+        Ok((
+            Tensor::from_vec(gather(&layer.keys), shape, &Device::Cpu)?,
+            Tensor::from_vec(gather(&layer.values), shape, &Device::Cpu)?,
+        ))
     }
 }
 
@@ -194,19 +247,24 @@ impl Linear {
 }
 
 struct RmsNorm {
-    weight: Tensor,
-    eps: f64,
+    weight: Vec<f32>,
+    eps: f32,
 }
 
 impl RmsNorm {
     fn load(source: &WeightSource, name: &str, dim: usize, eps: f64) -> Result<RmsNorm, LlmError> {
-        Ok(RmsNorm { weight: source.get(name, &[dim], DType::F32)?, eps })
+        Ok(RmsNorm { weight: source.get(name, &[dim], DType::F32)?.to_vec1::<f32>()?, eps: eps as f32 })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor, LlmError> {
-        let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = x.broadcast_div(&(mean_square + self.eps)?.sqrt()?)?;
-        Ok(normed.broadcast_mul(&self.weight)?)
+        let (rows, dim) = x.dims2()?;
+        if dim != self.weight.len() {
+            return Err(LlmError::Input(format!("RMSNorm of {dim} columns with {} weights", self.weight.len())));
+        }
+        let x = x.flatten_all()?.to_vec1::<f32>()?;
+        let mut out = vec![0.0; x.len()];
+        cpu::rms_norm(&x, &self.weight, self.eps, &mut out);
+        Ok(Tensor::from_vec(out, (rows, dim), &Device::Cpu)?)
     }
 }
 
@@ -244,8 +302,11 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor, LlmError> {
-        let gated = (self.gate.forward(x)?.silu()? * self.up.forward(x)?)?;
-        self.down.forward(&gated)
+        let gate = self.gate.forward(x)?;
+        let shape = gate.shape().clone();
+        let mut gated = gate.flatten_all()?.to_vec1::<f32>()?;
+        cpu::silu_mul(&mut gated, &self.up.forward(x)?.flatten_all()?.to_vec1::<f32>()?);
+        self.down.forward(&Tensor::from_vec(gated, shape, &Device::Cpu)?)
     }
 }
 
@@ -490,7 +551,7 @@ impl Attention {
     fn forward(
         &self,
         x: &Tensor,
-        (cos, sin): &(Tensor, Tensor),
+        rotary: &(Tensor, Tensor),
         slot: &mut Option<LayerCache>,
         offset: usize,
         profile: &mut Profile,
@@ -498,12 +559,13 @@ impl Attention {
         let seq = x.dim(0)?;
         let (q, k, v) = self.project(x, profile)?;
         let mixed = profile.time(Category::Attention, || {
+            if seq == 1 {
+                return self.decode_rows(&q, &k, &v, rotary, &mut [slot], &[offset]);
+            }
+            let (cos, sin) = rotary;
             let q = rotate(&self.split_heads(&q, self.heads, seq)?, cos, sin)?;
             let k = rotate(&self.split_heads(&k, self.kv_heads, seq)?, cos, sin)?;
             let v = self.split_heads(&v, self.kv_heads, seq)?;
-            if seq == 1 {
-                return self.decode_one(&q, &k, &v, slot, offset);
-            }
             let (k, v) = LayerCache::append(slot, &k, &v, offset, self.context)?;
             let out = match self.kind {
                 AttentionKind::Naive => self.naive_attention(&q, &k, &v, offset)?,
@@ -520,53 +582,75 @@ impl Attention {
     fn forward_batch(
         &self,
         x: &Tensor,
-        (cos, sin): &(Tensor, Tensor),
+        rotary: &(Tensor, Tensor),
         slots: &mut [&mut Option<LayerCache>],
         offsets: &[usize],
         profile: &mut Profile,
     ) -> Result<Tensor, LlmError> {
-        let batch = x.dim(0)?;
         let (q, k, v) = self.project(x, profile)?;
-        let mixed = profile.time(Category::Attention, || {
-            // (batch, heads · head_dim) → (batch, heads, head_dim), each row
-            // rotated at its own position.
-            let (cos, sin) = (cos.unsqueeze(1)?, sin.unsqueeze(1)?);
-            let q = rotate(&q.reshape((batch, self.heads, self.head_dim))?, &cos, &sin)?;
-            let k = rotate(&k.reshape((batch, self.kv_heads, self.head_dim))?, &cos, &sin)?;
-            let v = v.reshape((batch, self.kv_heads, self.head_dim))?;
-            let row = |index: usize, slot: &mut Option<LayerCache>| {
-                // (heads, head_dim) → (heads, 1, head_dim), a sequence's layout.
-                let one = |t: &Tensor| -> Result<Tensor, LlmError> { Ok(t.get(index)?.unsqueeze(1)?.contiguous()?) };
-                self.decode_one(&one(&q)?, &one(&k)?, &one(&v)?, slot, offsets[index])
-            };
-            // Sequences are independent: spread them over the engine's threads.
-            let rows: Vec<Result<Tensor, LlmError>> = {
-                use rayon::prelude::*;
-                slots.par_iter_mut().enumerate().map(|(index, slot)| row(index, slot)).collect()
-            };
-            Ok(Tensor::cat(&rows.into_iter().collect::<Result<Vec<_>, _>>()?, 0)?)
-        })?;
+        let mixed = profile.time(Category::Attention, || self.decode_rows(&q, &k, &v, rotary, slots, offsets))?;
         profile.time(Category::Projections, || self.o.forward(&mixed))
     }
 
-    /// Attention of one query position, `q (heads, 1, head_dim)`, with its
-    /// rotated key and value `(kv_heads, 1, head_dim)` appended to `slot`
-    /// after `offset` positions: its score row is all there is to hold, in
-    /// either variant, so one fused pass and no tensor ops. `(1, heads · head_dim)`.
-    fn decode_one(
+    /// Attention of decoding rows, one per sequence: `q (batch, heads ·
+    /// head_dim)` and `k`, `v (batch, kv_heads · head_dim)`; row `i` is at
+    /// position `offsets[i]` of the sequence whose cache is `slots[i]`,
+    /// rotated by row `i` of the tables `(batch, head_dim)`. Returns `(batch,
+    /// heads · head_dim)`. Rotation, the cache write and each head's
+    /// attention work on plain slices: a head's share of a step is a few
+    /// thousand multiply-adds, less than the overhead of one tensor op.
+    fn decode_rows(
         &self,
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
-        slot: &mut Option<LayerCache>,
-        offset: usize,
+        (cos, sin): &(Tensor, Tensor),
+        slots: &mut [&mut Option<LayerCache>],
+        offsets: &[usize],
     ) -> Result<Tensor, LlmError> {
-        LayerCache::append(slot, k, v, offset, self.context)?;
-        let Some(layer) = slot.as_ref() else {
-            return Err(LlmError::Input("the KV cache lost a layer".into()));
+        let flat = |t: &Tensor| -> Result<Vec<f32>, LlmError> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+        let (mut q, mut k, v, cos, sin) = (flat(q)?, flat(k)?, flat(v)?, flat(cos)?, flat(sin)?);
+        let (batch, head_dim) = (offsets.len(), self.head_dim);
+        let (q_width, kv_width) = (self.heads * head_dim, self.kv_heads * head_dim);
+        if q.len() != batch * q_width || k.len() != batch * kv_width || cos.len() != batch * head_dim {
+            return Err(LlmError::Input(format!("decoding {batch} rows: q, k or the rotary tables do not fit")));
+        }
+        for (index, slot) in slots.iter_mut().enumerate() {
+            let (cos, sin) = (&cos[index * head_dim..][..head_dim], &sin[index * head_dim..][..head_dim]);
+            q[index * q_width..][..q_width].chunks_exact_mut(head_dim).for_each(|h| cpu::rotate_half(h, cos, sin));
+            let keys = &mut k[index * kv_width..][..kv_width];
+            keys.chunks_exact_mut(head_dim).for_each(|h| cpu::rotate_half(h, cos, sin));
+            let offset = offsets[index];
+            let layer = LayerCache::reserve(slot, offset + 1, offset, (self.kv_heads, head_dim), self.context);
+            let values = &v[index * kv_width..][..kv_width];
+            for (head, (key, value)) in keys.chunks_exact(head_dim).zip(values.chunks_exact(head_dim)).enumerate() {
+                layer.write(head, offset, key, value);
+            }
+        }
+        let layers: Vec<&LayerCache> = slots
+            .iter()
+            .map(|slot| slot.as_ref().ok_or_else(|| LlmError::Input("the KV cache lost a layer".into())))
+            .collect::<Result<_, _>>()?;
+        let (heads, group, scale) = (self.heads, self.heads / self.kv_heads, self.scale() as f32);
+        let mut out = vec![0.0_f32; batch * q_width];
+        let head = |(index, out): (usize, &mut [f32])| {
+            let (row, head) = (index / heads, index % heads);
+            let (keys, values) = layers[row].head(head / group, offsets[row] + 1);
+            // The next head's keys, which this thread most likely takes next.
+            let (next_row, next_head) = ((index + 1) / heads, (index + 1) % heads);
+            let next = layers.get(next_row).map_or((&[][..], &[][..]), |layer| {
+                layer.head(next_head / group, offsets[next_row] + 1)
+            });
+            cpu::attend_head(&q[index * head_dim..][..head_dim], (keys, values), next, scale, out);
         };
-        let out = cpu::decode_attention(q, &layer.keys, &layer.values, offset + 1, self.scale() as f32)?;
-        Ok(out.reshape((1, self.heads * self.head_dim))?)
+        let work: usize = offsets.iter().map(|offset| (offset + 1) * q_width).sum();
+        if work < cpu::PARALLEL_MIN_WEIGHTS {
+            out.chunks_mut(head_dim).enumerate().for_each(head);
+        } else {
+            use rayon::prelude::*;
+            out.par_chunks_mut(head_dim).enumerate().for_each(head);
+        }
+        Ok(Tensor::from_vec(out, (batch, q_width), &Device::Cpu)?)
     }
 
     /// `(seq, heads · head_dim)` → `(heads, seq, head_dim)`.
@@ -736,6 +820,26 @@ mod tests {
             let whole = naive.forward(&prompt, &mut Cache::default(), &mut Profile::default(), false).unwrap();
             assert!(max_relative(&whole, last.0.as_ref().unwrap()) < 1e-5);
         }
+    }
+
+    #[test]
+    fn a_cache_that_grows_while_decoding_keeps_every_position() {
+        // One prompt token leaves room for 64; decoding one token at a time
+        // past that copies the cache into a larger one, twice.
+        let model = tiny(AttentionKind::Naive, 2);
+        let sequence = tokens(150, 11);
+        let mut cache = Cache::default();
+        let mut last = None;
+        for token in &sequence {
+            last = Some(model.forward(std::slice::from_ref(token), &mut cache, &mut Profile::default(), false).unwrap());
+        }
+        let whole = model.forward(&sequence, &mut Cache::default(), &mut Profile::default(), false).unwrap();
+        assert!(max_relative(&whole, &last.unwrap()) < 1e-5);
+        // And a recycled cache forgets its old positions.
+        cache.clear();
+        let again = model.forward(&sequence[..20], &mut cache, &mut Profile::default(), false).unwrap();
+        let fresh = model.forward(&sequence[..20], &mut Cache::default(), &mut Profile::default(), false).unwrap();
+        assert!(max_relative(&again, &fresh) < 1e-6);
     }
 
     #[test]

@@ -90,13 +90,54 @@ fn nucleus(candidates: Vec<(u32, f32)>, weights: Vec<f64>, top_p: f64) -> (Vec<(
 
 /// Index of the largest logit (the first on ties); NaN never wins.
 pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (index, value) in logits.iter().enumerate() {
-        if *value > logits[best] || logits[best].is_nan() {
-            best = index;
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        unsafe fn wide(logits: &[f32]) -> u32 {
+            argmax_body(logits)
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { wide(logits) };
         }
     }
-    best as u32
+    argmax_body(logits)
+}
+
+#[inline(always)]
+fn argmax_body(logits: &[f32]) -> u32 {
+    // One pass the compiler vectorizes: in independent lanes, the largest
+    // value and where it came from (a NaN never wins a `>`, and a later
+    // equal value never replaces an earlier one), then the lanes compared.
+    const LANES: usize = 16;
+    let mut best = [f32::NEG_INFINITY; LANES];
+    let mut at = [u32::MAX; LANES];
+    let chunks = logits.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    let mut here: [u32; LANES] = std::array::from_fn(|lane| lane as u32);
+    for chunk in chunks {
+        for lane in 0..LANES {
+            let value = chunk[lane];
+            let wins = value > best[lane];
+            best[lane] = if wins { value } else { best[lane] };
+            at[lane] = if wins { here[lane] } else { at[lane] };
+            here[lane] += LANES as u32;
+        }
+    }
+    let start = logits.len() - tail.len();
+    let candidates = best.iter().zip(at).chain(tail.iter().zip(start as u32..));
+    let (mut winner, mut position) = (f32::NEG_INFINITY, u32::MAX);
+    for (&value, index) in candidates {
+        if value > winner || (value == winner && index < position) {
+            (winner, position) = (value, index);
+        }
+    }
+    // Nothing beat minus infinity: every logit is NaN or minus infinity.
+    if position == u32::MAX {
+        logits.iter().position(|&value| value == f32::NEG_INFINITY).unwrap_or(0) as u32
+    } else {
+        position
+    }
 }
 
 #[cfg(test)]
@@ -107,6 +148,29 @@ mod tests {
     fn greedy_takes_the_largest() {
         assert_eq!(Sampler::new(0.0, 0, 1).sample(&[0.1, 3.0, 2.0]), 1);
         assert_eq!(argmax(&[f32::NAN, 1.0, 0.5]), 1);
+        assert_eq!(argmax(&[f32::NAN; 3]), 0);
+        // Against the one-pass definition, wherever the largest falls (the
+        // vector lanes or the tail) and with ties and NaNs about.
+        let mut rng = crate::engines::rng::SplitMix::new(4);
+        for len in [1, 15, 16, 17, 37, 100] {
+            for _ in 0..50 {
+                let logits: Vec<f32> = (0..len)
+                    .map(|_| match rng.below(10) {
+                        0 => f32::NAN,
+                        1 => 0.5,
+                        _ => rng.next_f32(),
+                    })
+                    .collect();
+                let expected = (0..len)
+                    .filter(|&i| !logits[i].is_nan())
+                    .fold(None, |best: Option<usize>, i| match best {
+                        Some(b) if logits[b] >= logits[i] => Some(b),
+                        _ => Some(i),
+                    })
+                    .unwrap_or(0);
+                assert_eq!(argmax(&logits) as usize, expected, "{logits:?}");
+            }
+        }
     }
 
     #[test]
