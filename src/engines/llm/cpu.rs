@@ -77,6 +77,10 @@ pub fn gemv(x: &Tensor, weight: &Tensor) -> Result<Tensor, LlmError> {
     if input != weight_input {
         return Err(LlmError::Input(format!("gemv: x has {input} columns, the weight {weight_input}")));
     }
+    if rows == 0 || out == 0 || input == 0 {
+        // Nothing to multiply: every sum is empty (and the kernels split by these sizes).
+        return Ok(Tensor::zeros((rows, out), DType::F32, &Device::Cpu)?);
+    }
     let x = x.to_dtype(DType::F32)?.contiguous()?;
     let x: Vec<f32> = with_slice(&x, <[f32]>::to_vec)?;
     let mut result = vec![0.0_f32; rows * out];
@@ -699,6 +703,11 @@ mod tests {
             assert!(worst(&gemv(&x, &w16).unwrap(), &expected) < 1e-4);
         }
         assert!(gemv(&random(&[1, 3], 1), &random(&[2, 4], 1)).is_err());
+        // Empty shapes give empty or zero products, not a panic.
+        let zeros = |shape: &[usize]| Tensor::zeros(shape, DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(gemv(&zeros(&[0, 5]), &zeros(&[3, 5])).unwrap().dims(), [0, 3]);
+        assert_eq!(gemv(&zeros(&[2, 5]), &zeros(&[0, 5])).unwrap().dims(), [2, 0]);
+        assert_eq!(gemv(&zeros(&[2, 0]), &zeros(&[3, 0])).unwrap().to_vec2::<f32>().unwrap(), vec![vec![0.0; 3]; 2]);
     }
 
     #[test]
