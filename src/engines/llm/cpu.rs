@@ -740,18 +740,24 @@ mod tests {
 
     #[test]
     fn attend_head_matches_the_textbook_formula() {
-        let (total, head_dim) = (33, 8);
-        let flat = |shape: &[usize], seed| random(shape, seed).flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let (q, keys, values) = (flat(&[head_dim], 3), flat(&[total, head_dim], 4), flat(&[total, head_dim], 5));
-        let mut ours = vec![f32::NAN; head_dim];
-        attend_head(&q, (&keys, &values), (&keys, &values), 0.35, &mut ours);
-        let key = |j: usize| &keys[j * head_dim..(j + 1) * head_dim];
-        let scores: Vec<f32> = (0..total).map(|j| q.iter().zip(key(j)).map(|(a, b)| a * b).sum::<f32>() * 0.35).collect();
-        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = scores.iter().map(|s| (s - max).exp()).sum();
-        for d in 0..head_dim {
-            let expected: f32 = (0..total).map(|j| (scores[j] - max).exp() / sum * values[j * head_dim + d]).sum();
-            assert!((ours[d] - expected).abs() < 1e-5, "dim {d}");
+        // 8 wide: the AVX2 scores, four keys at a time and one left over;
+        // 12 wide: the portable scores and a weighted sum with a tail past
+        // the vector width.
+        for (total, head_dim) in [(33, 8), (33, 12)] {
+            let flat = |shape: &[usize], seed| random(shape, seed).flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let (q, keys, values) = (flat(&[head_dim], 3), flat(&[total, head_dim], 4), flat(&[total, head_dim], 5));
+            let mut ours = vec![f32::NAN; head_dim];
+            attend_head(&q, (&keys, &values), (&keys, &values), 0.35, &mut ours);
+            let key = |j: usize| &keys[j * head_dim..(j + 1) * head_dim];
+            let scores: Vec<f32> =
+                (0..total).map(|j| q.iter().zip(key(j)).map(|(a, b)| a * b).sum::<f32>() * 0.35).collect();
+            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum: f32 = scores.iter().map(|s| (s - max).exp()).sum();
+            for d in 0..head_dim {
+                let expected: f32 =
+                    (0..total).map(|j| (scores[j] - max).exp() / sum * values[j * head_dim + d]).sum();
+                assert!((ours[d] - expected).abs() < 1e-5, "width {head_dim}, dim {d}");
+            }
         }
     }
 
