@@ -22,6 +22,7 @@ fn options(cache: bool) -> VaultOptions {
         cache_bytes: if cache { 2048 } else { 0 },
         cache_layout: CacheLayout::Sharded,
         cache_shards: 4,
+        ..VaultOptions::default()
     }
 }
 

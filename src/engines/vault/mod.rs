@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod format;
+pub mod fs;
 pub mod store;
 pub mod workload;
 
@@ -257,6 +258,7 @@ impl EngineKind for VaultKind {
                     CacheLayout::Sharded
                 },
                 cache_shards: number(options, "cache_shards").max(1) as usize,
+                ..VaultOptions::default()
             },
         )
         .map_err(|error| EngineError::new(error.to_string()))?;

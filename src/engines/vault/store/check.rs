@@ -7,6 +7,7 @@ use std::path::Path;
 use super::open::scan;
 use super::{list, take_lock, Vault, VaultError};
 use crate::engines::vault::format;
+use crate::engines::vault::fs::{Fs, RealFs};
 
 /// What `check` found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,29 +29,34 @@ pub struct CheckReport {
 impl Vault {
     /// Verifies every record of every segment without changing anything.
     pub fn check(&self) -> Result<CheckReport, VaultError> {
-        check_dir(&self.dir)
+        check_dir(self.fs.as_ref(), &self.dir)
     }
 }
 
 /// Verifies every record of the vault in `dir` (which must not be open
 /// elsewhere: the lock is taken for the duration).
 pub fn check(dir: &Path) -> Result<CheckReport, VaultError> {
-    if !dir.join(format::MARKER).is_file() {
-        return Err(VaultError::NotAVault(dir.to_owned()));
-    }
-    let _lock = take_lock(dir)?;
-    check_dir(dir)
+    check_on(&RealFs, dir)
 }
 
-fn check_dir(dir: &Path) -> Result<CheckReport, VaultError> {
-    let listing = list(dir)?;
+/// [`check`] on the file system `fs`.
+pub fn check_on(fs: &dyn Fs, dir: &Path) -> Result<CheckReport, VaultError> {
+    if fs.read(&dir.join(format::MARKER)).is_err() {
+        return Err(VaultError::NotAVault(dir.to_owned()));
+    }
+    let _lock = take_lock(fs, dir)?;
+    check_dir(fs, dir)
+}
+
+fn check_dir(fs: &dyn Fs, dir: &Path) -> Result<CheckReport, VaultError> {
+    let listing = list(fs, dir)?;
     let hinted: HashSet<u64> = listing.hints.iter().copied().collect();
     let active = listing.segments.iter().rev().find(|id| !hinted.contains(id)).copied();
     let mut report = CheckReport { segments: listing.segments.len() as u64, ..CheckReport::default() };
     let mut latest: HashMap<Vec<u8>, (u64, bool)> = HashMap::new();
     for &id in &listing.segments {
         let path = format::segment_path(dir, id);
-        let end = scan(&path, id, Some(id) == active, |record| {
+        let end = scan(fs, &path, id, Some(id) == active, |record| {
             if record.value_len.is_some() {
                 report.values += 1;
             } else {

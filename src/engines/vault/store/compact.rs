@@ -4,50 +4,63 @@
 //! open instead of losing or duplicating data.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::open::Flaw;
 use super::{create_segment, io, lock, read, sync_dir, tally, write, Location, Log, Stats, Vault, VaultError};
 use crate::engines::vault::format::{self, SEGMENT_HEADER};
+use crate::engines::vault::fs::{write_synced, Fs, FsFile};
 
 const COMPACTION_MANIFEST: &str = "COMPACTION";
 
-/// Completes a compaction a crash interrupted: its outputs are durable, so the inputs it names go.
-pub(super) fn finish_compaction(dir: &Path) -> Result<(), VaultError> {
-    let manifest = dir.join(COMPACTION_MANIFEST);
-    let Ok(text) = fs::read_to_string(&manifest) else { return Ok(()) };
-    for id in text.split_whitespace().filter_map(|word| word.parse::<u64>().ok()) {
-        for path in [format::segment_path(dir, id), format::hint_path(dir, id)] {
-            match fs::remove_file(&path) {
-                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(io(format!("removing {}", path.display()))(error))
-                }
-                _ => {}
-            }
+fn remove_if_present(fs: &dyn Fs, path: &Path) -> Result<(), VaultError> {
+    match fs.remove(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(io(format!("removing {}", path.display()))(error))
         }
+        _ => Ok(()),
     }
-    fs::remove_file(&manifest).map_err(io(format!("removing {}", manifest.display())))?;
-    sync_dir(dir)
+}
+
+/// Completes a compaction a crash interrupted: its outputs are durable, so the inputs it names go.
+pub(super) fn finish_compaction(fs: &dyn Fs, dir: &Path) -> Result<(), VaultError> {
+    let manifest = dir.join(COMPACTION_MANIFEST);
+    let Ok(text) = fs.read(&manifest) else { return Ok(()) };
+    let text = String::from_utf8_lossy(&text);
+    for id in text.split_whitespace().filter_map(|word| word.parse::<u64>().ok()) {
+        remove_if_present(fs, &format::segment_path(dir, id))?;
+        remove_if_present(fs, &format::hint_path(dir, id))?;
+    }
+    fs.remove(&manifest).map_err(io(format!("removing {}", manifest.display())))?;
+    sync_dir(fs, dir)
 }
 
 impl Vault {
     /// Seals the active segment (synced whatever the policy) and starts a new one.
     pub(super) fn roll(&self, log: &mut Log) -> Result<(), VaultError> {
-        log.file.sync_data().map_err(io(format!("syncing segment {}", log.id)))?;
+        if let Err(error) = log.file.sync_data() {
+            return Err(self.stop(log, io(format!("syncing segment {}", log.id))(error)));
+        }
         tally(&self.stats.syncs, 1, |s| &mut s.syncs);
+        lock(&self.group.state).synced = log.written;
         let id = log.next_id;
-        let file = Arc::new(create_segment(&self.dir, id)?);
+        let file = if self.options.flaw == Flaw::SkipSegmentDirSync {
+            // Deliberately wrong: the new segment's name is never synced.
+            let path = format::segment_path(&self.dir, id);
+            let file = self.fs.create(&path, false).map_err(io("creating a segment"))?;
+            file.write_at(&format::segment_header(id), 0).map_err(io("writing a segment"))?;
+            file
+        } else {
+            create_segment(self.fs.as_ref(), &self.dir, id)?
+        };
         write(&self.segments).insert(id, Arc::clone(&file));
         log.id = id;
         log.next_id += 1;
         log.file = file;
         log.len = SEGMENT_HEADER;
+        log.segment_start = log.written;
         tally(&self.stats.disk_bytes, SEGMENT_HEADER, |s| &mut s.disk_bytes);
-        let mut state = lock(&self.group.state);
-        state.synced = state.synced.max(log.written);
         Ok(())
     }
 
@@ -55,8 +68,9 @@ impl Vault {
     /// with hint files, then retires the old ones. Reads and writes continue
     /// meanwhile; returns the bytes reclaimed.
     pub fn compact(&self) -> Result<u64, VaultError> {
+        self.running()?;
         let _one_at_a_time = lock(&self.compaction);
-        let (inputs, mut next_id) = {
+        let (inputs, next_id) = {
             let mut log = lock(&self.log);
             if log.len > SEGMENT_HEADER {
                 self.roll(&mut log)?;
@@ -79,63 +93,53 @@ impl Vault {
             .map(|(k, l)| (k.clone(), *l))
             .collect();
         live.sort_by_key(|(_, l)| (l.segment, l.offset));
-        let files: HashMap<u64, Arc<File>> = read(&self.segments)
+        let files: HashMap<u64, Arc<dyn FsFile>> = read(&self.segments)
             .iter()
             .filter(|(id, _)| input_set.contains(id))
             .map(|(id, f)| (*id, Arc::clone(f)))
             .collect();
-        let before: u64 = files.values().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum();
-
-        let mut moves: Vec<(Vec<u8>, Location, Location)> = Vec::with_capacity(live.len());
+        let before: u64 = files.values().filter_map(|f| f.len().ok()).sum();
         let mut outputs: Vec<u64> = Vec::new();
-        let mut writer: Option<CompactionOutput> = None;
-        for (key, old) in live {
-            let file = files
-                .get(&old.segment)
-                .ok_or_else(|| VaultError::Invalid("a segment vanished during compaction".into()))?;
-            let value = self.read_record(file, &key, old)?;
-            let mut record = Vec::with_capacity(old.len as usize);
-            format::encode_record(&mut record, old.seq, &key, Some(&value));
-            if writer
-                .as_ref()
-                .is_some_and(|w| w.len + record.len() as u64 > self.options.segment_size && w.len > SEGMENT_HEADER)
-            {
-                if let Some(done) = writer.take() {
-                    outputs.push(done.finish(&self.stats)?);
-                }
+        let written = self.write_outputs(live, &files, next_id, &mut outputs);
+        let moves = match written {
+            Ok(moves) => moves,
+            Err(error) => {
+                // A full disk or a failed write: the inputs stay in use and
+                // the outputs go, so that no copy of a record outlives a
+                // later delete of its key.
+                return Err(match self.discard_outputs(next_id, inputs.len() as u64 + 1) {
+                    Ok(()) => error,
+                    Err(cleanup) => {
+                        let mut log = lock(&self.log);
+                        self.stop(&mut log, cleanup)
+                    }
+                });
             }
-            if writer.is_none() {
-                writer = Some(CompactionOutput::create(&self.dir, next_id)?);
-                next_id += 1;
-            }
-            let Some(out) = writer.as_mut() else { continue };
-            let new = Location { segment: out.id, offset: out.len, len: record.len() as u32, seq: old.seq };
-            out.append(&record, &key, value.len() as u32)?;
-            moves.push((key, old, new));
-        }
-        if let Some(done) = writer.take() {
-            outputs.push(done.finish(&self.stats)?);
-        }
-        sync_dir(&self.dir)?;
+        };
         // The outputs are durable: name the inputs to retire, so a crash from here on finishes the job.
         let manifest = self.dir.join(COMPACTION_MANIFEST);
         let list: String = inputs.iter().map(|id| format!("{id}\n")).collect();
         let temporary = self.dir.join("COMPACTION.tmp");
-        fs::write(&temporary, list)
-            .and_then(|()| File::open(&temporary)?.sync_all())
-            .and_then(|()| fs::rename(&temporary, &manifest))
-            .map_err(io("writing the compaction manifest"))?;
-        sync_dir(&self.dir)?;
+        let named = write_synced(self.fs.as_ref(), &temporary, list.as_bytes())
+            .and_then(|()| self.fs.rename(&temporary, &manifest))
+            .map_err(io("writing the compaction manifest"))
+            .and_then(|()| sync_dir(self.fs.as_ref(), &self.dir));
+        if let Err(error) = named {
+            let _ = self.fs.remove(&temporary);
+            return Err(match self.fs.remove(&manifest).or_else(|_| self.fs.sync_dir(&self.dir)) {
+                Ok(()) if self.discard_outputs(next_id, inputs.len() as u64 + 1).is_ok() => error,
+                _ => {
+                    let mut log = lock(&self.log);
+                    self.stop(&mut log, error)
+                }
+            });
+        }
         {
             let mut segments = write(&self.segments);
             for &id in &outputs {
                 let path = format::segment_path(&self.dir, id);
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&path)
-                    .map_err(io(format!("opening {}", path.display())))?;
-                segments.insert(id, Arc::new(file));
+                let file = self.fs.open(&path).map_err(io(format!("opening {}", path.display())))?;
+                segments.insert(id, file);
             }
         }
         {
@@ -153,13 +157,69 @@ impl Vault {
                 segments.remove(id);
             }
         }
-        finish_compaction(&self.dir)?;
+        finish_compaction(self.fs.as_ref(), &self.dir)?;
         let after: u64 = outputs
             .iter()
-            .filter_map(|id| fs::metadata(format::segment_path(&self.dir, *id)).ok())
-            .map(|m| m.len())
+            .filter_map(|id| read(&self.segments).get(id).and_then(|file| file.len().ok()))
             .sum();
         Ok(before.saturating_sub(after))
+    }
+
+    /// Copies the live records into output segments from id `first` on,
+    /// each synced with its hint file and then named; returns the index moves.
+    #[allow(clippy::type_complexity)]
+    fn write_outputs(
+        &self,
+        live: Vec<(Vec<u8>, Location)>,
+        files: &HashMap<u64, Arc<dyn FsFile>>,
+        first: u64,
+        outputs: &mut Vec<u64>,
+    ) -> Result<Vec<(Vec<u8>, Location, Location)>, VaultError> {
+        let mut next_id = first;
+        let mut moves: Vec<(Vec<u8>, Location, Location)> = Vec::with_capacity(live.len());
+        let mut writer: Option<CompactionOutput> = None;
+        for (key, old) in live {
+            let file = files
+                .get(&old.segment)
+                .ok_or_else(|| VaultError::Invalid("a segment vanished during compaction".into()))?;
+            let record = self.read_raw(file.as_ref(), &key, old)?;
+            if writer
+                .as_ref()
+                .is_some_and(|w| w.len + record.len() as u64 > self.options.segment_size && w.len > SEGMENT_HEADER)
+            {
+                if let Some(done) = writer.take() {
+                    outputs.push(done.finish(self.fs.as_ref(), &self.stats)?);
+                }
+            }
+            if writer.is_none() {
+                writer = Some(CompactionOutput::create(self.fs.as_ref(), &self.dir, next_id)?);
+                next_id += 1;
+            }
+            let Some(out) = writer.as_mut() else { continue };
+            let new = Location { segment: out.id, offset: out.len, len: record.len() as u32, seq: old.seq };
+            out.append(&record, &key)?;
+            moves.push((key, old, new));
+        }
+        if let Some(done) = writer.take() {
+            outputs.push(done.finish(self.fs.as_ref(), &self.stats)?);
+        }
+        sync_dir(self.fs.as_ref(), &self.dir)?;
+        Ok(moves)
+    }
+
+    /// Removes whatever a failed compaction wrote under the `count` ids from `first`.
+    fn discard_outputs(&self, first: u64, count: u64) -> Result<(), VaultError> {
+        for id in first..first + count {
+            for path in [
+                self.dir.join(format!("{id:010}.seg.compacting")),
+                self.dir.join(format!("{id:010}.hint.compacting")),
+                format::hint_path(&self.dir, id),
+                format::segment_path(&self.dir, id),
+            ] {
+                remove_if_present(self.fs.as_ref(), &path)?;
+            }
+        }
+        sync_dir(self.fs.as_ref(), &self.dir)
     }
 }
 
@@ -167,7 +227,7 @@ impl Vault {
 /// visible under their real names only once synced.
 struct CompactionOutput {
     id: u64,
-    file: File,
+    file: Arc<dyn FsFile>,
     len: u64,
     hints: Vec<u8>,
     path: PathBuf,
@@ -175,10 +235,10 @@ struct CompactionOutput {
 }
 
 impl CompactionOutput {
-    fn create(dir: &Path, id: u64) -> Result<CompactionOutput, VaultError> {
+    fn create(fs: &dyn Fs, dir: &Path, id: u64) -> Result<CompactionOutput, VaultError> {
         let path = dir.join(format!("{id:010}.seg.compacting"));
-        let file = File::create(&path).map_err(io(format!("creating {}", path.display())))?;
-        file.write_all_at(&format::segment_header(id), 0).map_err(io(format!("writing {}", path.display())))?;
+        let file = fs.create(&path, false).map_err(io(format!("creating {}", path.display())))?;
+        file.write_at(&format::segment_header(id), 0).map_err(io(format!("writing {}", path.display())))?;
         Ok(CompactionOutput {
             id,
             file,
@@ -189,26 +249,25 @@ impl CompactionOutput {
         })
     }
 
-    fn append(&mut self, record: &[u8], key: &[u8], value_len: u32) -> Result<(), VaultError> {
-        self.file.write_all_at(record, self.len).map_err(io(format!("writing {}", self.path.display())))?;
+    /// Appends a whole record (as read and verified) and its hint.
+    fn append(&mut self, record: &[u8], key: &[u8]) -> Result<(), VaultError> {
+        self.file.write_at(record, self.len).map_err(io(format!("writing {}", self.path.display())))?;
         let seq = u64::from_le_bytes(record[4..12].try_into().unwrap_or_default());
-        format::encode_hint(&mut self.hints, seq, key, value_len, self.len);
+        let stored = u32::from_le_bytes(record[16..20].try_into().unwrap_or_default());
+        format::encode_hint(&mut self.hints, seq, key, stored, self.len);
         self.len += record.len() as u64;
         Ok(())
     }
 
-    fn finish(self, stats: &Stats) -> Result<u64, VaultError> {
-        self.file.sync_all().map_err(io(format!("syncing {}", self.path.display())))?;
+    fn finish(self, fs: &dyn Fs, stats: &Stats) -> Result<u64, VaultError> {
+        self.file.sync_data().map_err(io(format!("syncing {}", self.path.display())))?;
         let hint_temporary = self.dir.join(format!("{:010}.hint.compacting", self.id));
-        let mut hint = File::create(&hint_temporary).map_err(io(format!("creating {}", hint_temporary.display())))?;
-        hint.write_all(&self.hints)
-            .and_then(|()| hint.sync_all())
-            .map_err(io(format!("writing {}", hint_temporary.display())))?;
+        write_synced(fs, &hint_temporary, &self.hints).map_err(io(format!("writing {}", hint_temporary.display())))?;
         // The hint first: a compacted segment never appears without its hint
         // (which would make it look like the active segment); a hint whose
         // segment never appeared is removed on open.
-        fs::rename(&hint_temporary, format::hint_path(&self.dir, self.id)).map_err(io("naming a hint file"))?;
-        fs::rename(&self.path, format::segment_path(&self.dir, self.id)).map_err(io("naming a compacted segment"))?;
+        fs.rename(&hint_temporary, &format::hint_path(&self.dir, self.id)).map_err(io("naming a hint file"))?;
+        fs.rename(&self.path, &format::segment_path(&self.dir, self.id)).map_err(io("naming a compacted segment"))?;
         tally(&stats.syncs, 2, |s| &mut s.syncs);
         tally(&stats.disk_bytes, self.len + self.hints.len() as u64, |s| &mut s.disk_bytes);
         Ok(self.id)

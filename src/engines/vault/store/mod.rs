@@ -4,7 +4,8 @@
 //!
 //! This file holds the [`Vault`] type and the state its parts share (index,
 //! active segment, open segment files), the lock file, the directory helpers
-//! and the reads. `open.rs` opens a vault and recovers it after a crash,
+//! and the reads. Every file-system call goes through [`Fs`], so that the
+//! crash tests can run the same code on a simulated disk. `open.rs` opens a vault and recovers it after a crash,
 //! `write.rs` appends records under the sync policies with group commit,
 //! `compact.rs` rolls segments over and compacts them, `check.rs` verifies
 //! a vault without changing it, and `stats.rs` counts what it all did.
@@ -16,17 +17,16 @@ mod stats;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use super::cache::ReadCache;
+use super::fs::{Fs, FsFile, LockGuard, RealFs};
 use super::format::{self, RecordHeader, RECORD_HEADER};
-pub use check::{check, CheckReport};
-pub use open::VaultOptions;
+pub use check::{check, check_on, CheckReport};
+pub use open::{Flaw, VaultOptions};
 use stats::tally;
 pub use stats::{take_thread_stats, Stats, ThreadStats};
 use write::Group;
@@ -54,6 +54,10 @@ pub enum VaultError {
     /// A key or value outside the limits.
     #[error("{0}")]
     Invalid(String),
+    /// A sync failed earlier: what reached the disk is unknown, so the vault
+    /// refuses every operation until it is opened again.
+    #[error("the vault stopped after a failed sync ({0}); open it again to recover what reached the disk")]
+    Stopped(String),
     /// The operating system refused (full disk, read-only directory, …).
     #[error("{context}: {source}")]
     Io {
@@ -84,28 +88,42 @@ struct Location {
 /// The active segment being appended to.
 struct Log {
     id: u64,
-    file: Arc<File>,
+    file: Arc<dyn FsFile>,
     len: u64,
     next_seq: u64,
     next_id: u64,
     /// Bytes appended since open, over all segments: the log position a sync covers.
     written: u64,
+    /// The log position where the active segment's records begin.
+    segment_start: u64,
     buffer: Vec<u8>,
 }
 
 /// A Bitcask-style key-value store in a directory.
 pub struct Vault {
     dir: PathBuf,
+    fs: Arc<dyn Fs>,
     options: VaultOptions,
-    _lock: File,
+    _lock: LockGuard,
     index: RwLock<BTreeMap<Vec<u8>, Location>>,
     log: Mutex<Log>,
-    segments: RwLock<HashMap<u64, Arc<File>>>,
+    segments: RwLock<HashMap<u64, Arc<dyn FsFile>>>,
     group: Group,
     cache: Option<ReadCache>,
     compaction: Mutex<()>,
+    /// Set when a sync failed: every operation is refused until the vault is reopened.
+    stopped: AtomicBool,
+    /// What opening the vault repaired.
+    recovery: Recovery,
     /// What the vault has done since it was opened.
     pub stats: Stats,
+}
+
+/// What opening a vault found and repaired.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// The torn tail cut from the active segment: its file, offset and bytes.
+    pub torn_tail: Option<(PathBuf, u64, u64)>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -119,8 +137,8 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 /// fsync of a directory, so created, renamed and removed names are durable.
-fn sync_dir(dir: &Path) -> Result<(), VaultError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(format!("syncing directory {}", dir.display())))
+fn sync_dir(fs: &dyn Fs, dir: &Path) -> Result<(), VaultError> {
+    fs.sync_dir(dir).map_err(io(format!("syncing directory {}", dir.display())))
 }
 
 /// Segment and hint files of a vault directory, by id.
@@ -130,15 +148,13 @@ struct Listing {
     compacting: Vec<PathBuf>,
 }
 
-fn list(dir: &Path) -> Result<Listing, VaultError> {
+fn list(fs: &dyn Fs, dir: &Path) -> Result<Listing, VaultError> {
     let mut listing = Listing { segments: Vec::new(), hints: Vec::new(), compacting: Vec::new() };
-    for entry in fs::read_dir(dir).map_err(io(format!("reading {}", dir.display())))? {
-        let entry = entry.map_err(io(format!("reading {}", dir.display())))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for name in fs.list(dir).map_err(io(format!("reading {}", dir.display())))? {
         match format::parse_name(&name) {
             Some((id, "seg")) => listing.segments.push(id),
             Some((id, "hint")) => listing.hints.push(id),
-            Some((_, "seg.compacting" | "hint.compacting")) => listing.compacting.push(entry.path()),
+            Some((_, "seg.compacting" | "hint.compacting")) => listing.compacting.push(dir.join(&name)),
             _ => {}
         }
     }
@@ -146,22 +162,15 @@ fn list(dir: &Path) -> Result<Listing, VaultError> {
     Ok(listing)
 }
 
-fn take_lock(dir: &Path) -> Result<File, VaultError> {
+fn take_lock(fs: &dyn Fs, dir: &Path) -> Result<LockGuard, VaultError> {
     let path = dir.join(format::LOCK);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io(format!("opening {}", path.display())))?;
     // A process that forks (to run another program) holds a copy of every
     // descriptor until its child calls exec, and with it any flock: a vault
     // just closed by such a process can look locked for a moment. Retry for
     // up to 100 ms before calling it locked.
     for _ in 0..20 {
-        // SAFETY: flock on a descriptor this function owns; no memory is shared.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(file);
+        if let Some(guard) = fs.lock(&path).map_err(io(format!("opening {}", path.display())))? {
+            return Ok(guard);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -170,21 +179,18 @@ fn take_lock(dir: &Path) -> Result<File, VaultError> {
 
 /// Whether another process holds the vault in `dir` open (takes and at once releases the lock).
 pub fn probe_lock(dir: &Path) -> Result<(), VaultError> {
-    take_lock(dir).map(drop)
+    take_lock(&RealFs, dir).map(drop)
 }
 
-fn create_segment(dir: &Path, id: u64) -> Result<File, VaultError> {
+/// Creates segment `id` with its header, synced, and its name, synced. A
+/// file left by an earlier failed attempt is overwritten.
+fn create_segment(fs: &dyn Fs, dir: &Path, id: u64) -> Result<Arc<dyn FsFile>, VaultError> {
     let path = format::segment_path(dir, id);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(io(format!("creating {}", path.display())))?;
-    file.write_all_at(&format::segment_header(id), 0)
-        .and_then(|()| file.sync_all())
+    let file = fs.create(&path, false).map_err(io(format!("creating {}", path.display())))?;
+    file.write_at(&format::segment_header(id), 0)
+        .and_then(|()| file.sync_data())
         .map_err(io(format!("writing {}", path.display())))?;
-    sync_dir(dir)?;
+    sync_dir(fs, dir)?;
     Ok(file)
 }
 
@@ -192,6 +198,19 @@ impl Vault {
     /// The vault's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// What opening the vault repaired.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    /// An error if a failed sync stopped the vault.
+    fn running(&self) -> Result<(), VaultError> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(VaultError::Stopped("an earlier sync failed".into()));
+        }
+        Ok(())
     }
 
     /// Keys with a value.
@@ -206,6 +225,7 @@ impl Vault {
 
     /// The value of `key`, checked against its record's checksum.
     pub fn get(&self, key: &[u8]) -> Result<Option<Arc<[u8]>>, VaultError> {
+        self.running()?;
         if let Some(cache) = &self.cache {
             if let Some(value) = cache.get(key) {
                 tally(&self.stats.cache_hits, 1, |s| &mut s.cache_hits);
@@ -217,7 +237,7 @@ impl Vault {
         for _ in 0..8 {
             let Some(location) = read(&self.index).get(key).copied() else { return Ok(None) };
             let Some(file) = read(&self.segments).get(&location.segment).cloned() else { continue };
-            let value: Arc<[u8]> = self.read_record(&file, key, location)?.into();
+            let value: Arc<[u8]> = self.read_record(file.as_ref(), key, location)?.into();
             if let Some(cache) = &self.cache {
                 cache.insert(key, Arc::clone(&value), location.seq, || {
                     read(&self.index).get(key).is_some_and(|now| now.seq == location.seq)
@@ -228,10 +248,18 @@ impl Vault {
         Err(VaultError::Invalid("the key kept moving under a running compaction".into()))
     }
 
-    fn read_record(&self, file: &File, key: &[u8], location: Location) -> Result<Vec<u8>, VaultError> {
+    fn read_record(&self, file: &dyn FsFile, key: &[u8], location: Location) -> Result<Vec<u8>, VaultError> {
+        let mut record = self.read_raw(file, key, location)?;
+        let key_len = key.len();
+        record.drain(..RECORD_HEADER + key_len);
+        Ok(record)
+    }
+
+    /// The whole record at `location`, checked: its checksum, its key and its sequence number.
+    fn read_raw(&self, file: &dyn FsFile, key: &[u8], location: Location) -> Result<Vec<u8>, VaultError> {
         let mut record = vec![0_u8; location.len as usize];
         let path = format::segment_path(&self.dir, location.segment);
-        file.read_exact_at(&mut record, location.offset).map_err(io(format!("reading {}", path.display())))?;
+        file.read_at(&mut record, location.offset).map_err(io(format!("reading {}", path.display())))?;
         let corrupt =
             |what: &str| VaultError::Corrupt { file: path.clone(), offset: location.offset, what: what.into() };
         let header = RecordHeader::parse(record[..RECORD_HEADER].try_into().map_err(|_| corrupt("short record"))?)
@@ -242,7 +270,6 @@ impl Vault {
         if &record[RECORD_HEADER..RECORD_HEADER + header.key_len] != key || header.seq != location.seq {
             return Err(corrupt("the record does not hold the key the index points to"));
         }
-        record.drain(..RECORD_HEADER + header.key_len);
         Ok(record)
     }
 

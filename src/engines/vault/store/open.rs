@@ -4,17 +4,18 @@
 //! truncate a torn tail of the active segment.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::compact::finish_compaction;
 use super::write::Group;
-use super::{create_segment, io, list, sync_dir, take_lock, Location, Log, Stats, SyncPolicy, Vault, VaultError};
+use super::{
+    create_segment, io, list, sync_dir, take_lock, Location, Log, Recovery, Stats, SyncPolicy, Vault, VaultError,
+};
 use crate::engines::vault::cache::{CacheLayout, ReadCache};
 use crate::engines::vault::format::{self, RecordHeader, RECORD_HEADER, SEGMENT_HEADER};
+use crate::engines::vault::fs::{self as vfs, Fs, RealFs};
 
 /// How a vault is opened.
 #[derive(Clone, Debug)]
@@ -29,6 +30,23 @@ pub struct VaultOptions {
     pub cache_layout: CacheLayout,
     /// Shards of a sharded cache.
     pub cache_shards: usize,
+    /// A deliberate durability bug, for showing that the crash tests catch it.
+    #[doc(hidden)]
+    pub flaw: Flaw,
+}
+
+/// Deliberate durability bugs the crash-image tests must catch; never set
+/// outside them.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Flaw {
+    /// The store as it should be.
+    #[default]
+    None,
+    /// A new segment's name is not made durable (no directory sync).
+    SkipSegmentDirSync,
+    /// Writes are acknowledged before the sync that covers them.
+    AckBeforeSync,
 }
 
 impl Default for VaultOptions {
@@ -39,35 +57,37 @@ impl Default for VaultOptions {
             cache_bytes: 0,
             cache_layout: CacheLayout::Sharded,
             cache_shards: 16,
+            flaw: Flaw::None,
         }
     }
 }
 
 /// Makes `dir` a vault if it is new or empty; refuses a directory with other files.
-fn ensure_vault_dir(dir: &Path) -> Result<(), VaultError> {
-    if !dir.exists() {
-        fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-    }
+fn ensure_vault_dir(fs: &dyn Fs, dir: &Path) -> Result<(), VaultError> {
     let marker = dir.join(format::MARKER);
-    match fs::read_to_string(&marker) {
-        Ok(text) if text == format::MARKER_TEXT => return Ok(()),
+    match fs.read(&marker) {
+        Ok(text) if text == format::MARKER_TEXT.as_bytes() => return Ok(()),
         Ok(_) => return Err(VaultError::NotAVault(dir.to_owned())),
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
             return Err(io(format!("reading {}", marker.display()))(error))
         }
         Err(_) => {}
     }
-    let mut entries = fs::read_dir(dir).map_err(io(format!("reading {}", dir.display())))?;
-    if entries.next().is_some() {
+    fs.create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    // A creation that a crash interrupted may have left its temporary marker.
+    let names = fs.list(dir).map_err(io(format!("reading {}", dir.display())))?;
+    if names.iter().any(|name| name != "VAULT.tmp" && name != format::LOCK) {
         return Err(VaultError::NotAVault(dir.to_owned()));
     }
+    // The new directory's own name lives in its parent.
+    if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        sync_dir(fs, parent)?;
+    }
     let temporary = dir.join("VAULT.tmp");
-    let mut file = File::create(&temporary).map_err(io(format!("creating {}", temporary.display())))?;
-    file.write_all(format::MARKER_TEXT.as_bytes())
-        .and_then(|()| file.sync_all())
+    vfs::write_synced(fs, &temporary, format::MARKER_TEXT.as_bytes())
         .map_err(io(format!("writing {}", temporary.display())))?;
-    fs::rename(&temporary, &marker).map_err(io(format!("creating {}", marker.display())))?;
-    sync_dir(dir)
+    fs.rename(&temporary, &marker).map_err(io(format!("creating {}", marker.display())))?;
+    sync_dir(fs, dir)
 }
 
 /// One record met while scanning a segment.
@@ -85,11 +105,19 @@ pub(super) struct ScanEnd {
     pub(super) file_len: u64,
 }
 
-/// Reads every record of a segment. A damaged record is a torn tail when
-/// `active` and nothing but zeros or the damaged record's own bytes follow
-/// it; anything else is corruption, named by file and offset.
-pub(super) fn scan(path: &Path, id: u64, active: bool, mut each: impl FnMut(Scanned)) -> Result<ScanEnd, VaultError> {
-    let bytes = fs::read(path).map_err(io(format!("reading {}", path.display())))?;
+/// Reads every record of a segment. In the active segment, a damaged
+/// record is a torn write, and ends the log, when it runs past the end of
+/// the file or when one of the disk sectors it spans holds only zeros where
+/// its bytes should be (see [`torn`]); anything else is corruption, named
+/// by file and offset.
+pub(super) fn scan(
+    fs: &dyn Fs,
+    path: &Path,
+    id: u64,
+    active: bool,
+    mut each: impl FnMut(Scanned),
+) -> Result<ScanEnd, VaultError> {
+    let bytes = fs.read(path).map_err(io(format!("reading {}", path.display())))?;
     let file_len = bytes.len() as u64;
     let corrupt = |offset: u64, what: &str| VaultError::Corrupt { file: path.to_owned(), offset, what: what.into() };
     if bytes.len() < SEGMENT_HEADER as usize {
@@ -101,24 +129,24 @@ pub(super) fn scan(path: &Path, id: u64, active: bool, mut each: impl FnMut(Scan
     let mut offset = SEGMENT_HEADER as usize;
     while offset < bytes.len() {
         let rest = &bytes[offset..];
-        let torn = |damaged_end: usize| active && rest[damaged_end.min(rest.len())..].iter().all(|&b| b == 0);
+        let cut = Ok(ScanEnd { good_len: offset as u64, file_len });
         let header = rest.get(..RECORD_HEADER).and_then(|h| RecordHeader::parse(h.try_into().ok()?));
         let Some(header) = header else {
-            if active && (rest.len() < RECORD_HEADER || rest.iter().all(|&b| b == 0)) {
-                return Ok(ScanEnd { good_len: offset as u64, file_len });
+            if active && (rest.len() < RECORD_HEADER || torn(&bytes, offset, RECORD_HEADER)) {
+                return cut;
             }
             return Err(corrupt(offset as u64, "impossible record header"));
         };
         let total = header.total_len();
         if total > rest.len() {
             if active {
-                return Ok(ScanEnd { good_len: offset as u64, file_len });
+                return cut;
             }
             return Err(corrupt(offset as u64, "record runs past the end of the file"));
         }
         if !header.verify(&rest[..total]) {
-            if torn(total) {
-                return Ok(ScanEnd { good_len: offset as u64, file_len });
+            if active && torn(&bytes, offset, total) {
+                return cut;
             }
             return Err(corrupt(offset as u64, "checksum mismatch"));
         }
@@ -132,18 +160,47 @@ pub(super) fn scan(path: &Path, id: u64, active: bool, mut each: impl FnMut(Scan
     Ok(ScanEnd { good_len: offset as u64, file_len })
 }
 
+/// Disk sectors: what a power loss writes whole or not at all.
+pub const SECTOR: usize = 512;
+
+/// Whether the damaged record at `offset`, `len` bytes long, is a write that
+/// did not reach the disk whole: some 512-byte sector it spans holds only
+/// zeros over the record's part of it. Writes reach the disk sector by
+/// sector and in any order, and a file grows with zeros, so a power loss
+/// leaves holes of zeros in writes that were never synced, possibly with
+/// later records (never synced either, or the hole would not be there)
+/// behind them. A flipped bit leaves no such hole and stays corruption.
+fn torn(bytes: &[u8], offset: usize, len: usize) -> bool {
+    let end = (offset + len).min(bytes.len());
+    let mut start = offset;
+    while start < end {
+        let stop = ((start / SECTOR + 1) * SECTOR).min(end);
+        if bytes[start..stop].iter().all(|&b| b == 0) {
+            return true;
+        }
+        start = stop;
+    }
+    false
+}
+
 impl Vault {
     /// Opens (creating if needed) the vault in `dir`: takes the lock,
     /// finishes an interrupted compaction, rebuilds the index from hint
     /// files and segments, and truncates a torn tail of the active segment.
     pub fn open(dir: &Path, options: VaultOptions) -> Result<Vault, VaultError> {
-        ensure_vault_dir(dir)?;
-        let lock_file = take_lock(dir)?;
-        finish_compaction(dir)?;
-        let listing = list(dir)?;
+        Vault::open_on(Arc::new(RealFs), dir, options)
+    }
+
+    /// [`Vault::open`] on the file system `fs`.
+    pub fn open_on(fs: Arc<dyn Fs>, dir: &Path, options: VaultOptions) -> Result<Vault, VaultError> {
+        let fsr = fs.as_ref();
+        ensure_vault_dir(fsr, dir)?;
+        let lock_file = take_lock(fsr, dir)?;
+        finish_compaction(fsr, dir)?;
+        let listing = list(fsr, dir)?;
         let orphans = listing.hints.iter().filter(|id| listing.segments.binary_search(id).is_err());
         for path in listing.compacting.iter().cloned().chain(orphans.map(|id| format::hint_path(dir, *id))) {
-            fs::remove_file(&path).map_err(io(format!("removing {}", path.display())))?;
+            fsr.remove(&path).map_err(io(format!("removing {}", path.display())))?;
         }
         let hinted: HashSet<u64> = listing.hints.iter().copied().collect();
         let active = listing.segments.iter().rev().find(|id| !hinted.contains(id)).copied();
@@ -156,10 +213,11 @@ impl Vault {
             }
         };
         let mut active_len = SEGMENT_HEADER;
+        let mut recovery = Recovery::default();
         for &id in &listing.segments {
             let path = format::segment_path(dir, id);
             if hinted.contains(&id) {
-                let hints = fs::read(format::hint_path(dir, id)).ok().and_then(|bytes| format::decode_hints(&bytes));
+                let hints = fsr.read(&format::hint_path(dir, id)).ok().and_then(|bytes| format::decode_hints(&bytes));
                 if let Some(hints) = hints {
                     for hint in hints {
                         let len = (RECORD_HEADER + hint.key.len() + hint.value_len as usize) as u32;
@@ -170,24 +228,24 @@ impl Vault {
                 }
             }
             let is_active = Some(id) == active;
-            let end = scan(&path, id, is_active, |record| {
+            let end = scan(fsr, &path, id, is_active, |record| {
                 let location = record.value_len.map(|_| record.location);
                 apply(record.key, record.location.seq, location);
             })?;
             if is_active {
-                if end.good_len < end.file_len {
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .open(&path)
-                        .map_err(io(format!("opening {}", path.display())))?;
+                if end.good_len < end.file_len || end.good_len < SEGMENT_HEADER {
+                    let file = fsr.open(&path).map_err(io(format!("opening {}", path.display())))?;
                     let keep = end.good_len.max(SEGMENT_HEADER);
                     if end.good_len < SEGMENT_HEADER {
-                        file.write_all_at(&format::segment_header(id), 0)
+                        file.write_at(&format::segment_header(id), 0)
                             .map_err(io(format!("repairing {}", path.display())))?;
                     }
                     file.set_len(keep)
-                        .and_then(|()| file.sync_all())
+                        .and_then(|()| file.sync_data())
                         .map_err(io(format!("truncating {}", path.display())))?;
+                    if end.good_len < end.file_len {
+                        recovery.torn_tail = Some((path.clone(), end.good_len, end.file_len - end.good_len));
+                    }
                 }
                 active_len = end.good_len.max(SEGMENT_HEADER);
             }
@@ -199,18 +257,14 @@ impl Vault {
         let mut segments = HashMap::new();
         for &id in &listing.segments {
             let path = format::segment_path(dir, id);
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(io(format!("opening {}", path.display())))?;
-            segments.insert(id, Arc::new(file));
+            let file = fsr.open(&path).map_err(io(format!("opening {}", path.display())))?;
+            segments.insert(id, file);
         }
         let (active_id, next_id) = match active {
             Some(id) => (id, next_id),
             None => {
-                let file = create_segment(dir, next_id)?;
-                segments.insert(next_id, Arc::new(file));
+                let file = create_segment(fsr, dir, next_id)?;
+                segments.insert(next_id, file);
                 (next_id, next_id + 1)
             }
         };
@@ -219,6 +273,7 @@ impl Vault {
             .then(|| ReadCache::new(options.cache_bytes, options.cache_layout, options.cache_shards));
         Ok(Vault {
             dir: dir.to_owned(),
+            fs,
             _lock: lock_file,
             index: RwLock::new(index),
             log: Mutex::new(Log {
@@ -228,12 +283,15 @@ impl Vault {
                 next_seq: max_seq + 1,
                 next_id,
                 written: 0,
+                segment_start: 0,
                 buffer: Vec::new(),
             }),
             segments: RwLock::new(segments),
             group: Group::default(),
             cache,
             compaction: Mutex::new(()),
+            stopped: AtomicBool::new(false),
+            recovery,
             stats: Stats::default(),
             options,
         })

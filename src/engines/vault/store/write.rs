@@ -1,13 +1,15 @@
 //! Writes: validating and appending records to the active segment (rolling
 //! it over when full), updating the index in sequence order, and making them
-//! durable as the sync policy says, with group commit sharing one sync among
-//! concurrent writers.
+//! durable as the sync policy says, with leader-based group commit sharing
+//! one sync among concurrent writers. A failed sync stops the vault (see
+//! [`Vault::stop`]).
 
-use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{io, lock, read, tally, write, Location, Vault, VaultError};
+use super::open::Flaw;
+use super::{io, lock, read, tally, write, Location, Log, Vault, VaultError};
 use crate::engines::vault::format::{self, RECORD_HEADER, SEGMENT_HEADER};
 
 /// When a write is synced to disk before it is acknowledged.
@@ -15,14 +17,17 @@ use crate::engines::vault::format::{self, RECORD_HEADER, SEGMENT_HEADER};
 pub enum SyncPolicy {
     /// Every write is synced before it returns.
     Always,
-    /// Writers wait for one shared sync that starts at most this long after the first of them.
+    /// Writers share syncs: the writes that arrive while a sync is in flight
+    /// form the next group, synced as soon as the previous sync returns. Its
+    /// leader waits for as many writers as the previous group held, but never
+    /// longer than this bound nor than the previous sync took.
     Group(Duration),
     /// Never synced by a write (only at rollover and compaction): a crash loses recent writes.
     None,
 }
 
-/// Group commit: the first waiter becomes the leader, gathers for the
-/// window, syncs once for everyone and wakes them.
+/// Group commit: one sync in flight at a time; whoever finds none in flight
+/// leads the next one for everyone who has appended.
 #[derive(Default)]
 pub(super) struct Group {
     pub(super) state: Mutex<GroupState>,
@@ -31,8 +36,16 @@ pub(super) struct Group {
 
 #[derive(Default)]
 pub(super) struct GroupState {
+    /// The log position every sync so far has covered.
     pub(super) synced: u64,
+    /// A sync is in flight, or its leader is gathering writers.
     leader: bool,
+    /// Writers that appended and wait for a sync.
+    waiting: usize,
+    /// Writers the previous group sync covered.
+    last_group: usize,
+    /// How long the previous group sync took.
+    last_sync: Duration,
 }
 
 impl Vault {
@@ -58,14 +71,14 @@ impl Vault {
 
     /// Syncs everything written so far.
     pub fn sync(&self) -> Result<(), VaultError> {
-        let (file, written) = {
-            let log = lock(&self.log);
-            (Arc::clone(&log.file), log.written)
-        };
-        file.sync_data().map_err(io("syncing the active segment"))?;
+        self.running()?;
+        let mut log = lock(&self.log);
+        if let Err(error) = log.file.sync_data() {
+            return Err(self.stop(&mut log, io("syncing the active segment")(error)));
+        }
         tally(&self.stats.syncs, 1, |s| &mut s.syncs);
         let mut state = lock(&self.group.state);
-        state.synced = state.synced.max(written);
+        state.synced = state.synced.max(log.written);
         Ok(())
     }
 
@@ -76,35 +89,45 @@ impl Vault {
         if value.is_some_and(|v| v.len() > format::MAX_VALUE) {
             return Err(VaultError::Invalid(format!("values are at most {} bytes", format::MAX_VALUE)));
         }
+        self.running()?;
         let (seq, written) = {
             let mut log = lock(&self.log);
+            self.running()?;
             let record_len = (RECORD_HEADER + key.len() + value.map_or(0, <[u8]>::len)) as u64;
             if log.len > SEGMENT_HEADER && log.len + record_len > self.options.segment_size {
                 self.roll(&mut log)?;
+            }
+            if self.options.flaw == Flaw::AckBeforeSync && sync == SyncPolicy::Always {
+                // Deliberately wrong: syncs the previous write instead of this one.
+                log.file.sync_data().map_err(io("syncing"))?;
             }
             let seq = log.next_seq;
             let mut buffer = std::mem::take(&mut log.buffer);
             buffer.clear();
             format::encode_record(&mut buffer, seq, key, value);
             let offset = log.len;
-            if let Err(error) = log.file.write_all_at(&buffer, offset) {
+            let appended = log.file.write_at(&buffer, offset);
+            log.buffer = buffer;
+            if let Err(error) = appended {
                 // Leave no partial record behind: the next write starts at the same offset.
-                let _ = log.file.set_len(offset);
-                log.buffer = buffer;
-                return Err(io(format!("writing segment {}", log.id))(error));
-            }
-            if sync == SyncPolicy::Always {
-                if let Err(error) = log.file.sync_data() {
-                    let _ = log.file.set_len(offset);
-                    log.buffer = buffer;
-                    return Err(io(format!("syncing segment {}", log.id))(error));
+                if let Err(cut) = log.file.set_len(offset) {
+                    let why = io(format!("cutting a failed write from segment {}", log.id))(cut);
+                    return Err(self.stop(&mut log, why));
                 }
-                tally(&self.stats.syncs, 1, |s| &mut s.syncs);
+                return Err(io(format!("writing segment {}", log.id))(error));
             }
             log.next_seq += 1;
             log.len += record_len;
             log.written += record_len;
-            log.buffer = buffer;
+            if sync == SyncPolicy::Always && self.options.flaw != Flaw::AckBeforeSync {
+                if let Err(error) = log.file.sync_data() {
+                    let why = io(format!("syncing segment {}", log.id))(error);
+                    return Err(self.stop(&mut log, why));
+                }
+                tally(&self.stats.syncs, 1, |s| &mut s.syncs);
+                let mut state = lock(&self.group.state);
+                state.synced = state.synced.max(log.written);
+            }
             tally(&self.stats.user_bytes, (key.len() + value.map_or(0, <[u8]>::len)) as u64, |s| &mut s.user_bytes);
             tally(&self.stats.disk_bytes, record_len, |s| &mut s.disk_bytes);
             // Under the log lock, so the index sees writes in sequence order.
@@ -123,39 +146,91 @@ impl Vault {
         if let Some(cache) = &self.cache {
             cache.invalidate(key, seq);
         }
-        if let SyncPolicy::Group(window) = sync {
-            self.group_commit(written, window)?;
+        if let SyncPolicy::Group(bound) = sync {
+            self.group_commit(written, bound)?;
         }
         Ok(())
     }
 
-    /// Waits until the log is synced up to `position`, leading one shared sync if nobody is.
-    fn group_commit(&self, position: u64, window: Duration) -> Result<(), VaultError> {
+    /// Waits until the log is synced up to `position`, leading the next
+    /// shared sync if none is in flight.
+    fn group_commit(&self, position: u64, bound: Duration) -> Result<(), VaultError> {
         let mut state = lock(&self.group.state);
-        loop {
+        state.waiting += 1;
+        if state.leader {
+            // A gathering leader counts who has joined.
+            self.group.wake.notify_all();
+        }
+        let result = loop {
             if state.synced >= position {
-                return Ok(());
+                break Ok(());
+            }
+            if self.stopped.load(Ordering::Acquire) {
+                break Err(VaultError::Stopped("a group commit sync failed".into()));
             }
             if state.leader {
                 state = self.group.wake.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
                 continue;
             }
             state.leader = true;
+            // Gather the writers the previous group held (they are appending
+            // again), for no longer than the previous sync took.
+            let deadline = Instant::now() + bound.min(state.last_sync);
+            while state.waiting < state.last_group {
+                let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+                state = self.group.wake.wait_timeout(state, left).unwrap_or_else(|poisoned| poisoned.into_inner()).0;
+            }
+            let covered = state.waiting;
             drop(state);
-            std::thread::sleep(window);
             let (file, upto) = {
                 let log = lock(&self.log);
                 (Arc::clone(&log.file), log.written)
             };
-            let result = file.sync_data();
+            if self.options.flaw == Flaw::AckBeforeSync {
+                // Deliberately wrong: the group is told it is durable before the sync.
+                lock(&self.group.state).synced = upto;
+                self.group.wake.notify_all();
+            }
+            let started = Instant::now();
+            let synced = file.sync_data();
+            let took = started.elapsed();
             tally(&self.stats.syncs, 1, |s| &mut s.syncs);
+            if let Err(error) = synced {
+                let mut log = lock(&self.log);
+                let stopped = self.stop(&mut log, io("group commit sync")(error));
+                drop(log);
+                state = lock(&self.group.state);
+                state.leader = false;
+                self.group.wake.notify_all();
+                break Err(stopped);
+            }
             state = lock(&self.group.state);
             state.leader = false;
-            if result.is_ok() {
-                state.synced = state.synced.max(upto);
-            }
+            state.synced = state.synced.max(upto);
+            state.last_group = covered;
+            state.last_sync = took;
             self.group.wake.notify_all();
-            result.map_err(io("group commit sync"))?;
+        };
+        state.waiting -= 1;
+        result
+    }
+
+    /// After a failed sync nothing written since the last good sync can be
+    /// trusted to reach the disk, even if a later sync succeeds (the kernel
+    /// may have dropped those pages: PostgreSQL's "fsyncgate"). So the vault
+    /// stops: it cuts the active segment back to what the last good sync
+    /// covered (so a reopen in the same boot does not read records from the
+    /// page cache that never reached the disk), syncs that, and refuses every
+    /// operation until it is opened again. Returns the error to report.
+    pub(super) fn stop(&self, log: &mut Log, error: VaultError) -> VaultError {
+        self.stopped.store(true, Ordering::Release);
+        let synced = lock(&self.group.state).synced;
+        let unsynced = log.written - synced.max(log.segment_start).min(log.written);
+        let durable = log.len - unsynced;
+        if log.file.set_len(durable).and_then(|()| log.file.sync_data()).is_ok() {
+            log.len = durable;
+            log.written -= unsynced;
         }
+        VaultError::Stopped(error.to_string())
     }
 }
