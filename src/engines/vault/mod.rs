@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod format;
 pub mod fs;
+pub mod simfs;
 pub mod store;
 pub mod workload;
 

@@ -26,7 +26,11 @@ fn remove_if_present(fs: &dyn Fs, path: &Path) -> Result<(), VaultError> {
 /// Completes a compaction a crash interrupted: its outputs are durable, so the inputs it names go.
 pub(super) fn finish_compaction(fs: &dyn Fs, dir: &Path) -> Result<(), VaultError> {
     let manifest = dir.join(COMPACTION_MANIFEST);
-    let Ok(text) = fs.read(&manifest) else { return Ok(()) };
+    let text = match fs.read(&manifest) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(io(format!("reading {}", manifest.display()))(error)),
+    };
     let text = String::from_utf8_lossy(&text);
     for id in text.split_whitespace().filter_map(|word| word.parse::<u64>().ok()) {
         remove_if_present(fs, &format::segment_path(dir, id))?;
@@ -99,7 +103,7 @@ impl Vault {
             .map(|(id, f)| (*id, Arc::clone(f)))
             .collect();
         let before: u64 = files.values().filter_map(|f| f.len().ok()).sum();
-        let mut outputs: Vec<u64> = Vec::new();
+        let mut outputs: Vec<(u64, Arc<dyn FsFile>)> = Vec::new();
         let written = self.write_outputs(live, &files, next_id, &mut outputs);
         let moves = match written {
             Ok(moves) => moves,
@@ -134,14 +138,10 @@ impl Vault {
                 }
             });
         }
-        {
-            let mut segments = write(&self.segments);
-            for &id in &outputs {
-                let path = format::segment_path(&self.dir, id);
-                let file = self.fs.open(&path).map_err(io(format!("opening {}", path.display())))?;
-                segments.insert(id, file);
-            }
-        }
+        // Committed: from here on a failure leaves the vault stopped, and the
+        // next open finishes the job from the manifest (a later compaction in
+        // this session would replace the manifest and leave its inputs behind).
+        write(&self.segments).extend(outputs.iter().map(|(id, file)| (*id, Arc::clone(file))));
         {
             let _writers = lock(&self.log);
             let mut index = write(&self.index);
@@ -157,11 +157,11 @@ impl Vault {
                 segments.remove(id);
             }
         }
-        finish_compaction(self.fs.as_ref(), &self.dir)?;
-        let after: u64 = outputs
-            .iter()
-            .filter_map(|id| read(&self.segments).get(id).and_then(|file| file.len().ok()))
-            .sum();
+        if let Err(error) = finish_compaction(self.fs.as_ref(), &self.dir) {
+            let mut log = lock(&self.log);
+            return Err(self.stop(&mut log, error));
+        }
+        let after: u64 = outputs.iter().filter_map(|(_, file)| file.len().ok()).sum();
         Ok(before.saturating_sub(after))
     }
 
@@ -173,7 +173,7 @@ impl Vault {
         live: Vec<(Vec<u8>, Location)>,
         files: &HashMap<u64, Arc<dyn FsFile>>,
         first: u64,
-        outputs: &mut Vec<u64>,
+        outputs: &mut Vec<(u64, Arc<dyn FsFile>)>,
     ) -> Result<Vec<(Vec<u8>, Location, Location)>, VaultError> {
         let mut next_id = first;
         let mut moves: Vec<(Vec<u8>, Location, Location)> = Vec::with_capacity(live.len());
@@ -259,7 +259,7 @@ impl CompactionOutput {
         Ok(())
     }
 
-    fn finish(self, fs: &dyn Fs, stats: &Stats) -> Result<u64, VaultError> {
+    fn finish(self, fs: &dyn Fs, stats: &Stats) -> Result<(u64, Arc<dyn FsFile>), VaultError> {
         self.file.sync_data().map_err(io(format!("syncing {}", self.path.display())))?;
         let hint_temporary = self.dir.join(format!("{:010}.hint.compacting", self.id));
         write_synced(fs, &hint_temporary, &self.hints).map_err(io(format!("writing {}", hint_temporary.display())))?;
@@ -270,6 +270,6 @@ impl CompactionOutput {
         fs.rename(&self.path, &format::segment_path(&self.dir, self.id)).map_err(io("naming a compacted segment"))?;
         tally(&stats.syncs, 2, |s| &mut s.syncs);
         tally(&stats.disk_bytes, self.len + self.hints.len() as u64, |s| &mut s.disk_bytes);
-        Ok(self.id)
+        Ok((self.id, self.file))
     }
 }

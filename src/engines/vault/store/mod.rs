@@ -187,9 +187,12 @@ pub fn probe_lock(dir: &Path) -> Result<(), VaultError> {
 fn create_segment(fs: &dyn Fs, dir: &Path, id: u64) -> Result<Arc<dyn FsFile>, VaultError> {
     let path = format::segment_path(dir, id);
     let file = fs.create(&path, false).map_err(io(format!("creating {}", path.display())))?;
-    file.write_at(&format::segment_header(id), 0)
-        .and_then(|()| file.sync_data())
-        .map_err(io(format!("writing {}", path.display())))?;
+    let made = file.write_at(&format::segment_header(id), 0).and_then(|()| file.sync_data());
+    if let Err(error) = made {
+        // Not left for the next open to take as the active segment.
+        let _ = fs.remove(&path);
+        return Err(io(format!("writing {}", path.display()))(error));
+    }
     sync_dir(fs, dir)?;
     Ok(file)
 }

@@ -124,6 +124,10 @@ pub(super) fn scan(
         return if active { Ok(ScanEnd { good_len: 0, file_len }) } else { Err(corrupt(0, "shorter than its header")) };
     }
     if bytes[..SEGMENT_HEADER as usize] != format::segment_header(id) {
+        // A new segment whose name reached the disk before its header did.
+        if active && torn(&bytes, 0, SEGMENT_HEADER as usize) {
+            return Ok(ScanEnd { good_len: 0, file_len });
+        }
         return Err(corrupt(0, "bad segment header"));
     }
     let mut offset = SEGMENT_HEADER as usize;
@@ -250,6 +254,10 @@ impl Vault {
                 active_len = end.good_len.max(SEGMENT_HEADER);
             }
         }
+        // The files found may have names that never reached the disk (a
+        // segment created just before a crash or a failed rollover): make them
+        // durable before any write lands in them.
+        sync_dir(fsr, dir)?;
         let max_seq = latest.values().map(|(seq, _)| *seq).max().unwrap_or(0);
         let index: BTreeMap<Vec<u8>, Location> =
             latest.into_iter().filter_map(|(key, (_, location))| Some((key, location?))).collect();
