@@ -1,4 +1,5 @@
-//! vault-peer: YCSB core workloads A, B and C against redb and sled.
+//! vault-peer: YCSB core workloads A, B and C against redb and sled, and W:
+//! durable blind updates from N concurrent writer threads.
 //!
 //! The protocol (keys, values, key choice, op mix, timing, output) is specified
 //! in peers/vault/README.md; phasebench's own `vault` store implements the same
@@ -173,14 +174,16 @@ impl Store {
         Ok(())
     }
 
-    fn preload(&mut self, keys: u64, value_size: usize, seed: u64) -> Res<()> {
+    /// Insert every key in index order. redb commits every `redb_batch` keys
+    /// (default durability, Immediate); sled inserts all, then flushes once.
+    fn preload(&mut self, keys: u64, value_size: usize, seed: u64, redb_batch: u64) -> Res<()> {
         let mut key = [0u8; KEY_LEN];
         let mut val = vec![0u8; value_size];
         match self {
             Store::Redb(db) => {
                 let mut i = 0u64;
                 while i < keys {
-                    let end = (i + 1000).min(keys);
+                    let end = i.saturating_add(redb_batch.max(1)).min(keys);
                     let txn = db.begin_write()?; // default durability: Immediate
                     {
                         let mut t = txn.open_table(TABLE)?;
@@ -286,11 +289,18 @@ struct Args {
     dir: Option<PathBuf>,
     seed: u64,
     dump_ops: Option<u64>,
+    /// Writer threads of workload W.
+    writers: u64,
 }
 
 const USAGE: &str = "usage: vault-peer --store redb|sled --workload A|B|C --durability durable|none \
 [--keys 100000] [--value-size 1024] [--ops N] [--dir DIR] [--seed S]\n\
-       vault-peer --workload A|B|C --dump-ops N [--keys K] [--value-size V] [--seed S]   (print the op stream, no store)";
+       vault-peer --store redb|sled --workload W [--durability durable] [--writers 1] \
+[--keys 100000] [--value-size 1024] [--ops 20000] [--dir DIR] [--seed S]   (durable concurrent writers)\n\
+       vault-peer --workload A|B|C|W --dump-ops N [--writers W] [--keys K] [--value-size V] [--seed S]   (print the op stream, no store)";
+
+/// Most writer threads of workload W.
+const MAX_WRITERS: u64 = 1024;
 
 fn parse_u64(s: &str) -> Res<u64> {
     let s = s.replace('_', "");
@@ -307,6 +317,7 @@ fn parse_args() -> Res<Args> {
     let mut dir = None;
     let mut seed = 42u64;
     let mut dump_ops = None;
+    let mut writers = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
@@ -336,7 +347,8 @@ fn parse_args() -> Res<Args> {
                     "A" => 'A',
                     "B" => 'B',
                     "C" => 'C',
-                    o => return Err(format!("unknown workload {o:?} (A, B or C)").into()),
+                    "W" => 'W',
+                    o => return Err(format!("unknown workload {o:?} (A, B, C or W)").into()),
                 })
             }
             "--durability" => {
@@ -352,12 +364,28 @@ fn parse_args() -> Res<Args> {
             "--dir" => dir = Some(PathBuf::from(val()?)),
             "--seed" => seed = parse_u64(&val()?)?,
             "--dump-ops" => dump_ops = Some(parse_u64(&val()?)?),
+            "--writers" => writers = Some(parse_u64(&val()?)?),
             o => return Err(format!("unknown argument {o:?}\n{USAGE}").into()),
         }
     }
     if dump_ops.is_some() {
         store = store.or(Some(StoreKind::Redb));
-        durability = durability.or(Some(Durab::None));
+        durability = durability.or(Some(if workload == Some('W') { Durab::Durable } else { Durab::None }));
+    }
+    if workload == Some('W') {
+        // W measures durable writes only.
+        match durability {
+            Some(Durab::None) => {
+                return Err("workload W is durable writes only: --durability durable (or leave it out)".into())
+            }
+            _ => durability = Some(Durab::Durable),
+        }
+    } else if writers.is_some() {
+        return Err("--writers applies to workload W only".into());
+    }
+    let writers = writers.unwrap_or(1);
+    if writers == 0 || writers > MAX_WRITERS {
+        return Err(format!("--writers must be in 1..={MAX_WRITERS}").into());
     }
     let (Some(store), Some(workload), Some(durability)) = (store, workload, durability) else {
         return Err(format!("--store, --workload and --durability are required\n{USAGE}").into());
@@ -365,7 +393,7 @@ fn parse_args() -> Res<Args> {
     if keys == 0 || keys > 9_999_999_999 {
         return Err("--keys must be in 1..=9999999999".into());
     }
-    Ok(Args { store, workload, durability, keys, value_size, ops, dir, seed, dump_ops })
+    Ok(Args { store, workload, durability, keys, value_size, ops, dir, seed, dump_ops, writers })
 }
 
 fn default_ops(workload: char, d: Durab) -> u64 {
@@ -378,6 +406,27 @@ fn default_ops(workload: char, d: Durab) -> u64 {
 
 /// Seed of the operation stream (op choice and key choice).
 const OP_STREAM_SALT: u64 = 0x6F70_735F_7374_7265; // "ops_stre"
+
+/// Workload W: writer `t` (from 0) draws from splitmix64(seed ^ WRITERS_SALT ^ t).
+const WRITERS_SALT: u64 = 0x7772_6974_6572_735F; // "writers_"
+
+/// Workload W: the generator of writer thread `t`.
+fn writer_rng(seed: u64, t: u64) -> SplitMix64 {
+    SplitMix64::new(seed ^ WRITERS_SALT ^ t)
+}
+
+/// Workload W: one write's key index and value seed, two draws in this order.
+/// The key is uniform: floor(u * keys), capped at keys - 1.
+fn writer_draw(rng: &mut SplitMix64, keys: u64) -> (u64, u64) {
+    let idx = ((rng.next_f64() * keys as f64) as u64).min(keys - 1);
+    (idx, rng.next_u64())
+}
+
+/// `total` split over `parts` as evenly as possible: the first `total % parts`
+/// parts get one more.
+fn share(total: u64, parts: u64, index: u64) -> u64 {
+    total / parts + u64::from(index < total % parts)
+}
 
 fn read_fraction(workload: char) -> f64 {
     match workload {
@@ -423,6 +472,19 @@ fn dump(a: &Args, n: u64) {
         fill_value(&mut val, a.seed ^ i);
         println!("preload {} value[..16]={}", std::str::from_utf8(&key).unwrap(), hex16(&val));
     }
+    if a.workload == 'W' {
+        // First n writes of each writer thread (warm-up ones first).
+        for t in 0..a.writers {
+            let mut rng = writer_rng(a.seed, t);
+            for seq in 0..n {
+                let (idx, vseed) = writer_draw(&mut rng, a.keys);
+                format_key(&mut key, idx);
+                fill_value(&mut val, vseed);
+                println!("writer {t} {seq} update {} value[..16]={}", std::str::from_utf8(&key).unwrap(), hex16(&val));
+            }
+        }
+        return;
+    }
     let zipf = Zipfian::new(a.keys, 0.99);
     println!("zetan={:.12} eta={:.12}", zipf.zetan, zipf.eta);
     let mut rng = SplitMix64::new(a.seed ^ OP_STREAM_SALT);
@@ -451,6 +513,9 @@ fn real_main() -> Res<()> {
     }
     let ops = a.ops.unwrap_or_else(|| default_ops(a.workload, a.durability));
     let warmup = ops / 10;
+    if a.workload == 'W' && ops < a.writers {
+        return Err(format!("--ops {ops} is fewer than --writers {}: every writer needs an operation", a.writers).into());
+    }
     let store_name = match a.store {
         StoreKind::Redb => "redb",
         StoreKind::Sled => "sled",
@@ -484,18 +549,25 @@ fn real_main() -> Res<()> {
     // Preload (not timed), then close so everything is on disk.
     let t0 = Instant::now();
     let mut st = Store::open(a.store, &dir)?;
-    st.preload(a.keys, a.value_size, a.seed)?;
+    // A, B, C: 1000 keys per redb transaction; W: one transaction for all.
+    st.preload(a.keys, a.value_size, a.seed, if a.workload == 'W' { a.keys } else { 1000 })?;
     st.close()?;
     let preload_s = t0.elapsed().as_secs_f64();
     let (preload_bytes, _) = disk_bytes(&db_path);
     eprintln!(
         "vault-peer: {store_name} {} {dur_name}: preloaded {} keys x {} B in {preload_s:.2}s ({preload_bytes} bytes on disk); \
-         {warmup} warm-up + {ops} measured ops",
-        a.workload, a.keys, a.value_size
+         {warmup} warm-up + {ops} measured ops{}",
+        a.workload,
+        a.keys,
+        a.value_size,
+        if a.workload == 'W' { format!(" over {} writer thread(s)", a.writers) } else { String::new() }
     );
 
     // Reopen: the measurement starts from the on-disk state, cold app cache.
     let st = Store::open(a.store, &dir)?;
+    if a.workload == 'W' {
+        return run_writers(&a, st, ops, warmup, &db_path, preload_s);
+    }
 
     let zipf = Zipfian::new(a.keys, 0.99);
     let mut rng = SplitMix64::new(a.seed ^ OP_STREAM_SALT);
@@ -578,6 +650,170 @@ fn real_main() -> Res<()> {
     Ok(())
 }
 
+/// A barrier that can be called off: if a writer thread cannot be started,
+/// the ones already waiting are released instead of waiting forever.
+struct StartLine {
+    state: std::sync::Mutex<(u64, bool)>, // (arrived, called off)
+    changed: std::sync::Condvar,
+    parties: u64,
+}
+
+impl StartLine {
+    fn new(parties: u64) -> Self {
+        StartLine { state: std::sync::Mutex::new((0, false)), changed: std::sync::Condvar::new(), parties }
+    }
+
+    /// Waits until every party has arrived (true) or the start is called off (false).
+    fn arrive(&self) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.0 += 1;
+        self.changed.notify_all();
+        loop {
+            if st.1 {
+                return false;
+            }
+            if st.0 >= self.parties {
+                return true;
+            }
+            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn call_off(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        self.changed.notify_all();
+    }
+}
+
+/// One writer thread's measured part.
+struct WriterTally {
+    hist: Histogram<u64>,
+    updates: u64,
+    /// When its first measured write began and its last one ended.
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+/// Workload W: `a.writers` threads, each doing its share of `warmup` writes,
+/// then (after all have warmed up) its share of `ops` measured writes: blind
+/// updates of uniform keys, each acknowledged only when durable (redb: one
+/// write transaction per update committed with Durability::Immediate, so the
+/// threads queue on begin_write; sled: insert, then flush()).
+fn run_writers(a: &Args, st: Store, ops: u64, warmup: u64, db_path: &Path, preload_s: f64) -> Res<()> {
+    let writers = a.writers;
+    let store_name = match a.store {
+        StoreKind::Redb => "redb",
+        StoreKind::Sled => "sled",
+    };
+    // Every writer waits here after its warm-up, so the measured parts start together.
+    let warmed = StartLine::new(writers);
+    // Thread results carry their errors as text (Box<dyn Error> is not Send).
+    let results: Vec<Result<WriterTally, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..writers)
+            .map(|t| {
+                let (st, warmed) = (&st, &warmed);
+                let (my_warmup, my_ops) = (share(warmup, writers, t), share(ops, writers, t));
+                std::thread::Builder::new()
+                    .name(format!("writer-{t}"))
+                    .spawn_scoped(scope, move || -> Result<WriterTally, String> {
+                        let mut rng = writer_rng(a.seed, t);
+                        let mut key = [0u8; KEY_LEN];
+                        let mut val = vec![0u8; a.value_size];
+                        let hist = Histogram::<u64>::new(3).map_err(|e| e.to_string());
+                        let mut tally = WriterTally { hist: hist?, updates: 0, first: None, last: None };
+                        // An error must not leave the others waiting at the barrier:
+                        // finish the warm-up loop, remember the error, wait, then return it.
+                        let mut failed = None;
+                        for _ in 0..my_warmup {
+                            let (idx, vseed) = writer_draw(&mut rng, a.keys);
+                            format_key(&mut key, idx);
+                            fill_value(&mut val, vseed);
+                            if let Err(e) = st.update(&key, &val, Durab::Durable) {
+                                failed = Some(e.to_string());
+                                break;
+                            }
+                        }
+                        let go = warmed.arrive();
+                        if let Some(e) = failed {
+                            return Err(format!("writer {t}, warm-up: {e}"));
+                        }
+                        if !go {
+                            return Err(format!("writer {t}: called off (another writer could not start)"));
+                        }
+                        for _ in 0..my_ops {
+                            let (idx, vseed) = writer_draw(&mut rng, a.keys);
+                            format_key(&mut key, idx);
+                            fill_value(&mut val, vseed);
+                            let t0 = Instant::now();
+                            st.update(&key, &val, Durab::Durable).map_err(|e| format!("writer {t}: {e}"))?;
+                            let t1 = Instant::now();
+                            tally.first.get_or_insert(t0);
+                            tally.last = Some(t1);
+                            tally.hist.record(((t1 - t0).as_nanos() as u64).max(1)).map_err(|e| e.to_string())?;
+                            tally.updates += 1;
+                        }
+                        Ok(tally)
+                    })
+            })
+            .collect();
+        if handles.iter().any(|h| h.is_err()) {
+            warmed.call_off();
+        }
+        handles
+            .into_iter()
+            .map(|h| match h {
+                Ok(h) => h.join().unwrap_or_else(|_| Err("a writer thread panicked".into())),
+                Err(e) => Err(format!("cannot start a writer thread: {e}")),
+            })
+            .collect()
+    });
+
+    let mut uh = Histogram::<u64>::new(3)?;
+    let mut n_updates = 0u64;
+    let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
+    for r in results {
+        let tally = r?;
+        uh.add(&tally.hist)?;
+        n_updates += tally.updates;
+        if let Some(f) = tally.first {
+            first = Some(first.map_or(f, |x| x.min(f)));
+        }
+        if let Some(l) = tally.last {
+            last = Some(last.map_or(l, |x| x.max(l)));
+        }
+    }
+    // From the start of the first measured write (of any thread) to the end of the last.
+    let elapsed_s = match (first, last) {
+        (Some(f), Some(l)) => (l - f).as_secs_f64(),
+        _ => 0.0,
+    };
+
+    st.close()?;
+    let (db_bytes, db_alloc_bytes) = disk_bytes(db_path);
+
+    let mut s = String::new();
+    write!(
+        s,
+        "{{\"bench\":\"{store_name}\",\"workload\":\"W\",\"durability\":\"durable\",\"writers\":{writers},\
+         \"keys\":{},\"value_size\":{},\"ops\":{ops},\"elapsed_s\":{},\"throughput_ops_s\":{},\
+         \"update_p50_us\":{},\"update_p99_us\":{},\"update_p999_us\":{},\"update_max_us\":{},\
+         \"db_bytes\":{db_bytes},\"db_alloc_bytes\":{db_alloc_bytes},\"updates\":{n_updates},\"warmup_ops\":{warmup},\
+         \"seed\":{},\"preload_s\":{}}}",
+        a.keys,
+        a.value_size,
+        json_f(elapsed_s, 6),
+        if elapsed_s > 0.0 { json_f(n_updates as f64 / elapsed_s, 1) } else { "null".into() },
+        quantile_us(&uh, 0.50),
+        quantile_us(&uh, 0.99),
+        quantile_us(&uh, 0.999),
+        quantile_us(&uh, 1.0),
+        a.seed,
+        json_f(preload_s, 3),
+    )?;
+    println!("{s}");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,6 +841,30 @@ mod tests {
         let mut k = [0u8; KEY_LEN];
         format_key(&mut k, 42);
         assert_eq!(&k, b"user0000000042");
+    }
+
+    #[test]
+    fn shares_add_up() {
+        for (total, parts) in [(20_000, 1), (20_000, 8), (20_000, 32), (2_000, 32), (7, 3), (0, 4)] {
+            let sum: u64 = (0..parts).map(|i| share(total, parts, i)).sum();
+            assert_eq!(sum, total);
+            let (lo, hi) = (share(total, parts, parts - 1), share(total, parts, 0));
+            assert!(hi - lo <= 1);
+        }
+    }
+
+    #[test]
+    fn writer_keys_uniform_in_range() {
+        let mut g = writer_rng(42, 3);
+        let mut low = 0;
+        for _ in 0..10_000 {
+            let (idx, _) = writer_draw(&mut g, 1000);
+            assert!(idx < 1000);
+            low += u32::from(idx < 500);
+        }
+        assert!((4_700..5_300).contains(&low), "{low}");
+        // Different writers draw different streams.
+        assert_ne!(writer_draw(&mut writer_rng(42, 0), 1 << 40), writer_draw(&mut writer_rng(42, 1), 1 << 40));
     }
 
     #[test]
