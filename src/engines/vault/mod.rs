@@ -94,7 +94,7 @@ static DECL: EngineDecl = EngineDecl {
             name: "sync",
             ty: ValueType::Text,
             default: Some("always"),
-            doc: "always (synced before acknowledged), group(2ms) (one shared sync per window), none (a crash loses recent writes)",
+            doc: "always (synced before acknowledged), group or group(2ms) (writers share syncs: those arriving during a sync form the next group; the bound caps how long a leader gathers), none (a crash loses recent writes)",
         },
         OptionDecl {
             name: "segment_size",
