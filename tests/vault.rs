@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -433,4 +434,72 @@ fn a_scenario_on_a_locked_or_foreign_directory_is_refused_before_running() {
         assert!(!scenario.out().exists());
     }
     assert_eq!(std::fs::read_to_string(foreign.join("data.db")).unwrap(), "not mine");
+}
+
+#[test]
+fn compressed_values_round_trip_through_reopen_and_compaction_and_take_less_disk() {
+    use phasebench::engines::vault::format::Codec;
+    for codec in [Codec::Lz4, Codec::Zstd] {
+        let dir = tempfile::tempdir().unwrap();
+        let chosen = VaultOptions { compression: codec, ..options(false) };
+        let value = |k: u32| format!("value {k} ").repeat(40).into_bytes();
+        let random: Vec<u8> = (0..300_u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        {
+            let vault = Vault::open(dir.path(), chosen.clone()).unwrap();
+            for k in 0..50 {
+                vault.put(format!("k{k}").as_bytes(), &value(k)).unwrap();
+            }
+            // Incompressible: stored as written.
+            vault.put(b"random", &random).unwrap();
+            vault.put(b"empty", b"").unwrap();
+            let stats = &vault.stats;
+            let (user, disk) = (stats.user_bytes.load(Relaxed), stats.disk_bytes.load(Relaxed));
+            assert!(disk * 3 < user, "{codec:?}: {disk} bytes on disk for {user} written");
+            vault.compact().unwrap();
+        }
+        // Read back by a vault opened without compression: each record names its codec.
+        let vault = Vault::open(dir.path(), options(false)).unwrap();
+        for k in 0..50 {
+            assert_eq!(vault.get(format!("k{k}").as_bytes()).unwrap().as_deref(), Some(&value(k)[..]), "{codec:?}");
+        }
+        assert_eq!(vault.get(b"random").unwrap().as_deref(), Some(&random[..]));
+        assert_eq!(vault.get(b"empty").unwrap().as_deref(), Some(&b""[..]));
+        assert_eq!(vault.check().unwrap().torn_tail, None);
+    }
+}
+
+#[test]
+fn compaction_runs_by_itself_once_dead_bytes_pass_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault =
+        Vault::open(dir.path(), VaultOptions { compact_at: 0.5, segment_size: 4096, ..options(false) }).unwrap();
+    let mut compactions = 0;
+    for round in 0..40_u32 {
+        for k in 0..8_u32 {
+            vault.put(format!("k{k}").as_bytes(), format!("{round}:{k}").repeat(30).as_bytes()).unwrap();
+        }
+        if vault.compact_if_due().unwrap() {
+            compactions += 1;
+            let (dead, total) = vault.space();
+            assert!((dead as f64) < 0.5 * total as f64, "after compacting: {dead} dead of {total}");
+        }
+    }
+    assert!(compactions >= 3, "{compactions} compactions");
+    let background = vault.take_background();
+    assert_eq!(background.compactions, compactions);
+    assert!(background.disk_bytes > 0);
+    for k in 0..8_u32 {
+        assert_eq!(
+            vault.get(format!("k{k}").as_bytes()).unwrap().as_deref(),
+            Some(format!("39:{k}").repeat(30).as_bytes())
+        );
+    }
+    // Under the threshold nothing runs.
+    let quiet = tempfile::tempdir().unwrap();
+    let vault =
+        Vault::open(quiet.path(), VaultOptions { compact_at: 0.9, segment_size: 4096, ..options(false) }).unwrap();
+    for k in 0..200_u32 {
+        vault.put(format!("k{k}").as_bytes(), &[7; 100]).unwrap();
+    }
+    assert!(!vault.compact_if_due().unwrap());
 }

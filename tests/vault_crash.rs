@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use phasebench::engines::vault::format::Codec;
 use phasebench::engines::vault::simfs::{Fault, History, Image, SimFs};
 use phasebench::engines::vault::store::{self, Flaw};
 use phasebench::engines::vault::{SyncPolicy, Vault, VaultError, VaultOptions};
@@ -233,9 +234,10 @@ proptest! {
     fn acknowledged_writes_survive_any_power_loss(
         steps in prop::collection::vec(step(), 1..24),
         policy in prop::sample::select(vec!["always", "group"]),
+        compression in prop::sample::select(vec![Codec::Plain, Codec::Lz4, Codec::Zstd]),
     ) {
         let sync = if policy == "always" { SyncPolicy::Always } else { group() };
-        let options = options(sync, Flaw::None);
+        let options = VaultOptions { compression, ..options(sync, Flaw::None) };
         let fs = SimFs::new(dir());
         let writes = run(&fs, &steps, &options);
         let (images, wrong) = crash_everywhere(&fs.history(), &writes, &options, 4);

@@ -15,6 +15,10 @@ pub const RECORD_HEADER: usize = 4 + 8 + 4 + 4;
 pub const HINT_HEADER: usize = 4 + 8 + 4 + 4 + 8;
 /// Value length that marks a deletion.
 pub const TOMBSTONE: u32 = u32::MAX;
+/// Bits of the value-length field that hold the stored length; bits 29-30
+/// name how the value is compressed ([`Codec`]), bit 31 is clear.
+const LENGTH_BITS: u32 = (1 << 29) - 1;
+const CODEC_SHIFT: u32 = 29;
 /// Longest key.
 pub const MAX_KEY: usize = 64 * 1024;
 /// Longest value.
@@ -53,14 +57,44 @@ pub fn segment_header(id: u64) -> [u8; SEGMENT_HEADER as usize] {
     header
 }
 
+/// How a record's value is stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Codec {
+    /// As written.
+    #[default]
+    Plain,
+    /// An lz4 frame of the codec engine (4-byte length, then an lz4 block).
+    Lz4,
+    /// A zstd frame.
+    Zstd,
+}
+
+impl Codec {
+    fn bits(self) -> u32 {
+        match self {
+            Codec::Plain => 0,
+            Codec::Lz4 => 1,
+            Codec::Zstd => 2,
+        }
+    }
+}
+
 /// Encodes one record: `crc32c | seq | key_len | value_len | key | value`,
 /// the checksum covering everything after it; `value: None` is a tombstone.
 pub fn encode_record(out: &mut Vec<u8>, seq: u64, key: &[u8], value: Option<&[u8]>) {
+    encode_stored(out, seq, key, value.map(|v| (Codec::Plain, v)));
+}
+
+/// Encodes one record whose value is stored with a codec (the checksum
+/// covers the stored bytes).
+pub fn encode_stored(out: &mut Vec<u8>, seq: u64, key: &[u8], value: Option<(Codec, &[u8])>) {
     let start = out.len();
+    let field = value.map_or(TOMBSTONE, |(codec, v)| v.len() as u32 | codec.bits() << CODEC_SHIFT);
+    let value = value.map(|(_, v)| v);
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-    out.extend_from_slice(&value.map_or(TOMBSTONE, |v| v.len() as u32).to_le_bytes());
+    out.extend_from_slice(&field.to_le_bytes());
     out.extend_from_slice(key);
     out.extend_from_slice(value.unwrap_or_default());
     let crc = crc32c::crc32c(&out[start + 4..]);
@@ -76,8 +110,10 @@ pub struct RecordHeader {
     pub seq: u64,
     /// Key bytes.
     pub key_len: usize,
-    /// Value bytes, `None` for a tombstone.
+    /// Value bytes as stored, `None` for a tombstone.
     pub value_len: Option<usize>,
+    /// How the value is stored.
+    pub codec: Codec,
 }
 
 impl RecordHeader {
@@ -87,11 +123,22 @@ impl RecordHeader {
         let seq = u64::from_le_bytes(bytes[4..12].try_into().ok()?);
         let key_len = u32::from_le_bytes(bytes[12..16].try_into().ok()?) as usize;
         let raw_value = u32::from_le_bytes(bytes[16..20].try_into().ok()?);
-        let value_len = if raw_value == TOMBSTONE { None } else { Some(raw_value as usize) };
+        let (value_len, codec) = match raw_value {
+            TOMBSTONE => (None, Codec::Plain),
+            raw => {
+                let codec = match raw >> CODEC_SHIFT {
+                    0 => Codec::Plain,
+                    1 => Codec::Lz4,
+                    2 => Codec::Zstd,
+                    _ => return None,
+                };
+                (Some((raw & LENGTH_BITS) as usize), codec)
+            }
+        };
         if key_len == 0 || key_len > MAX_KEY || value_len.is_some_and(|v| v > MAX_VALUE) {
             return None;
         }
-        Some(RecordHeader { crc, seq, key_len, value_len })
+        Some(RecordHeader { crc, seq, key_len, value_len, codec })
     }
 
     /// Bytes of the whole record.
@@ -172,6 +219,11 @@ mod tests {
             let parsed = RecordHeader::parse(flipped[..RECORD_HEADER].try_into().unwrap());
             assert!(parsed.is_none_or(|h| !h.verify(&flipped)), "flip at {index} went unnoticed");
         }
+        let mut packed = Vec::new();
+        encode_stored(&mut packed, 9, b"k", Some((Codec::Zstd, b"frame")));
+        let header = RecordHeader::parse(packed[..RECORD_HEADER].try_into().unwrap()).unwrap();
+        assert_eq!((header.value_len, header.codec), (Some(5), Codec::Zstd));
+        assert!(header.verify(&packed));
         let mut tomb = Vec::new();
         encode_record(&mut tomb, 8, b"key", None);
         let header = RecordHeader::parse(tomb[..RECORD_HEADER].try_into().unwrap()).unwrap();

@@ -76,7 +76,7 @@ const PRELOAD: OptionDecl = OptionDecl {
 
 macro_rules! with_run_metrics {
     ($($name:literal),*) => {
-        &[$($name,)* "cache_hit_rate", "bytes_written", "write_amplification", "syncs"]
+        &[$($name,)* "cache_hit_rate", "bytes_written", "write_amplification", "syncs", "compactions"]
     };
 }
 
@@ -103,6 +103,18 @@ static DECL: EngineDecl = EngineDecl {
             doc: "a segment is sealed and a new one started at this size",
         },
         OptionDecl { name: "cache_size", ty: ValueType::Size, default: Some("64MiB"), doc: "read cache capacity (0: none)" },
+        OptionDecl {
+            name: "compression",
+            ty: ValueType::Choice(&["none", "lz4", "zstd"]),
+            default: Some("none"),
+            doc: "values compressed on disk with the codec engine's coders (zstd at level 3), each kept compressed only if that saves bytes; the checksum covers the stored bytes",
+        },
+        OptionDecl {
+            name: "compact_at",
+            ty: ValueType::Number { min: 0.0, max: 1.0 },
+            default: Some("0"),
+            doc: "compact in the background once dead bytes (replaced and deleted records) reach this share of all record bytes and at least one segment's worth, e.g. 50%; 0: never",
+        },
         OptionDecl {
             name: "cache_layout",
             ty: ValueType::Choice(&["global", "sharded"]),
@@ -170,6 +182,7 @@ static DECL: EngineDecl = EngineDecl {
             .derived(Derive::Counter("disk_bytes")),
         MetricDecl::scalar("write_amplification", Dim::NONE, Better::Lower, "bytes written to disk per byte of keys and values written").derived(Derive::Quotient { numerator: "disk_bytes", denominator: "user_bytes" }),
         MetricDecl::scalar("syncs", Dim::NONE, Better::Lower, "fsync calls during the run").derived(Derive::Counter("syncs")),
+        MetricDecl::scalar("compactions", Dim::NONE, Better::Lower, "compactions that ran during the run (compact_at)").derived(Derive::Counter("compactions")),
     ],
 };
 
@@ -187,6 +200,13 @@ fn number(params: &Params, name: &str) -> u64 {
     match params.get(name) {
         Some(Value::Count(n) | Value::Bytes(n)) => *n,
         _ => 0,
+    }
+}
+
+fn real(params: &Params, name: &str) -> f64 {
+    match params.get(name) {
+        Some(Value::Number(x)) => *x,
+        _ => 0.0,
     }
 }
 
@@ -259,11 +279,19 @@ impl EngineKind for VaultKind {
                     CacheLayout::Sharded
                 },
                 cache_shards: number(options, "cache_shards").max(1) as usize,
+                compression: match text(options, "compression") {
+                    "lz4" => format::Codec::Lz4,
+                    "zstd" => format::Codec::Zstd,
+                    _ => format::Codec::Plain,
+                },
+                compact_at: real(options, "compact_at"),
                 ..VaultOptions::default()
             },
         )
         .map_err(|error| EngineError::new(error.to_string()))?;
-        Ok(Arc::new(VaultEngine { vault: Arc::new(vault), dir, temporary, seed: setup.seed }))
+        let vault = Arc::new(vault);
+        let compactor = (real(options, "compact_at") > 0.0).then(|| Compactor::start(Arc::clone(&vault)));
+        Ok(Arc::new(VaultEngine { vault, dir, temporary, seed: setup.seed, compactor }))
     }
 }
 
@@ -279,10 +307,50 @@ struct VaultEngine {
     dir: PathBuf,
     temporary: bool,
     seed: u64,
+    compactor: Option<Compactor>,
+}
+
+/// A thread that compacts the vault whenever dead bytes pass `compact_at`.
+struct Compactor {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Compactor {
+    /// How often the thread looks at the vault's dead bytes.
+    const PERIOD: Duration = Duration::from_millis(10);
+
+    fn start(vault: Arc<Vault>) -> Compactor {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("vault-compactor".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    // A failed compaction leaves the old segments in use; the
+                    // writes that need them report any lasting trouble.
+                    if !matches!(vault.compact_if_due(), Ok(true)) {
+                        std::thread::sleep(Compactor::PERIOD);
+                    }
+                }
+            })
+            .ok();
+        Compactor { stop, thread }
+    }
+}
+
+impl Drop for Compactor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Drop for VaultEngine {
     fn drop(&mut self) {
+        self.compactor.take();
         if self.temporary {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -466,7 +534,7 @@ impl OpWorker for VaultWorker {
         if self.per_step_metrics && result.is_ok() {
             recorder.record_duration(step.metric(), start.elapsed());
         }
-        record_stats(recorder);
+        record_stats(recorder, &self.vault);
         result
     }
 
@@ -500,14 +568,17 @@ impl OpWorker for VaultWorker {
                 Err(error) => Err(error),
             },
         };
-        record_stats(recorder);
+        record_stats(recorder, &self.vault);
         result
     }
 }
 
-/// The store's counters of this thread's work since the last call.
-fn record_stats(recorder: &mut Recorder) {
-    let stats = store::take_thread_stats();
+/// The store's counters of this thread's work since the last call, with
+/// those of background compactions since any worker last reported.
+fn record_stats(recorder: &mut Recorder, vault: &Vault) {
+    let mut stats = store::take_thread_stats();
+    stats.add(vault.take_background());
+    recorder.count("compactions", stats.compactions);
     recorder.count("cache_hits", stats.cache_hits);
     recorder.count("cache_misses", stats.cache_misses);
     recorder.count("user_bytes", stats.user_bytes);

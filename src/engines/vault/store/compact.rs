@@ -68,6 +68,29 @@ impl Vault {
         Ok(())
     }
 
+    /// Compacts if [`Vault::wants_compaction`]; what the compaction wrote is
+    /// kept for [`Vault::take_background`]. Returns whether it ran.
+    pub fn compact_if_due(&self) -> Result<bool, VaultError> {
+        if !self.wants_compaction() {
+            return Ok(false);
+        }
+        let before = super::take_thread_stats();
+        let result = self.compact();
+        lock(&self.background).add(super::take_thread_stats());
+        self.background_pending.store(true, std::sync::atomic::Ordering::Release);
+        super::stats::restore_thread_stats(before);
+        result.map(|_| true)
+    }
+
+    /// Takes (and resets) what background compactions did: disk bytes,
+    /// syncs and compactions, for a worker to report with its own.
+    pub fn take_background(&self) -> super::ThreadStats {
+        if !self.background_pending.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            return super::ThreadStats::default();
+        }
+        std::mem::take(&mut *lock(&self.background))
+    }
+
     /// Rewrites the live records of every sealed segment into new segments
     /// with hint files, then retires the old ones. Reads and writes continue
     /// meanwhile; returns the bytes reclaimed.
@@ -162,6 +185,8 @@ impl Vault {
             return Err(self.stop(&mut log, error));
         }
         let after: u64 = outputs.iter().filter_map(|(_, file)| file.len().ok()).sum();
+        self.measure_space();
+        tally(&self.stats.compactions, 1, |s| &mut s.compactions);
         Ok(before.saturating_sub(after))
     }
 
@@ -252,9 +277,12 @@ impl CompactionOutput {
     /// Appends a whole record (as read and verified) and its hint.
     fn append(&mut self, record: &[u8], key: &[u8]) -> Result<(), VaultError> {
         self.file.write_at(record, self.len).map_err(io(format!("writing {}", self.path.display())))?;
-        let seq = u64::from_le_bytes(record[4..12].try_into().unwrap_or_default());
-        let stored = u32::from_le_bytes(record[16..20].try_into().unwrap_or_default());
-        format::encode_hint(&mut self.hints, seq, key, stored, self.len);
+        let header = record
+            .get(..format::RECORD_HEADER)
+            .and_then(|bytes| format::RecordHeader::parse(bytes.try_into().ok()?))
+            .ok_or_else(|| VaultError::Invalid("compaction copied an impossible record".into()))?;
+        let stored = header.value_len.unwrap_or(0) as u32;
+        format::encode_hint(&mut self.hints, header.seq, key, stored, self.len);
         self.len += record.len() as u64;
         Ok(())
     }

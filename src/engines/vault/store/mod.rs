@@ -13,6 +13,7 @@
 mod check;
 mod compact;
 mod open;
+mod packing;
 mod stats;
 mod write;
 
@@ -113,10 +114,23 @@ pub struct Vault {
     compaction: Mutex<()>,
     /// Set when a sync failed: every operation is refused until the vault is reopened.
     stopped: AtomicBool,
+    /// Bytes of records on disk, and of those no read can reach.
+    space: Space,
+    /// What compactions run by [`Vault::compact_if_due`] did, not yet reported.
+    background: Mutex<ThreadStats>,
+    background_pending: AtomicBool,
     /// What opening the vault repaired.
     recovery: Recovery,
     /// What the vault has done since it was opened.
     pub stats: Stats,
+}
+
+/// Record bytes in the segments, and the dead ones among them (replaced or
+/// deleted records, tombstones): what compaction would reclaim.
+#[derive(Debug, Default)]
+struct Space {
+    total: std::sync::atomic::AtomicU64,
+    dead: std::sync::atomic::AtomicU64,
 }
 
 /// What opening a vault found and repaired.
@@ -208,6 +222,33 @@ impl Vault {
         &self.recovery
     }
 
+    /// Counts the record bytes of every segment and the live ones, after
+    /// opening and after a compaction.
+    fn measure_space(&self) {
+        let total: u64 = read(&self.segments)
+            .values()
+            .filter_map(|file| file.len().ok())
+            .map(|len| len.saturating_sub(format::SEGMENT_HEADER))
+            .sum();
+        let live: u64 = read(&self.index).values().map(|location| u64::from(location.len)).sum();
+        self.space.total.store(total, Ordering::Relaxed);
+        self.space.dead.store(total.saturating_sub(live), Ordering::Relaxed);
+    }
+
+    /// Dead record bytes and all record bytes.
+    pub fn space(&self) -> (u64, u64) {
+        (self.space.dead.load(Ordering::Relaxed), self.space.total.load(Ordering::Relaxed))
+    }
+
+    /// Whether dead bytes have passed `compact_at` of all record bytes (and
+    /// make at least one segment's worth), so that compaction is due.
+    pub fn wants_compaction(&self) -> bool {
+        let (dead, total) = self.space();
+        self.options.compact_at > 0.0
+            && dead >= self.options.segment_size
+            && dead as f64 >= self.options.compact_at * total as f64
+    }
+
     /// An error if a failed sync stopped the vault.
     fn running(&self) -> Result<(), VaultError> {
         if self.stopped.load(Ordering::Acquire) {
@@ -253,9 +294,19 @@ impl Vault {
 
     fn read_record(&self, file: &dyn FsFile, key: &[u8], location: Location) -> Result<Vec<u8>, VaultError> {
         let mut record = self.read_raw(file, key, location)?;
-        let key_len = key.len();
-        record.drain(..RECORD_HEADER + key_len);
-        Ok(record)
+        let codec = record
+            .get(..RECORD_HEADER)
+            .and_then(|bytes| RecordHeader::parse(bytes.try_into().ok()?))
+            .map_or(format::Codec::Plain, |header| header.codec);
+        record.drain(..RECORD_HEADER + key.len());
+        if codec == format::Codec::Plain {
+            return Ok(record);
+        }
+        packing::unpack(codec, &record).map_err(|what| VaultError::Corrupt {
+            file: format::segment_path(&self.dir, location.segment),
+            offset: location.offset,
+            what: format!("the value does not decompress: {what}"),
+        })
     }
 
     /// The whole record at `location`, checked: its checksum, its key and its sequence number.

@@ -30,6 +30,11 @@ pub struct VaultOptions {
     pub cache_layout: CacheLayout,
     /// Shards of a sharded cache.
     pub cache_shards: usize,
+    /// How values are compressed on disk (each kept compressed only if that saves bytes).
+    pub compression: format::Codec,
+    /// Dead bytes, as a share of all record bytes, at which compaction is
+    /// due ([`Vault::wants_compaction`]); 0: never.
+    pub compact_at: f64,
     /// A deliberate durability bug, for showing that the crash tests catch it.
     #[doc(hidden)]
     pub flaw: Flaw,
@@ -57,6 +62,8 @@ impl Default for VaultOptions {
             cache_bytes: 0,
             cache_layout: CacheLayout::Sharded,
             cache_shards: 16,
+            compression: format::Codec::Plain,
+            compact_at: 0.0,
             flaw: Flaw::None,
         }
     }
@@ -279,7 +286,7 @@ impl Vault {
         let file = Arc::clone(&segments[&active_id]);
         let cache = (options.cache_bytes > 0)
             .then(|| ReadCache::new(options.cache_bytes, options.cache_layout, options.cache_shards));
-        Ok(Vault {
+        let vault = Vault {
             dir: dir.to_owned(),
             fs,
             _lock: lock_file,
@@ -299,9 +306,14 @@ impl Vault {
             cache,
             compaction: Mutex::new(()),
             stopped: AtomicBool::new(false),
+            space: Default::default(),
+            background: Mutex::default(),
+            background_pending: AtomicBool::new(false),
             recovery,
             stats: Stats::default(),
             options,
-        })
+        };
+        vault.measure_space();
+        Ok(vault)
     }
 }

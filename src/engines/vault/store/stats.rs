@@ -16,6 +16,8 @@ pub struct Stats {
     pub cache_hits: AtomicU64,
     /// Reads that went to disk while a cache was configured.
     pub cache_misses: AtomicU64,
+    /// Compactions finished.
+    pub compactions: AtomicU64,
 }
 
 /// What the calling thread's vault operations did since it last asked: an
@@ -33,11 +35,25 @@ pub struct ThreadStats {
     pub cache_hits: u64,
     /// Reads that missed the cache.
     pub cache_misses: u64,
+    /// Compactions finished.
+    pub compactions: u64,
+}
+
+impl ThreadStats {
+    /// Both tallies together.
+    pub fn add(&mut self, other: ThreadStats) {
+        self.user_bytes += other.user_bytes;
+        self.disk_bytes += other.disk_bytes;
+        self.syncs += other.syncs;
+        self.cache_hits += other.cache_hits;
+        self.cache_misses += other.cache_misses;
+        self.compactions += other.compactions;
+    }
 }
 
 thread_local! {
     static THREAD_STATS: std::cell::Cell<ThreadStats> = const { std::cell::Cell::new(ThreadStats {
-        user_bytes: 0, disk_bytes: 0, syncs: 0, cache_hits: 0, cache_misses: 0,
+        user_bytes: 0, disk_bytes: 0, syncs: 0, cache_hits: 0, cache_misses: 0, compactions: 0,
     }) };
 }
 
@@ -54,4 +70,9 @@ pub(super) fn tally(counter: &AtomicU64, amount: u64, field: fn(&mut ThreadStats
         *field(&mut stats) += amount;
         cell.set(stats);
     });
+}
+
+/// Puts back a tally taken with [`take_thread_stats`].
+pub(super) fn restore_thread_stats(stats: ThreadStats) {
+    THREAD_STATS.with(|cell| cell.set(stats));
 }

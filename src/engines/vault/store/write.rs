@@ -9,8 +9,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::open::Flaw;
+use super::packing;
 use super::{io, lock, read, tally, write, Location, Log, Vault, VaultError};
-use crate::engines::vault::format::{self, RECORD_HEADER, SEGMENT_HEADER};
+use crate::engines::vault::format::{self, Codec, RECORD_HEADER, SEGMENT_HEADER};
 
 /// When a write is synced to disk before it is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,10 +106,19 @@ impl Vault {
             return Err(VaultError::Invalid(format!("values are at most {} bytes", format::MAX_VALUE)));
         }
         self.running()?;
+        // Compressed before the log lock is taken, so writers compress in parallel.
+        let mut frame = Vec::new();
+        let stored = match value {
+            Some(value) => match packing::pack(self.options.compression, value, &mut frame)? {
+                Codec::Plain => Some((Codec::Plain, value)),
+                codec => Some((codec, frame.as_slice())),
+            },
+            None => None,
+        };
         let (seq, written) = {
             let mut log = lock(&self.log);
             self.running()?;
-            let record_len = (RECORD_HEADER + key.len() + value.map_or(0, <[u8]>::len)) as u64;
+            let record_len = (RECORD_HEADER + key.len() + stored.map_or(0, |(_, v)| v.len())) as u64;
             if log.len > SEGMENT_HEADER && log.len + record_len > self.options.segment_size {
                 self.roll(&mut log)?;
             }
@@ -119,7 +129,7 @@ impl Vault {
             let seq = log.next_seq;
             let mut buffer = std::mem::take(&mut log.buffer);
             buffer.clear();
-            format::encode_record(&mut buffer, seq, key, value);
+            format::encode_stored(&mut buffer, seq, key, stored);
             let offset = log.len;
             let appended = log.file.write_at(&buffer, offset);
             log.buffer = buffer;
@@ -147,15 +157,17 @@ impl Vault {
             tally(&self.stats.disk_bytes, record_len, |s| &mut s.disk_bytes);
             // Under the log lock, so the index sees writes in sequence order.
             let mut index = write(&self.index);
-            match value {
+            let replaced = match value {
                 Some(_) => {
                     let location = Location { segment: log.id, offset, len: record_len as u32, seq };
-                    index.insert(key.to_vec(), location);
+                    index.insert(key.to_vec(), location)
                 }
-                None => {
-                    index.remove(key);
-                }
-            }
+                None => index.remove(key),
+            };
+            // Dead: the record replaced, and a tombstone once written.
+            let dead = replaced.map_or(0, |old| u64::from(old.len)) + if value.is_none() { record_len } else { 0 };
+            self.space.dead.fetch_add(dead, Ordering::Relaxed);
+            self.space.total.fetch_add(record_len, Ordering::Relaxed);
             (seq, log.written)
         };
         if let Some(cache) = &self.cache {
