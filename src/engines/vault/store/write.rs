@@ -20,8 +20,8 @@ pub enum SyncPolicy {
     Always,
     /// Writers share syncs: the writes that arrive while a sync is in flight
     /// form the next group, synced as soon as the previous sync returns. Its
-    /// leader waits for as many writers as the previous group held, but never
-    /// longer than this bound nor than the previous sync took.
+    /// leader waits for as many writers as the previous cycle held (one
+    /// writer alone: none), but never longer than this bound.
     Group(Duration),
     /// Never synced by a write (only at rollover and compaction): a crash loses recent writes.
     None,
@@ -52,10 +52,10 @@ pub(super) struct GroupState {
     /// Writers that joined since the last group sync began, so that no sync
     /// in flight covers them.
     joined: usize,
+    /// Writers the gathering leader waits for (it is woken once, by the last of them).
+    target: usize,
     /// Writers the previous group sync covered.
     last_group: usize,
-    /// How long the previous group sync took.
-    last_sync: Duration,
 }
 
 /// Group syncs at once. Two (the next group syncing while the previous one's
@@ -184,7 +184,7 @@ impl Vault {
     fn group_commit(&self, position: u64, bound: Duration) -> Result<(), VaultError> {
         let mut state = lock(&self.group.state);
         state.joined += 1;
-        if state.gathering {
+        if state.gathering && state.joined >= state.target {
             self.group.joins.notify_one();
         }
         loop {
@@ -198,11 +198,15 @@ impl Vault {
                 state = self.group.wake.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
                 continue;
             }
-            // Lead: gather as many writers as the previous sync covered (they
-            // are appending again), for no longer than that sync took.
+            // Lead: gather as many writers as the previous cycle had (they are
+            // appending again), for no longer than the bound. (Bounding it
+            // by the previous sync's duration instead cut groups short and
+            // left stragglers a whole cycle behind: 8 writers ran at a median
+            // 28.7k writes/s against 34.9k, with a worse p99.)
             state.gathering = true;
-            let deadline = Instant::now() + bound.min(state.last_sync);
+            let deadline = Instant::now() + bound;
             let target = state.last_group.div_ceil(IN_FLIGHT);
+            state.target = target;
             while state.joined < target {
                 let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
                 state = self.group.joins.wait_timeout(state, left).unwrap_or_else(|poisoned| poisoned.into_inner()).0;
@@ -222,13 +226,11 @@ impl Vault {
                 self.group.wake.notify_all();
             }
             drop(state);
-            let started = Instant::now();
             let synced = match self.options.flaw {
                 // Deliberately wrong: the group is acknowledged, its sync left to the next group.
                 Flaw::AckBeforeSync => Ok(()),
                 _ => file.sync_data(),
             };
-            let took = started.elapsed();
             tally(&self.stats.syncs, 1, |s| &mut s.syncs);
             if let Err(error) = synced {
                 let mut log = lock(&self.log);
@@ -243,7 +245,6 @@ impl Vault {
             state.in_flight -= 1;
             state.synced = state.synced.max(upto);
             state.last_group = covered + state.joined;
-            state.last_sync = took;
             self.group.wake.notify_all();
         }
     }
