@@ -503,3 +503,25 @@ fn compaction_runs_by_itself_once_dead_bytes_pass_the_threshold() {
     }
     assert!(!vault.compact_if_due().unwrap());
 }
+
+#[test]
+fn a_scenario_with_compact_at_compacts_in_the_background_and_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("compact.yaml");
+    std::fs::write(
+        &scenario,
+        "scenario: compact\n\
+         engines:\n  store: { kind: vault, sync: always, segment_size: 64KiB, compact_at: 50%, cache_size: 0 }\n\
+         phases:\n  - name: churn\n    workloads:\n      - { name: write, engine: store, op: write, with: { keys: 50, value_size: 1KiB, distribution: uniform }, iterations: 2000 }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let output = phasebench().args(["run", "--quiet", "--out"]).arg(&out).arg(&scenario).output().unwrap();
+    assert_eq!(status(&output), 0, "{}", String::from_utf8_lossy(&output.stderr));
+    let results = phasebench::results::store::load(&out.join("results.json")).unwrap();
+    let write = common::run(&results, "write");
+    assert!(write.counters["compactions"] >= 1, "{:?}", write.counters);
+    // 2,000 KiB written over 50 keys (synced, so the run lasts long enough for the 10 ms polling): every compaction rewrites live data.
+    let amplification = write.metrics["write_amplification"].value.unwrap();
+    assert!(amplification > 1.05, "write amplification {amplification}");
+}
