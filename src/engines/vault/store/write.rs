@@ -43,10 +43,10 @@ pub(super) struct Group {
 pub(super) struct GroupState {
     /// The log position every sync so far has covered.
     pub(super) synced: u64,
-    /// The log position the syncs in flight will cover.
+    /// The log position the sync in flight will cover.
     flying: u64,
-    /// Syncs in flight.
-    in_flight: usize,
+    /// A group sync is in flight.
+    syncing: bool,
     /// A leader is gathering its group.
     gathering: bool,
     /// Writers that joined since the last group sync began, so that no sync
@@ -57,12 +57,6 @@ pub(super) struct GroupState {
     /// Writers the previous group sync covered.
     last_group: usize,
 }
-
-/// Group syncs at once. Two (the next group syncing while the previous one's
-/// sync runs, as the file system merges concurrent syncs into its journal
-/// commits) measured no faster than one on the development VM, within its
-/// noise (20.7k-24.7k against 21.9k-28.2k writes/s at 8 writers), so one.
-const IN_FLIGHT: usize = 1;
 
 impl Vault {
     /// Stores `value` under `key`; durable on return as the sync policy says.
@@ -180,7 +174,9 @@ impl Vault {
     }
 
     /// Waits until the log is synced up to `position`, leading a shared
-    /// sync if none in flight covers it and fewer than [`IN_FLIGHT`] are.
+    /// sync if none is in flight (one at a time: two, the next group syncing
+    /// while the previous one's sync ran, measured slower on the development
+    /// VM, see docs/performance.md).
     fn group_commit(&self, position: u64, bound: Duration) -> Result<(), VaultError> {
         let mut state = lock(&self.group.state);
         state.joined += 1;
@@ -194,7 +190,7 @@ impl Vault {
             if self.stopped.load(Ordering::Acquire) {
                 return Err(VaultError::Stopped("a group commit sync failed".into()));
             }
-            if state.gathering || state.flying >= position || state.in_flight >= IN_FLIGHT {
+            if state.gathering || state.flying >= position || state.syncing {
                 state = self.group.wake.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
                 continue;
             }
@@ -205,14 +201,14 @@ impl Vault {
             // 28.7k writes/s against 34.9k, with a worse p99.)
             state.gathering = true;
             let deadline = Instant::now() + bound;
-            let target = state.last_group.div_ceil(IN_FLIGHT);
+            let target = state.last_group;
             state.target = target;
             while state.joined < target {
                 let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
                 state = self.group.joins.wait_timeout(state, left).unwrap_or_else(|poisoned| poisoned.into_inner()).0;
             }
             let covered = std::mem::take(&mut state.joined);
-            state.in_flight += 1;
+            state.syncing = true;
             drop(state);
             let (file, upto) = {
                 let log = lock(&self.log);
@@ -221,10 +217,6 @@ impl Vault {
             state = lock(&self.group.state);
             state.flying = state.flying.max(upto);
             state.gathering = false;
-            if state.in_flight < IN_FLIGHT {
-                // Writers who found the leader gathering may lead the next group.
-                self.group.wake.notify_all();
-            }
             drop(state);
             let synced = match self.options.flaw {
                 // Deliberately wrong: the group is acknowledged, its sync left to the next group.
@@ -237,12 +229,12 @@ impl Vault {
                 let stopped = self.stop(&mut log, io("group commit sync")(error));
                 drop(log);
                 state = lock(&self.group.state);
-                state.in_flight -= 1;
+                state.syncing = false;
                 self.group.wake.notify_all();
                 return Err(stopped);
             }
             state = lock(&self.group.state);
-            state.in_flight -= 1;
+            state.syncing = false;
             state.synced = state.synced.max(upto);
             state.last_group = covered + state.joined;
             self.group.wake.notify_all();
