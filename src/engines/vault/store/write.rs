@@ -458,3 +458,73 @@ impl Vault {
         VaultError::Stopped(error.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::engines::vault::simfs::{Fault, SimFs};
+    use crate::engines::vault::store::VaultOptions;
+
+    fn queued(ticket: u64) -> Queued {
+        let value = format!("value {ticket}").into_bytes();
+        Queued {
+            ticket,
+            slot: Arc::default(),
+            key: format!("key{ticket}").into_bytes(),
+            user_bytes: 4 + value.len() as u64,
+            stored: Some((Codec::Plain, value)),
+        }
+    }
+
+    fn open(fs: &SimFs) -> Vault {
+        let options = VaultOptions {
+            sync: SyncPolicy::Group(Duration::from_millis(1)),
+            cache_bytes: 0,
+            ..VaultOptions::default()
+        };
+        Vault::open_on(Arc::new(fs.clone()), Path::new("/vault"), options).unwrap()
+    }
+
+    /// A group's one write refused, then the second record's own write:
+    /// only that record fails, and the others are written once each.
+    #[test]
+    fn a_refused_group_write_fails_only_the_records_the_disk_refuses() {
+        let fs = SimFs::new(Path::new("/vault"));
+        let vault = open(&fs);
+        let group: Vec<Queued> = (0..4).map(queued).collect();
+        // Calls from here: the group's write (refused), the cut, then one
+        // write per record, the second refused and cut, then the sync.
+        let first = fs.calls();
+        fs.fail_at(first, Fault::NoSpace);
+        fs.fail_at(first + 3, Fault::NoSpace);
+        let outcomes = vault.commit_group(&group);
+        let failed: Vec<bool> = outcomes.iter().map(Result::is_err).collect();
+        assert_eq!(failed, [false, true, false, false]);
+        assert_eq!(fs.calls(), first + 8, "one sync after the four writes and two cuts");
+        drop(vault);
+        let vault = open(&fs);
+        for ticket in 0..4_u64 {
+            let value = vault.get(format!("key{ticket}").as_bytes()).unwrap();
+            let expected = (ticket != 1).then(|| format!("value {ticket}").into_bytes());
+            assert_eq!(value.as_deref(), expected.as_deref(), "key{ticket}");
+        }
+        assert_eq!(vault.len(), 3);
+        assert!(vault.recovery().torn_tail.is_none(), "{:?}", vault.recovery());
+    }
+
+    /// The same group without faults: one write and one sync for all four.
+    #[test]
+    fn a_group_is_written_with_one_write_and_one_sync() {
+        let fs = SimFs::new(Path::new("/vault"));
+        let vault = open(&fs);
+        let group: Vec<Queued> = (0..4).map(queued).collect();
+        let first = fs.calls();
+        let outcomes = vault.commit_group(&group);
+        assert!(outcomes.iter().all(Result::is_ok));
+        let seqs: Vec<u64> = outcomes.into_iter().map(Result::unwrap).collect();
+        assert!(seqs.windows(2).all(|pair| pair[1] == pair[0] + 1), "{seqs:?}");
+        assert_eq!(fs.calls(), first + 2);
+    }
+}
