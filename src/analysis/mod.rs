@@ -12,6 +12,7 @@
 //! number, and decides the run's [`Verdict`] once: the summary, every
 //! report and export, and the exit status read it.
 
+pub mod capacity;
 pub mod compare;
 pub mod experiments;
 pub mod health;

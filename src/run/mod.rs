@@ -19,6 +19,7 @@ pub mod memory;
 pub mod open;
 pub mod profile;
 pub(crate) mod record;
+pub mod search;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
