@@ -60,6 +60,8 @@ pub mod names {
     pub const ALLOCS_PER_OP: &str = "allocs_per_op";
     /// `profile: memory` or `rss`: highest resident memory sampled.
     pub const RSS_PEAK: &str = "rss_peak";
+    /// `load: { search: … }`: the highest load at which the targets hold.
+    pub const CAPACITY: &str = "capacity";
 
     /// The load metrics every run has (beside its engine's), in the order
     /// results keep them; `schedule_lag` only in open loop.

@@ -22,6 +22,11 @@
 
 use serde::Serialize;
 
+use crate::expr::{Expr, MetricRef, Stat};
+use crate::metric::names;
+use crate::quantity::{format_value, Dim};
+use crate::results::{CapacityBound, LoadRecord, ProbeOutcome, ProbeRecord, RunRecord, SearchFinish};
+
 /// The smallest edge spread `s` fitted, in log-load (0.5% of the load).
 pub const MIN_SPREAD: f64 = 0.005;
 /// The largest: the pass rate falls from 73% to 27% over a factor e of load.
@@ -85,7 +90,7 @@ pub fn estimate(probes: &[(f64, bool)]) -> Estimate {
     let highest = points.iter().map(|(x, _)| *x).fold(f64::NEG_INFINITY, f64::max);
     // A coarse scan of the whole range, then a fine one where the profile
     // comes within reach of its maximum.
-    let margin = 0.05;
+    let margin = 0.25;
     let coarse = profile(&points, lowest - margin, highest + margin, 801);
     let best = coarse.iter().map(|(_, l)| *l).fold(f64::NEG_INFINITY, f64::max);
     let step = (highest - lowest + 2.0 * margin) / 800.0;
@@ -100,6 +105,209 @@ pub fn estimate(probes: &[(f64, bool)]) -> Estimate {
     estimate.capacity = Some(capacity.exp());
     estimate.interval = Some((inside[0].exp(), inside[inside.len() - 1].exp()));
     estimate
+}
+
+/// The dimension of a search run's loads: a rate, or a worker count.
+pub fn load_dim(run: &RunRecord) -> Dim {
+    match &run.load {
+        LoadRecord::Search { axis, .. } if axis == "concurrency" => Dim::NONE,
+        _ => Dim::PER_TIME,
+    }
+}
+
+/// A load of a search for people: `3.95k/s`, or `37 workers`.
+pub fn load_text(load: f64, dim: Dim) -> String {
+    if dim == Dim::NONE {
+        format!("{} workers", format_value(load, dim))
+    } else {
+        format_value(load, dim)
+    }
+}
+
+/// What a search run found, in one line for people (`3.91k/s (95% interval
+/// …); 21 probes, …`); `None` for a run that is not a search.
+pub fn describe(run: &RunRecord) -> Option<String> {
+    let search = run.search.as_ref()?;
+    let dim = load_dim(run);
+    let capacity = &search.capacity;
+    let text = |load: Option<f64>| load.map_or_else(|| "?".into(), |load| load_text(load, dim));
+    let found = match capacity.bound {
+        CapacityBound::Within => {
+            let interval = capacity.interval.map_or_else(String::new, |[low, high]| {
+                format!(" (95% interval {} to {})", text(Some(low)), text(Some(high)))
+            });
+            format!("{}{interval}", text(capacity.value))
+        }
+        CapacityBound::AboveRange if search.finish == SearchFinish::OutOfReach => {
+            format!("above {}, the most the load generator kept up with here", text(capacity.highest_pass))
+        }
+        CapacityBound::AboveRange => format!("above {}: every probe held", text(capacity.highest_pass)),
+        CapacityBound::BelowRange => format!("below {}: every probe missed", text(capacity.lowest_fail)),
+        CapacityBound::Unknown => "unknown: no probe counted".to_owned(),
+    };
+    let lagged = search.probes.iter().filter(|probe| probe.outcome == ProbeOutcome::Lagged).count();
+    let unjudged = search.probes.iter().filter(|probe| probe.outcome == ProbeOutcome::NotJudged).count();
+    let mut line = format!(
+        "{found}; {} probes, {} operations in {} ({})",
+        search.probes.len(),
+        search.operations(),
+        format_value(search.elapsed_ns as f64 / 1e9, Dim::TIME),
+        search.finish.describe()
+    );
+    if lagged > 0 {
+        line.push_str(&format!("; {lagged} lagged (the generator fell behind; not counted)"));
+    }
+    if unjudged > 0 {
+        line.push_str(&format!("; {unjudged} not judged"));
+    }
+    Some(line)
+}
+
+/// A search run as the reports show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchView {
+    /// What it found, in one line.
+    pub found: String,
+    /// The capacity and its interval (`within`), in the load's unit.
+    pub capacity: Option<f64>,
+    /// Its 95% interval.
+    pub interval: Option<[f64; 2]>,
+    /// Where it lies against the loads probed.
+    pub bound: CapacityBound,
+    /// `rate` or `concurrency`.
+    pub axis: String,
+    /// Its dimension.
+    #[serde(skip)]
+    pub dim: Dim,
+    /// Every probe, in the order run.
+    pub probes: Vec<ProbeRow>,
+    /// What the chart plots against load: each time target on one
+    /// statistic, with its limit; latency p99 when there is none.
+    pub series: Vec<Series>,
+}
+
+/// One probe of a search, for tables and the chart.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProbeRow {
+    /// The load probed.
+    pub load: f64,
+    /// The load for people.
+    pub load_text: String,
+    /// `held`, `MISSED`, `LAGGED` or `not judged`.
+    pub outcome: String,
+    /// Whether it counted as a pass or a fail.
+    pub outcome_kind: ProbeOutcome,
+    /// Why.
+    pub why: String,
+    /// Completed operations per second.
+    pub throughput: String,
+    /// Latency p50 and p99, for people.
+    pub latency_p50: String,
+    /// Latency p99.
+    pub latency_p99: String,
+    /// Operations measured.
+    pub operations: u64,
+}
+
+/// One statistic plotted against load, with the limit a target sets on it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Series {
+    /// `latency.p99`.
+    pub name: String,
+    /// The target that bounds it, as written; empty when none does.
+    pub target: String,
+    /// The bound, in seconds.
+    pub limit: Option<f64>,
+    /// Its value at each probe, in seconds, `None` where it was not measured.
+    pub values: Vec<Option<f64>>,
+}
+
+/// The reports' view of a search run; `None` for a run that is not one.
+pub fn view(run: &RunRecord) -> Option<SearchView> {
+    let search = run.search.as_ref()?;
+    let dim = load_dim(run);
+    let time = |value: Option<f64>| value.map_or_else(|| "-".into(), |v| format_value(v, Dim::TIME));
+    let probes = search
+        .probes
+        .iter()
+        .map(|probe| {
+            let latency = probe.run.metrics.get(names::LATENCY).and_then(|m| m.summary).filter(|s| s.count > 0);
+            let throughput = probe.run.metrics.get(names::THROUGHPUT).and_then(|m| m.value);
+            ProbeRow {
+                load: probe.load,
+                load_text: load_text(probe.load, dim),
+                outcome: outcome_label(probe.outcome).into(),
+                outcome_kind: probe.outcome,
+                why: probe.why.clone().unwrap_or_default(),
+                throughput: throughput.map_or_else(|| "-".into(), |t| format_value(t, Dim::PER_TIME)),
+                latency_p50: time(latency.map(|s| s.p50)),
+                latency_p99: time(latency.map(|s| s.p99)),
+                operations: probe.run.operations,
+            }
+        })
+        .collect();
+    let mut series: Vec<Series> = Vec::new();
+    for target in &run.targets {
+        let Ok(comparison) = &target.parsed else { continue };
+        let (Expr::Metric(reference, _), Expr::Quantity(limit, _)) = (&comparison.lhs, &comparison.rhs) else {
+            continue;
+        };
+        if limit.dim() != Dim::TIME || series.iter().any(|s| s.name == reference.to_string()) {
+            continue;
+        }
+        series.push(Series {
+            name: reference.to_string(),
+            target: target.text.clone(),
+            limit: Some(limit.base_value()),
+            values: search.probes.iter().map(|probe| super::targets::metric_value(&probe.run, reference)).collect(),
+        });
+    }
+    if series.is_empty() {
+        let reference = MetricRef { metric: names::LATENCY.into(), stat: Some(Stat::P99) };
+        series.push(Series {
+            name: reference.to_string(),
+            target: String::new(),
+            limit: None,
+            values: search.probes.iter().map(|probe| super::targets::metric_value(&probe.run, &reference)).collect(),
+        });
+    }
+    let axis = match &run.load {
+        LoadRecord::Search { axis, .. } => axis.clone(),
+        _ => "rate".into(),
+    };
+    Some(SearchView {
+        found: describe(run)?,
+        capacity: search.capacity.value,
+        interval: search.capacity.interval,
+        bound: search.capacity.bound,
+        axis,
+        dim,
+        probes,
+        series,
+    })
+}
+
+/// A probe's outcome in one word or two: `held`, `MISSED`, `LAGGED`, `not judged`.
+pub fn outcome_label(outcome: ProbeOutcome) -> &'static str {
+    match outcome {
+        ProbeOutcome::Pass => "held",
+        ProbeOutcome::Fail => "MISSED",
+        ProbeOutcome::Lagged => "LAGGED",
+        ProbeOutcome::NotJudged => "not judged",
+    }
+}
+
+/// One probe for people: `3.2k/s pass`, `4.1k/s FAIL: latency.p99 < 3ms missed: 5.2ms`.
+pub fn probe_text(probe: &ProbeRecord) -> String {
+    let dim = match probe.run.load {
+        LoadRecord::Closed { .. } => Dim::NONE,
+        _ => Dim::PER_TIME,
+    };
+    let p99 = probe.run.metrics.get(names::LATENCY).and_then(|m| m.summary).filter(|s| s.count > 0);
+    let latency = p99.map_or_else(String::new, |s| format!(" (latency p99 {})", format_value(s.p99, Dim::TIME)));
+    let outcome = outcome_label(probe.outcome);
+    let why = probe.why.as_ref().map_or_else(String::new, |why| format!(": {why}"));
+    format!("{} {outcome}{why}{latency}", load_text(probe.load, dim))
 }
 
 /// The profile log-likelihood of the capacity at `count` points from `from`

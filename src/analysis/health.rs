@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::metric::names;
 use crate::quantity::{format_value, Dim};
-use crate::results::{LoadRecord, RunRecord};
+use crate::results::{LoadRecord, ProbeOutcome, RunRecord, SearchFinish, SearchRecord};
 
 /// A measured part shorter than this is flagged.
 pub const SHORT_WINDOW_SECONDS: f64 = 1.0;
@@ -31,6 +31,9 @@ pub enum WarningKind {
     ShortWindow,
     /// More workers than logical CPUs: they take turns on the cores.
     Oversubscribed,
+    /// A capacity search left probes uncounted (the generator fell behind,
+    /// or they could not be judged) or ended before it narrowed.
+    Search,
 }
 
 /// One finding about a run.
@@ -55,33 +58,24 @@ pub fn of_run(run: &RunRecord, cores: usize, smoke: bool) -> Vec<Warning> {
         let why = run.failure.clone().unwrap_or_else(|| "it did not finish".into());
         push(WarningKind::Incomplete, format!("incomplete: {why}"), true);
     }
-    if run.dropped > 0 {
-        let fails = !smoke && !targets_name(run, names::DROPPED);
-        let scheduled = run.operations + run.errors + run.dropped;
-        push(
-            WarningKind::Dropped,
-            format!(
-                "DROPPED {} of {scheduled} scheduled operations: still queued at the drain deadline; latency counts each at the time it had waited (a lower bound)",
-                run.dropped
-            ),
-            fails,
-        );
-    }
-    if let Some(lag) = schedule_lag_p99(run).filter(|lag| *lag > BEHIND_LAG_SECONDS) {
-        push(
-            WarningKind::Behind,
-            format!(
-                "LOAD GENERATOR FELL BEHIND: schedule lag p99 {} (over {}): operations started late, so the system saw less than the planned rate",
-                format_value(lag, Dim::TIME),
-                format_value(BEHIND_LAG_SECONDS, Dim::TIME)
-            ),
-            !smoke && !targets_name(run, names::SCHEDULE_LAG),
-        );
+    // A search's probes were judged one by one: work its shown probe
+    // dropped or started late is judged there, and its probes are below.
+    if let Some(search) = &run.search {
+        search_warnings(search, &mut push);
+    } else {
+        load_warnings(run, smoke, &mut push);
     }
     // An experiment's rounds are its replicates, each short by design; the
     // A/B test over rounds is what judges them.
     let seconds = run.elapsed_seconds();
-    if run.arm.is_none() && run.complete && run.operations + run.errors > 0 && seconds < SHORT_WINDOW_SECONDS {
+    // A search's probes are as long as their targets' statistics need.
+    let searched = run.search.is_some();
+    if run.arm.is_none()
+        && !searched
+        && run.complete
+        && run.operations + run.errors > 0
+        && seconds < SHORT_WINDOW_SECONDS
+    {
         push(
             WarningKind::ShortWindow,
             format!(
@@ -107,6 +101,63 @@ pub fn of_run(run: &RunRecord, cores: usize, smoke: bool) -> Vec<Warning> {
         );
     }
     warnings
+}
+
+/// Dropped work and a generator behind its schedule.
+fn load_warnings(run: &RunRecord, smoke: bool, push: &mut impl FnMut(WarningKind, String, bool)) {
+    if run.dropped > 0 {
+        let fails = !smoke && !targets_name(run, names::DROPPED);
+        let scheduled = run.operations + run.errors + run.dropped;
+        push(
+            WarningKind::Dropped,
+            format!(
+                "DROPPED {} of {scheduled} scheduled operations: still queued at the drain deadline; latency counts each at the time it had waited (a lower bound)",
+                run.dropped
+            ),
+            fails,
+        );
+    }
+    if let Some(lag) = schedule_lag_p99(run).filter(|lag| *lag > BEHIND_LAG_SECONDS) {
+        push(
+            WarningKind::Behind,
+            format!(
+                "LOAD GENERATOR FELL BEHIND: schedule lag p99 {} (over {}): operations started late, so the system saw less than the planned rate",
+                format_value(lag, Dim::TIME),
+                format_value(BEHIND_LAG_SECONDS, Dim::TIME)
+            ),
+            !smoke && !targets_name(run, names::SCHEDULE_LAG),
+        );
+    }
+}
+
+/// What a capacity search left uncounted, and an end before it narrowed.
+fn search_warnings(search: &SearchRecord, push: &mut impl FnMut(WarningKind, String, bool)) {
+    let lagged = search.probes.iter().filter(|probe| probe.outcome == ProbeOutcome::Lagged).count();
+    if lagged > 0 {
+        push(
+            WarningKind::Search,
+            format!(
+                "{lagged} of {} probes LAGGED: the load generator fell behind their schedule, so they measured it, not the system, and were not counted",
+                search.probes.len()
+            ),
+            false,
+        );
+    }
+    let unjudged = search.probes.iter().filter(|probe| probe.outcome == ProbeOutcome::NotJudged).count();
+    if unjudged > 0 && search.finish != SearchFinish::Smoke {
+        push(WarningKind::Search, format!("{unjudged} of {} probes could not be judged", search.probes.len()), false);
+    }
+    let cut = match search.finish {
+        SearchFinish::Budget => Some("its budget ran out: the capacity is the bracket reached so far"),
+        SearchFinish::ProbeLimit => Some("it ran as many probes as a search may: the capacity is the bracket reached"),
+        SearchFinish::OutOfReach => {
+            Some("the load generator fell behind at the loads left to probe: they are out of its reach on this machine")
+        }
+        _ => None,
+    };
+    if let Some(cut) = cut {
+        push(WarningKind::Search, format!("search ended early: {cut}"), false);
+    }
 }
 
 /// Whether one of the run's targets names `metric`.

@@ -193,6 +193,8 @@ pub struct RunRow {
     pub metrics: Vec<MetricRow>,
     /// The latency percentile curve: (percentile, seconds), for the chart.
     pub percentiles: Vec<(f64, f64)>,
+    /// A capacity search's probes and result.
+    pub search: Option<capacity::SearchView>,
 }
 
 /// One engine metric of one run.
@@ -296,6 +298,9 @@ fn run_row(run: &RunRecord, cores: usize, smoke: bool) -> RunRow {
         .filter(|(name, metric)| !names::LOAD.contains(&name.as_str()) && metric.part_of.is_none())
         .filter_map(|(name, metric)| {
             let dim = Dim::from(metric.dim);
+            if name == names::CAPACITY && run.search.is_some() {
+                return Some(MetricRow { name: name.clone(), text: capacity::describe(run)? });
+            }
             if let (Some(slo), true) = (&run.slo, is_slo_figure(name)) {
                 return Some(MetricRow { name: name.clone(), text: slo_text(name, run, slo)? });
             }
@@ -347,6 +352,7 @@ fn run_row(run: &RunRecord, cores: usize, smoke: bool) -> RunRow {
             .map_or_else(|| "-".into(), |v| format_value(v, Dim::PER_TIME)),
         metrics,
         percentiles: percentile_curve(run),
+        search: capacity::view(run),
     }
 }
 

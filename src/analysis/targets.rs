@@ -7,9 +7,9 @@
 use serde::Serialize;
 
 use crate::expr::{self, Comparison, MetricRef, Stat};
-use crate::metric::MetricKind;
+use crate::metric::{names, MetricKind};
 use crate::quantity::{format_value, Dim};
-use crate::results::{Results, RunRecord, TargetRecord};
+use crate::results::{CapacityBound, Results, RunRecord, TargetRecord};
 
 /// Operations a statistic needs before a target on it is judged: about
 /// ten beyond the percentile, `10 / (1 - p)` (1,000 for p99), and ten for
@@ -165,6 +165,12 @@ fn status(
             _ => TargetStatus::NotJudged("the run did not finish".into()),
         };
     }
+    // A capacity below the range has no value, only an upper bound.
+    if !smoke {
+        if let Some(status) = capacity_status(run, comparison) {
+            return status;
+        }
+    }
     let (Some(measured), Some(limit)) = (measured, limit) else {
         return TargetStatus::Unknown(if run.operations == 0 {
             "the run measured no successful operation".into()
@@ -183,6 +189,58 @@ fn status(
     } else {
         TargetStatus::Missed
     }
+}
+
+/// The top of a capacity above the range searched: finite, so that
+/// arithmetic on it stays finite.
+const UNBOUNDED: f64 = 1e300;
+
+/// A target naming a search's `capacity` is judged at both ends of the
+/// capacity's 95% interval (above the range: from the highest load that held
+/// up; below it: from zero to the lowest that missed). It holds when it holds
+/// at both, is missed when missed at both, and is not judged when the
+/// interval straddles its limit. `None` for a target that names no capacity.
+fn capacity_status(run: &RunRecord, comparison: &Comparison) -> Option<TargetStatus> {
+    let names_capacity = |side: &expr::Expr| side.metrics().iter().any(|m| m.metric == names::CAPACITY);
+    if !names_capacity(&comparison.lhs) && !names_capacity(&comparison.rhs) {
+        return None;
+    }
+    let search = run.search.as_ref()?;
+    let capacity = &search.capacity;
+    let (low, high) = match (capacity.bound, capacity.interval) {
+        (CapacityBound::Within, Some([low, high])) => (low, high),
+        (CapacityBound::AboveRange, _) => (capacity.highest_pass?, UNBOUNDED),
+        (CapacityBound::BelowRange, _) => (0.0, capacity.lowest_fail?),
+        _ => return Some(TargetStatus::Unknown("the search counted no probe".into())),
+    };
+    let holds_at = |load: f64| {
+        let mut value = |metric: &MetricRef| {
+            if metric.metric == names::CAPACITY {
+                Some(load)
+            } else {
+                metric_value(run, metric)
+            }
+        };
+        let (lhs, rhs) = (expr::eval(&comparison.lhs, &mut value)?, expr::eval(&comparison.rhs, &mut value)?);
+        Some(comparison.op.holds(lhs, rhs))
+    };
+    let dim = super::capacity::load_dim(run);
+    let end = |load: f64| {
+        if load < UNBOUNDED {
+            super::capacity::load_text(load, dim)
+        } else {
+            "beyond the range".into()
+        }
+    };
+    Some(match (holds_at(low), holds_at(high)) {
+        (Some(true), Some(true)) => TargetStatus::Held,
+        (Some(false), Some(false)) => TargetStatus::Missed,
+        _ => TargetStatus::NotJudged(format!(
+            "the capacity's 95% interval, {} to {}, straddles the limit; a narrower one needs more probes near it",
+            end(low),
+            end(high)
+        )),
+    })
 }
 
 /// Why the run has too few samples for a statistic the target names, if it has.

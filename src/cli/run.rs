@@ -9,13 +9,13 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Status;
-use phasebench::analysis::{Analysis, CompareSettings};
+use phasebench::analysis::{capacity, Analysis, CompareSettings};
 use phasebench::metric::names;
 use phasebench::plan::{Plan, PlanOptions, RunSpec, Shard};
 use phasebench::quantity::{format_value, Dim};
 use phasebench::report::{self, summary};
 use phasebench::results::store::{self, StoreError};
-use phasebench::results::{Results, RunRecord};
+use phasebench::results::{ProbeRecord, Results, RunRecord};
 use phasebench::run::{execute_plan, Control, Observer, RunProgress};
 use phasebench::{dsl, plan};
 
@@ -269,6 +269,20 @@ impl Observer for CliObserver<'_> {
         }
     }
 
+    fn probe_finished(&mut self, _spec: &RunSpec, probe: &ProbeRecord, results: &Results) -> Result<(), StoreError> {
+        store::save(self.folder, results)?;
+        if self.quiet {
+            return Ok(());
+        }
+        let count = results.runs.last().and_then(|run| run.search.as_ref()).map_or(0, |search| search.probes.len());
+        let line = format!("      probe {count}: {}", capacity::probe_text(probe));
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+        Ok(())
+    }
+
     fn run_finished(&mut self, record: &RunRecord, results: &Results) -> Result<(), StoreError> {
         store::save(self.folder, results)?;
         if self.quiet {
@@ -292,8 +306,12 @@ fn finished_line(index: usize, total: usize, record: &RunRecord) -> String {
         || "no successful operation".to_owned(),
         |s| format!("p50 {}, p99 {}", format_value(s.p50, Dim::TIME), format_value(s.p99, Dim::TIME)),
     );
-    let mut line =
-        format!("[{index}/{total}] {}: {} ops, {figures}, {} errors", record.id, record.operations, record.errors);
+    let mut line = match capacity::describe(record) {
+        Some(found) => format!("[{index}/{total}] {}: capacity {found}", record.id),
+        None => {
+            format!("[{index}/{total}] {}: {} ops, {figures}, {} errors", record.id, record.operations, record.errors)
+        }
+    };
     if record.dropped > 0 {
         line.push_str(&format!(", {} DROPPED", record.dropped));
     }

@@ -213,6 +213,20 @@ pub struct RawLoad {
     pub max_in_flight: Option<Scalar>,
     /// Open loop: how arrivals are spaced, `constant`, `poisson` or `gamma(B)`.
     pub arrival: Option<Scalar>,
+    /// A capacity search instead of one fixed load.
+    pub search: Option<RawSearch>,
+}
+
+/// A capacity search: the range of one load, and the time it may take.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSearch {
+    /// Arrival rates `[low, high]`, such as `[10/s, 20000/s]` (open loop).
+    pub rate: Option<Vec<Scalar>>,
+    /// Worker counts `[low, high]`, such as `[1, 256]` (closed loop).
+    pub concurrency: Option<Vec<Scalar>>,
+    /// The wall time the whole search may take, such as `2m`.
+    pub budget: Option<Scalar>,
 }
 
 /// An optimization candidate measured A/B against a baseline.

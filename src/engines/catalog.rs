@@ -92,6 +92,11 @@ pub struct MetricDecl {
     pub merge: Merge,
     /// One line for `phasebench list`.
     pub doc: &'static str,
+    /// A time measured from the operation's start (time to first token, end
+    /// to end): in open loop the harness adds the operation's wait for a free
+    /// worker, as it does for `latency`, so that a queue in front of the
+    /// system shows in it.
+    pub from_start: bool,
 }
 
 impl MetricDecl {
@@ -111,12 +116,23 @@ impl MetricDecl {
             derive: None,
             merge: Merge::Sum,
             doc,
+            from_start: false,
         }
     }
 
     /// A figure computed once per run.
     pub const fn scalar(name: &'static str, dim: Dim, better: Better, doc: &'static str) -> MetricDecl {
-        MetricDecl { name, dim, kind: MetricKind::Scalar, better, part_of: None, derive: None, merge: Merge::None, doc }
+        MetricDecl {
+            name,
+            dim,
+            kind: MetricKind::Scalar,
+            better,
+            part_of: None,
+            derive: None,
+            merge: Merge::None,
+            doc,
+            from_start: false,
+        }
     }
 
     /// This per-run scalar follows from the run's counters by `derive`
@@ -130,6 +146,13 @@ impl MetricDecl {
     /// The pieces of this per-run scalar from several shards combine by `rule`.
     pub const fn merged(mut self, rule: Merge) -> MetricDecl {
         self.merge = rule;
+        self
+    }
+
+    /// This time runs from the operation's start: in open loop it includes
+    /// the wait for a free worker (see [`MetricDecl::from_start`]).
+    pub const fn from_start(mut self) -> MetricDecl {
+        self.from_start = true;
         self
     }
 
@@ -393,6 +416,31 @@ pub static RSS_METRICS: &[MetricDecl] = &[MetricDecl::scalar(
 )
 .merged(Merge::Max)];
 
+/// The metric of a rate search (`load: { search: { rate: … } }`): the
+/// highest arrival rate at which the workload's targets hold, with its 95%
+/// interval. A search runs whole in one process, never split, so there is
+/// nothing to merge (`None`).
+pub static RATE_SEARCH_METRICS: &[MetricDecl] = &[MetricDecl::scalar(
+    names::CAPACITY,
+    Dim::PER_TIME,
+    Better::Higher,
+    "search: the highest arrival rate at which the workload's other targets hold (the load a probe passes at half the time), with its 95% interval",
+)];
+
+/// The metric of a concurrency search (`load: { search: { concurrency: … } }`):
+/// the most closed-loop workers at which the targets hold.
+pub static CONCURRENCY_SEARCH_METRICS: &[MetricDecl] = &[MetricDecl::scalar(
+    names::CAPACITY,
+    Dim::NONE,
+    Better::Higher,
+    "search: the most workers at which the workload's other targets hold, with its 95% interval",
+)];
+
+/// Whether only a capacity search records `name`.
+pub fn is_search_metric(name: &str) -> bool {
+    name == names::CAPACITY
+}
+
 /// The declaration of a metric the harness or a profiler records.
 pub fn harness_metric(name: &str) -> Option<&'static MetricDecl> {
     HARNESS_METRICS
@@ -401,6 +449,7 @@ pub fn harness_metric(name: &str) -> Option<&'static MetricDecl> {
         .chain(SLO_METRICS)
         .chain(MEMORY_METRICS)
         .chain(RSS_METRICS)
+        .chain(RATE_SEARCH_METRICS)
         .find(|m| m.name == name)
 }
 
@@ -422,6 +471,7 @@ pub fn recorded_by_harness(name: &str) -> bool {
     is_profile_metric(name)
         || is_open_loop_metric(name)
         || is_slo_metric(name)
+        || is_search_metric(name)
         || HARNESS_METRICS.iter().any(|metric| metric.name == name)
 }
 
@@ -462,8 +512,9 @@ mod tests {
             + OPEN_LOOP_METRICS.len()
             + SLO_METRICS.len()
             + MEMORY_METRICS.len()
-            + RSS_METRICS.len();
-        assert_eq!(declared, names::LOAD.len() + 7, "a harness metric without a name in `metric::names`");
+            + RSS_METRICS.len()
+            + RATE_SEARCH_METRICS.len();
+        assert_eq!(declared, names::LOAD.len() + 8, "a harness metric without a name in `metric::names`");
         assert!(is_slo_metric(names::GOODPUT) && is_slo_metric(names::SLO_ATTAINMENT));
         assert!(is_open_loop_metric("schedule_lag") && !is_open_loop_metric("dropped"));
     }

@@ -38,6 +38,8 @@ pub struct Slot {
     pub histogram: Histogram<u64>,
     /// The smallest and largest sample of the current call, in base units.
     call: Option<(f64, f64)>,
+    /// The metric runs from the operation's start (`MetricDecl::from_start`).
+    from_start: bool,
 }
 
 /// Engine-recorded metrics and counters of one worker.
@@ -45,6 +47,9 @@ pub struct Slot {
 pub struct Recorder {
     slots: Vec<Slot>,
     counters: Vec<(&'static str, u64)>,
+    /// Seconds the current operation waited for a worker after its intended
+    /// start (open loop), added to metrics that run from its start.
+    waited: f64,
 }
 
 impl Recorder {
@@ -57,15 +62,24 @@ impl Recorder {
                 scale: histogram_scale(metric.dim),
                 histogram: new_histogram(),
                 call: None,
+                from_start: metric.from_start,
             })
             .collect();
-        Recorder { slots, counters: Vec::new() }
+        Recorder { slots, counters: Vec::new(), waited: 0.0 }
+    }
+
+    /// Sets how long the next operation waited for a worker after its
+    /// intended start (open loop; zero otherwise): metrics that run from the
+    /// operation's start then count it, as `latency` does.
+    pub fn set_waited(&mut self, waited: Duration) {
+        self.waited = waited.as_secs_f64();
     }
 
     /// Records a sample in base units (seconds, bytes, tokens per second, …).
     /// A metric the operation did not declare is ignored.
     pub fn record(&mut self, metric: &str, value: f64) {
         if let Some(slot) = self.slots.iter_mut().find(|slot| slot.name == metric) {
+            let value = if slot.from_start { value + self.waited } else { value };
             let units = (value * slot.scale).round();
             if units.is_finite() && units >= 0.0 {
                 record(&mut slot.histogram, units as u64);

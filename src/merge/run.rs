@@ -135,6 +135,9 @@ fn load(records: &[&RunRecord]) -> Result<LoadRecord, String> {
                 }
                 LoadRecord::Open { rate: rate + more, max_in_flight: max_in_flight + cap, arrival }
             }
+            (LoadRecord::Search { .. }, _) | (_, LoadRecord::Search { .. }) => {
+                return Err("a capacity search runs whole in one shard; pieces of one cannot be merged".into())
+            }
             _ => return Err("its pieces ran under different loads (closed and open loop)".into()),
         };
     }

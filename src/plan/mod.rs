@@ -26,7 +26,7 @@ use indexmap::IndexMap;
 
 use crate::engines::{MetricDecl, Params};
 use crate::expr::{Comparison, MetricRef};
-use crate::metric::Better;
+use crate::metric::{names, Better};
 pub use lower::build;
 pub use shard::{share, sharing, split, Shard, MAX_SHARDS};
 pub use template::{Scope, Substituted, TemplateError};
@@ -257,6 +257,62 @@ pub enum Load {
         /// How the arrivals are spaced.
         arrival: Arrival,
     },
+    /// A capacity search: probes at loads the search picks, each a closed or
+    /// open loop run of the workload, judged by its targets.
+    Search(SearchLoad),
+}
+
+impl Load {
+    /// The most operations it runs at once: workers in closed loop, the cap
+    /// in flight in open loop; for a search, at its highest load.
+    pub fn workers(&self) -> u32 {
+        match *self {
+            Load::Closed { concurrency } => concurrency,
+            Load::Open { max_in_flight, .. } => max_in_flight,
+            Load::Search(search) => match search.axis {
+                SearchAxis::Concurrency => search.high as u32,
+                SearchAxis::Rate { max_in_flight, .. } => max_in_flight,
+            },
+        }
+    }
+}
+
+/// What a capacity search varies, over which range, for how long at most.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SearchLoad {
+    /// The load varied.
+    pub axis: SearchAxis,
+    /// The lowest load probed (operations per second, or workers).
+    pub low: f64,
+    /// The highest.
+    pub high: f64,
+    /// The wall time the search may take; it starts no probe it expects to
+    /// end past it.
+    pub budget: Option<Duration>,
+}
+
+impl SearchLoad {
+    /// The load of one probe at `level` (a rate, or a worker count).
+    pub fn at(&self, level: f64) -> Load {
+        match self.axis {
+            SearchAxis::Rate { max_in_flight, arrival } => Load::Open { rate: level, max_in_flight, arrival },
+            SearchAxis::Concurrency => Load::Closed { concurrency: level.round().max(1.0) as u32 },
+        }
+    }
+}
+
+/// The load a capacity search varies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SearchAxis {
+    /// The open-loop arrival rate, with a fixed cap in flight and spacing.
+    Rate {
+        /// Most operations running at once.
+        max_in_flight: u32,
+        /// How the arrivals are spaced.
+        arrival: Arrival,
+    },
+    /// The number of closed-loop workers.
+    Concurrency,
 }
 
 /// How an open loop spaces its arrivals around their mean interval `1 / rate`.
@@ -292,6 +348,15 @@ pub struct Target {
     pub text: String,
     /// The parsed, unit-checked comparison.
     pub comparison: Comparison,
+}
+
+impl Target {
+    /// Whether it names `capacity`: judged on a search's result rather than
+    /// on each probe.
+    pub fn names_capacity(&self) -> bool {
+        let Comparison { lhs, rhs, .. } = &self.comparison;
+        lhs.metrics().iter().chain(rhs.metrics().iter()).any(|metric| metric.metric == names::CAPACITY)
+    }
 }
 
 /// Risk of an optimization candidate.

@@ -72,8 +72,13 @@ pub fn share(total: u64, shard: Shard) -> u64 {
 }
 
 /// How many shards take part in a run: all of them, unless the run has
-/// fewer workers (closed loop) or operations than there are shards.
+/// fewer workers (closed loop) or operations than there are shards. A
+/// capacity search picks each load from what the probes before it showed,
+/// so one shard runs it whole.
 pub fn sharing(run: &RunSpec, count: u32) -> u32 {
+    if let Load::Search(_) = run.load {
+        return 1;
+    }
     let mut sharing = u64::from(count);
     if let Load::Closed { concurrency } = run.load {
         sharing = sharing.min(u64::from(concurrency));
@@ -102,6 +107,7 @@ pub fn split(plan: &mut Plan, shard: Shard) {
                 max_in_flight: max_in_flight.div_ceil(part.count),
                 arrival,
             },
+            Load::Search(search) => Load::Search(search),
         };
         run.seed = derive_seed(run.seed, &format!("shard {part}"));
         run.shard = Some(part);

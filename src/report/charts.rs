@@ -10,6 +10,7 @@ use crate::analysis::profiles::{MemoryPoint, MemorySummary};
 use crate::analysis::stats::Verdict;
 use crate::analysis::{Analysis, ExperimentOutcome, RunRow, Scaling, TimeShares};
 use crate::quantity::{format_value, Dim};
+use crate::results::ProbeOutcome;
 
 /// One chart: a title and its SVG.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -33,6 +34,8 @@ pub struct Charts {
     pub shares: Vec<Chart>,
     /// Memory over time, one per memory profile, titled with the run id.
     pub memory: Vec<Chart>,
+    /// Capacity searches: what the targets bound against load, one per search.
+    pub capacity: Vec<Chart>,
 }
 
 const PALETTE: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
@@ -444,6 +447,133 @@ pub fn shares(all: &[TimeShares]) -> Option<Chart> {
     Some(Chart { title, svg: out })
 }
 
+/// A capacity search's probes: each statistic a time target bounds (or
+/// latency p99) against the load probed, both axes logarithmic, a point per
+/// probe (filled where it held, a cross where it missed, hollow where it did
+/// not count), the targets' limits as dashed lines, and the capacity as a
+/// line in the shaded band of its 95% interval.
+pub fn capacity(run: &RunRow) -> Option<Chart> {
+    let search = run.search.as_ref()?;
+    let loads: Vec<f64> = search.probes.iter().map(|probe| probe.load).filter(|load| *load > 0.0).collect();
+    let values = search.series.iter().flat_map(|s| s.values.iter().flatten().copied()).filter(|v| *v > 0.0);
+    let limits = search.series.iter().filter_map(|s| s.limit).filter(|v| *v > 0.0);
+    let (low_value, high_value) = extent(values.chain(limits))?;
+    let marks = search.interval.into_iter().flatten().chain(search.capacity).filter(|v| *v > 0.0);
+    let (low_load, high_load) = extent(loads.iter().copied().chain(marks))?;
+    let (left, right) = ((low_load / 1.15).log10(), (high_load * 1.15).log10());
+    let x = |load: f64| LEFT + (WIDTH - RIGHT - LEFT) * (load.log10() - left) / (right - left).max(1e-9);
+    let mut out = String::new();
+    let title = format!(
+        "{}: {} against load",
+        run.id,
+        search.series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    open(&mut out, WIDTH, HEIGHT, &title);
+    let y = log_y_axis(&mut out, low_value / 1.5, high_value * 1.5, Dim::TIME);
+    let (plot_top, plot_bottom) = (TOP, HEIGHT - BOTTOM);
+    if let Some([low, high]) = search.interval {
+        let (x1, x2) = (x(low.max(low_load / 1.15)), x(high.min(high_load * 1.15)));
+        let _ = write!(
+            out,
+            r##"<rect x="{x1:.1}" y="{plot_top:.1}" width="{:.1}" height="{:.1}" fill="#2ca02c" fill-opacity="0.12"/>"##,
+            (x2 - x1).max(1.0),
+            plot_bottom - plot_top
+        );
+    }
+    if let Some(capacity) = search.capacity {
+        line(&mut out, (x(capacity), plot_top), (x(capacity), plot_bottom), r##"stroke="#2ca02c" stroke-width="2""##);
+        text(
+            &mut out,
+            x(capacity) + 4.0,
+            plot_top + 12.0,
+            "start",
+            &format!("capacity {}", format_load(capacity, search.dim)),
+        );
+    }
+    for (index, series) in search.series.iter().enumerate() {
+        let colour = PALETTE[index % PALETTE.len()];
+        if let Some(limit) = series.limit {
+            line(
+                &mut out,
+                (LEFT, y(limit)),
+                (WIDTH - RIGHT, y(limit)),
+                &format!(r#"stroke="{colour}" stroke-dasharray="6 4""#),
+            );
+        }
+        let mut points: Vec<(f64, f64)> = search
+            .probes
+            .iter()
+            .zip(&series.values)
+            .filter_map(|(probe, value)| Some((probe.load, (*value)?)))
+            .filter(|(load, value)| *load > 0.0 && *value > 0.0)
+            .collect();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let path: Vec<String> =
+            points.iter().map(|(load, value)| format!("{:.1},{:.1}", x(*load), y(*value))).collect();
+        let _ = write!(
+            out,
+            r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-opacity="0.35"/>"#,
+            path.join(" ")
+        );
+        for (probe, value) in search.probes.iter().zip(&series.values) {
+            let Some(value) = value.filter(|v| *v > 0.0) else { continue };
+            let (px, py) = (x(probe.load), y(value));
+            match probe.outcome_kind {
+                ProbeOutcome::Pass => {
+                    let _ = write!(out, r#"<circle cx="{px:.1}" cy="{py:.1}" r="3.5" fill="{colour}"/>"#);
+                }
+                ProbeOutcome::Fail => {
+                    let style = format!(r#"stroke="{colour}" stroke-width="2""#);
+                    line(&mut out, (px - 4.0, py - 4.0), (px + 4.0, py + 4.0), &style);
+                    line(&mut out, (px - 4.0, py + 4.0), (px + 4.0, py - 4.0), &style);
+                }
+                ProbeOutcome::Lagged | ProbeOutcome::NotJudged => {
+                    let _ = write!(out, r#"<circle cx="{px:.1}" cy="{py:.1}" r="3.5" fill="none" stroke="{colour}"/>"#);
+                }
+            }
+        }
+    }
+    line(&mut out, (LEFT, plot_bottom), (WIDTH - RIGHT, plot_bottom), r##"stroke="#888""##);
+    let first = left.floor() as i32;
+    let steps: &[f64] = if right - left < 1.0 { &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0] } else { &[1.0, 2.0, 5.0] };
+    for exponent in first..=right.ceil() as i32 {
+        for &step in steps {
+            let load = step * 10f64.powi(exponent);
+            if load.log10() < left || load.log10() > right {
+                continue;
+            }
+            text(&mut out, x(load), plot_bottom + 16.0, "middle", &format_load(load, search.dim));
+        }
+    }
+    let axis = if search.axis == "concurrency" { "workers" } else { "offered load" };
+    text(&mut out, (LEFT + WIDTH - RIGHT) / 2.0, HEIGHT - 6.0, "middle", axis);
+    let names: Vec<String> = search
+        .series
+        .iter()
+        .map(|s| if s.target.is_empty() { s.name.clone() } else { format!("{} (limit dashed)", s.name) })
+        .collect();
+    legend(&mut out, &names);
+    let key_x = WIDTH - RIGHT + 62.0;
+    let key_y = TOP + 14.0 * names.len() as f64 + 14.0;
+    for (index, key) in ["● held", "✕ missed", "○ lagged or not judged", "shaded: 95% interval"].iter().enumerate()
+    {
+        text(&mut out, key_x, key_y + 14.0 * index as f64, "start", key);
+    }
+    out.push_str("</svg>");
+    Some(Chart { title, svg: out })
+}
+
+/// The smallest and largest of `values`, if there are any.
+fn extent(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    (low.is_finite() && high.is_finite()).then_some((low, high))
+}
+
+/// A load on the chart's axis: a rate, or a number of workers.
+fn format_load(load: f64, dim: Dim) -> String {
+    format_value(load, dim)
+}
+
 /// Every chart of an analysis.
 pub fn all(analysis: &Analysis) -> Charts {
     let mut charts = Charts::default();
@@ -468,5 +598,6 @@ pub fn all(analysis: &Analysis) -> Charts {
     charts.experiments = analysis.experiments.iter().filter_map(experiment).collect();
     charts.shares = shares(&analysis.bottlenecks).into_iter().collect();
     charts.memory = analysis.profiles.memory.iter().filter_map(memory).collect();
+    charts.capacity = analysis.runs.iter().filter_map(capacity).collect();
     charts
 }

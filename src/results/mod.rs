@@ -5,7 +5,9 @@
 //! resolved parameters, timing, counters, errors and histograms.
 //!
 //! **Architecture invariant:** results hold measurements only. Verdicts,
-//! target outcomes and statistics are computed from them by `analysis`.
+//! target outcomes and statistics are computed from them by `analysis`;
+//! a capacity search's own decisions (each probe's outcome, the estimate it
+//! ended on) steered what was measured and are kept as made.
 
 pub mod histogram;
 pub mod machine;
@@ -342,6 +344,146 @@ pub struct RunRecord {
     /// The workload's SLO and how many operations met it, when it states one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<SloRecord>,
+    /// A capacity search's probes and result (`load: { search: … }`). The
+    /// run's own figures are then those of one probe, [`SearchRecord::shown`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchRecord>,
+}
+
+/// What a capacity search probed and what it found.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SearchRecord {
+    /// Why the search ended.
+    pub finish: SearchFinish,
+    /// Wall time of the whole search, in nanoseconds.
+    pub elapsed_ns: u64,
+    /// Every probe, in the order they ran.
+    pub probes: Vec<ProbeRecord>,
+    /// The capacity the probes that counted show.
+    pub capacity: CapacityRecord,
+    /// The probe whose figures the run shows: the highest load that held
+    /// at or below the capacity (else the highest that held, else the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shown: Option<usize>,
+}
+
+impl SearchRecord {
+    /// Operations measured by all its probes, failed ones included.
+    pub fn operations(&self) -> u64 {
+        self.probes.iter().map(|probe| probe.run.operations + probe.run.errors).sum()
+    }
+}
+
+/// Why a capacity search ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchFinish {
+    /// The bracket narrowed and the probes around it were repeated.
+    Narrowed,
+    /// The lowest load of the range already missed a target.
+    BelowRange,
+    /// The highest load of the range held every target.
+    AboveRange,
+    /// The load generator fell behind, twice at one load, below the lowest
+    /// load that failed: the loads left to probe are out of its reach here.
+    OutOfReach,
+    /// The most probes a search runs were run.
+    ProbeLimit,
+    /// The time budget ran out first: the result is the bracket reached.
+    Budget,
+    /// Stopped by the user.
+    Interrupted,
+    /// A probe could not run (the engine failed to set up).
+    Failed,
+    /// `--smoke`: one short probe checked the wiring; nothing was judged.
+    Smoke,
+}
+
+impl SearchFinish {
+    /// For people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SearchFinish::Narrowed => "narrowed",
+            SearchFinish::BelowRange => "below the range",
+            SearchFinish::AboveRange => "above the range",
+            SearchFinish::OutOfReach => "the load generator fell behind at the loads left to probe",
+            SearchFinish::ProbeLimit => "probe limit reached",
+            SearchFinish::Budget => "budget spent: the bracket reached so far",
+            SearchFinish::Interrupted => "interrupted",
+            SearchFinish::Failed => "a probe failed to run",
+            SearchFinish::Smoke => "smoke run: not judged",
+        }
+    }
+}
+
+/// One run of a search at one load.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProbeRecord {
+    /// The load probed: operations per second, or workers.
+    pub load: f64,
+    /// What the search took it to show.
+    pub outcome: ProbeOutcome,
+    /// Why: the first target missed, how late the generator was, why it
+    /// was not judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// Open loop: the dispatcher's own lateness p99 in seconds (from an
+    /// operation's intended start to when it was handed to a worker), which
+    /// tells a generator that fell behind from a system that queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_lag_p99: Option<f64>,
+    /// The probe's measurement, a run of its own with the workload's
+    /// targets other than `capacity`.
+    pub run: Box<RunRecord>,
+}
+
+/// What a probe showed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeOutcome {
+    /// Every target held.
+    Pass,
+    /// A target was missed (or every operation failed).
+    Fail,
+    /// The load generator fell behind: the probe measured it, not the system.
+    Lagged,
+    /// Too few samples, a smoke run, or an interrupted probe.
+    NotJudged,
+}
+
+/// The capacity a search's probes show (`analysis::capacity` explains the estimate).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CapacityRecord {
+    /// Where it lies against the loads probed.
+    pub bound: CapacityBound,
+    /// The estimate: the load a probe passes at half the time (`within` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Its 95% interval (`within` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<[f64; 2]>,
+    /// The highest load that held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub highest_pass: Option<f64>,
+    /// The lowest load that missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lowest_fail: Option<f64>,
+    /// Probes that counted (passed or failed).
+    pub counted: usize,
+}
+
+/// Where a capacity lies against the loads a search probed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapacityBound {
+    /// Between them: an estimate with its interval.
+    Within,
+    /// Above the highest load probed: every counted probe held.
+    AboveRange,
+    /// Below the lowest: every counted probe missed.
+    BelowRange,
+    /// No probe counted.
+    Unknown,
 }
 
 /// A workload's service-level objective as a run judged it.
@@ -384,6 +526,24 @@ pub enum LoadRecord {
         /// How arrivals were spaced (`poisson`, `gamma(0.5)`); absent: evenly.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         arrival: Option<String>,
+    },
+    /// A capacity search over a range of one load.
+    Search {
+        /// The load varied: `rate` or `concurrency`.
+        axis: String,
+        /// The lowest load of the range.
+        low: f64,
+        /// The highest.
+        high: f64,
+        /// Rate search: the cap on operations in flight.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_in_flight: Option<u32>,
+        /// Rate search: how arrivals were spaced; absent: evenly.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        arrival: Option<String>,
+        /// The time the search was given, as written (`2m`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget: Option<String>,
     },
 }
 

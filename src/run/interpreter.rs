@@ -8,17 +8,19 @@ use indexmap::IndexMap;
 
 use super::instances::Instances;
 use super::measure::Measurement;
+use super::search::{self, Measured, Searching};
 use super::{execute, profile, record, Control, RunProgress};
 use crate::engines::catalog::{self, histogram_scale, histogram_unit};
-use crate::engines::{EngineError, MetricDecl, MetricKind};
+use crate::engines::{EngineError, MetricDecl, MetricKind, Operation};
 use crate::metric::names;
 use crate::plan::{Arrival, Load, Plan, RunSpec, Stop, Warmup};
 use crate::quantity::{format_value, Dim};
 use crate::results::histogram::{encode, Summary};
 use crate::results::store::StoreError;
 use crate::results::{
-    ArmRecord, EngineRecord, ErrorCount, ExperimentRecord, LoadRecord, Machine, MetricRecord, ProfileRecord, Results,
-    RoadmapRecord, RunRecord, RunShard, ScenarioRecord, SloRecord, TargetRecord, ToolInfo, FORMAT, FORMAT_VERSION,
+    ArmRecord, EngineRecord, ErrorCount, ExperimentRecord, LoadRecord, Machine, MetricRecord, ProbeRecord,
+    ProfileRecord, Results, RoadmapRecord, RunRecord, RunShard, ScenarioRecord, SloRecord, TargetRecord, ToolInfo,
+    FORMAT, FORMAT_VERSION,
 };
 
 /// How often the display is refreshed while a run measures.
@@ -32,6 +34,12 @@ pub trait Observer {
     fn tick(&mut self, spec: &RunSpec, progress: &RunProgress);
     /// A run ended and `results` now includes it; the observer saves them.
     fn run_finished(&mut self, record: &RunRecord, results: &Results) -> Result<(), StoreError>;
+    /// A probe of the search `spec` ended; `results` include the search as
+    /// it stands, so that saving them keeps what a search cut short measured.
+    fn probe_finished(&mut self, spec: &RunSpec, probe: &ProbeRecord, results: &Results) -> Result<(), StoreError> {
+        let _ = (spec, probe, results);
+        Ok(())
+    }
 }
 
 /// Runs every run of `plan` in order; stops early when `control.cancel` is set.
@@ -64,57 +72,26 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
             break;
         }
         observer.run_started(index, plan.runs.len(), spec);
-        let operation = instances.operation(plan, spec);
-        let record = match operation {
-            Ok(operation) => {
-                let wall_start = Utc::now();
-                let clock_start = Instant::now();
-                // Cleared here, not only in `execute`, so that the profiler
-                // never mistakes the previous run's start for this one's.
-                control.progress.reset();
-                let done = AtomicBool::new(false);
-                let (outcome, profile) = std::thread::scope(|scope| {
-                    let watcher = spec.profile.any().then(|| {
-                        let (gate, cue) = profile::gate();
-                        control.progress.arm_profilers(gate);
-                        std::thread::Builder::new()
-                            .name(profile::WATCHER_THREAD.into())
-                            .spawn_scoped(scope, || profile::watch(spec.profile, &control.progress, cue, &done))
-                    });
-                    let handle = scope.spawn(|| execute(spec, operation.as_ref(), control));
-                    while !handle.is_finished() {
-                        observer.tick(spec, &control.progress);
-                        std::thread::sleep(TICK);
-                    }
-                    let outcome = handle.join().unwrap_or_else(|panic| {
-                        let detail = super::panic_message(panic.as_ref());
-                        Err(EngineError::new(format!("the run's coordinator thread panicked: {detail}")))
-                    });
-                    done.store(true, Ordering::Release);
-                    let profile = watcher.map(|watcher| {
-                        let problem = match watcher {
-                            Ok(watcher) => match watcher.join() {
-                                Ok(record) => return record,
-                                Err(_) => "the profiler's thread panicked".to_owned(),
-                            },
-                            Err(error) => format!("the profiler's thread could not start: {error}"),
+        let record = match instances.operation(plan, spec) {
+            Ok(operation) => match spec.load {
+                Load::Search(load) => {
+                    let mut searching = Searching::new(spec, load, plan.smoke);
+                    while let Some(probe) = searching.next_probe(control.cancel.load(Ordering::Relaxed)) {
+                        let measured = measure(&probe, operation.as_ref(), control, observer);
+                        searching.record(measured);
+                        // Saved after every probe, so that a search cut short keeps what it measured.
+                        results.runs.push(searching.partial());
+                        let saved = match searching.probes().last() {
+                            Some(probe) => observer.probe_finished(spec, probe, &results),
+                            None => Ok(()),
                         };
-                        ProfileRecord { problems: vec![problem], ..ProfileRecord::default() }
-                    });
-                    (outcome, profile)
-                });
-                match outcome {
-                    Ok(measurement) => {
-                        let mut record = record_of(spec, &measurement, wall_start, clock_start);
-                        if let Some(profile) = profile {
-                            add_profile_metrics(&mut record, &profile);
-                            record.profile = Some(profile);
-                        }
-                        record
+                        results.runs.pop();
+                        saved?;
                     }
-                    Err(error) => failed_record(spec, &error),
+                    searching.finish()
                 }
-            }
+                Load::Closed { .. } | Load::Open { .. } => measure(spec, operation.as_ref(), control, observer).record,
+            },
             Err(error) => failed_record(spec, &error),
         };
         instances.run_ended();
@@ -130,6 +107,64 @@ pub fn execute_plan(plan: &Plan, control: &Control, observer: &mut dyn Observer)
     results.complete = !results.interrupted && results.runs.len() == plan.runs.len();
     results.finished_at = Some(Utc::now());
     Ok(results)
+}
+
+/// Measures one run (or one probe of a search) of a prepared operation,
+/// with its profilers, showing progress while it runs.
+fn measure(spec: &RunSpec, operation: &dyn Operation, control: &Control, observer: &mut dyn Observer) -> Measured {
+    let wall_start = Utc::now();
+    let clock_start = Instant::now();
+    // Cleared here, not only in `execute`, so that the profiler
+    // never mistakes the previous run's start for this one's.
+    control.progress.reset();
+    let done = AtomicBool::new(false);
+    let (outcome, profile) = std::thread::scope(|scope| {
+        let watcher = spec.profile.any().then(|| {
+            let (gate, cue) = profile::gate();
+            control.progress.arm_profilers(gate);
+            std::thread::Builder::new()
+                .name(profile::WATCHER_THREAD.into())
+                .spawn_scoped(scope, || profile::watch(spec.profile, &control.progress, cue, &done))
+        });
+        let handle = scope.spawn(|| execute(spec, operation, control));
+        while !handle.is_finished() {
+            observer.tick(spec, &control.progress);
+            std::thread::sleep(TICK);
+        }
+        let outcome = handle.join().unwrap_or_else(|panic| {
+            let detail = super::panic_message(panic.as_ref());
+            Err(EngineError::new(format!("the run's coordinator thread panicked: {detail}")))
+        });
+        done.store(true, Ordering::Release);
+        let profile = watcher.map(|watcher| {
+            let problem = match watcher {
+                Ok(watcher) => match watcher.join() {
+                    Ok(record) => return record,
+                    Err(_) => "the profiler's thread panicked".to_owned(),
+                },
+                Err(error) => format!("the profiler's thread could not start: {error}"),
+            };
+            ProfileRecord { problems: vec![problem], ..ProfileRecord::default() }
+        });
+        (outcome, profile)
+    });
+    let (record, dispatch_lag_p99) = match outcome {
+        Ok(measurement) => {
+            let mut record = record_of(spec, &measurement, wall_start, clock_start);
+            if let Some(profile) = profile {
+                add_profile_metrics(&mut record, &profile);
+                record.profile = Some(profile);
+            }
+            let lag = measurement
+                .dispatch_lag
+                .as_ref()
+                .filter(|h| !h.is_empty())
+                .map(|h| h.value_at_quantile(0.99) as f64 / 1e9);
+            (record, lag)
+        }
+        Err(error) => (failed_record(spec, &error), None),
+    };
+    Measured { record, dispatch_lag_p99, wall: clock_start.elapsed() }
 }
 
 /// Sleeps until `instant` (in steps, so Ctrl-C is not ignored); an instant
@@ -167,16 +202,14 @@ fn base_record(spec: &RunSpec, started: DateTime<Utc>, finished: DateTime<Utc>) 
                 max_in_flight,
                 arrival: (arrival != Arrival::Constant).then(|| arrival.to_string()),
             },
+            Load::Search(search) => search::load_record(search),
         },
         warmup: match spec.warmup {
             Warmup::None => "none".into(),
             Warmup::Count(n) => format!("{n}x"),
             Warmup::Duration(d) => format_value(d.as_secs_f64(), Dim::TIME),
         },
-        stop: match spec.stop {
-            Stop::Iterations(n) => format!("{n}x"),
-            Stop::Duration(d) => format_value(d.as_secs_f64(), Dim::TIME),
-        },
+        stop: stop_text(spec.stop),
         targets: spec.targets.iter().map(TargetRecord::from).collect(),
         seed: spec.seed,
         shard: spec.shard.map(|shard| RunShard { index: shard.index, count: shard.count }),
@@ -194,7 +227,22 @@ fn base_record(spec: &RunSpec, started: DateTime<Utc>, finished: DateTime<Utc>) 
         counters: IndexMap::new(),
         profile: None,
         slo: None,
+        search: None,
     }
+}
+
+/// A stop condition as a results file keeps it: `100x` or `10s`.
+pub(super) fn stop_text(stop: Stop) -> String {
+    match stop {
+        Stop::Iterations(n) => format!("{n}x"),
+        Stop::Duration(d) => format_value(d.as_secs_f64(), Dim::TIME),
+    }
+}
+
+/// The record of a run that measured nothing, and why.
+pub(super) fn unmeasured(spec: &RunSpec, why: &str) -> RunRecord {
+    let now = Utc::now();
+    RunRecord { failure: Some(why.to_owned()), ..base_record(spec, now, now) }
 }
 
 fn failed_record(spec: &RunSpec, error: &EngineError) -> RunRecord {
@@ -320,7 +368,7 @@ fn histogram_record(histogram: &hdrhistogram::Histogram<u64>, dim: Dim) -> Metri
     }
 }
 
-fn scalar(value: f64, decl: &MetricDecl) -> MetricRecord {
+pub(super) fn scalar(value: f64, decl: &MetricDecl) -> MetricRecord {
     MetricRecord {
         kind: MetricKind::Scalar,
         dim: decl.dim.into(),

@@ -206,6 +206,10 @@ pub struct Measurement {
     pub cancelled: bool,
     /// Open loop: measured operations the dispatcher scheduled; 0 in closed loop.
     pub scheduled: u64,
+    /// Open loop: nanoseconds from each measured operation's intended start
+    /// to when the dispatcher handed it on, the generator's own lateness
+    /// (the wait for a free worker after that is the system's).
+    pub dispatch_lag: Option<Histogram<u64>>,
 }
 
 #[cfg(test)]

@@ -8,8 +8,12 @@
 //! I/O work; every worker records into its own histograms, merged at the end,
 //! so measuring takes no lock.
 //!
+//! A capacity search ([`search`]) runs one probe at a time through the
+//! same measurement, each judged by `analysis::targets`.
+//!
 //! **Architecture invariant:** the run stage reads a `Plan` and writes
-//! `Results`; it evaluates no targets and renders nothing.
+//! `Results`; it renders nothing, and judges targets only to steer a
+//! capacity search, through `analysis`, never on its own.
 
 pub mod closed;
 pub mod instances;
@@ -135,10 +139,10 @@ pub struct Prepared {
 
 /// Measures one run of a prepared operation.
 pub fn execute(spec: &RunSpec, operation: &dyn Operation, control: &Control) -> Result<Measurement, EngineError> {
-    let workers = match spec.load {
-        Load::Closed { concurrency } => concurrency,
-        Load::Open { max_in_flight, .. } => max_in_flight,
-    } as usize;
+    if let Load::Search(_) = spec.load {
+        return Err(EngineError::new("a capacity search measures one probe at a time, each at one load"));
+    }
+    let workers = spec.load.workers() as usize;
     let engine_metrics: Vec<_> =
         spec.metrics.iter().copied().filter(|metric| !recorded_by_harness(metric.name)).collect();
     let prepared = Prepared {
@@ -152,7 +156,7 @@ pub fn execute(spec: &RunSpec, operation: &dyn Operation, control: &Control) -> 
     };
     control.progress.reset();
     Ok(match spec.load {
-        Load::Closed { .. } => closed::run(prepared, workers, control),
+        Load::Closed { .. } | Load::Search(_) => closed::run(prepared, workers, control),
         Load::Open { rate, arrival, .. } => {
             // A shard issues every `count`-th operation of the whole run's
             // schedule, starting at its index: the shards interleave into it.
@@ -191,7 +195,14 @@ fn merge(tallies: Vec<WorkerTally>, start: Instant, scheduled: u64, control: &Co
         total.merge(tally);
     }
     let elapsed = total.last_end.map_or_else(Default::default, |end| end.saturating_duration_since(start));
-    Measurement { tally: total, started: start, elapsed, cancelled: control.cancel.load(Ordering::Relaxed), scheduled }
+    Measurement {
+        tally: total,
+        started: start,
+        elapsed,
+        cancelled: control.cancel.load(Ordering::Relaxed),
+        scheduled,
+        dispatch_lag: None,
+    }
 }
 
 /// A worker thread named for flame graphs and debuggers (`pb-caller-3`;

@@ -22,6 +22,7 @@ use crossbeam_channel::{unbounded, Receiver};
 
 use super::measure::{CallTimes, Measurement, WorkerTally};
 use super::{Control, Prepared};
+use crate::engines::recorder::{new_histogram, record};
 use crate::engines::{OpWorker, Recorder};
 use crate::plan::{Arrival, Stop, Warmup};
 use crate::rng::SplitMix;
@@ -68,6 +69,7 @@ pub fn run(
     let mut start = Instant::now();
     let mut scheduled = 0;
     let mut tallies = Vec::with_capacity(max_in_flight);
+    let mut dispatch_lag = new_histogram();
 
     std::thread::scope(|scope| {
         let handles: Vec<_> = workers
@@ -113,6 +115,8 @@ pub fn run(
             }
             let intended = start + offset;
             wait_until(intended);
+            let late = Instant::now().saturating_duration_since(intended);
+            record(&mut dispatch_lag, late.as_nanos().min(u128::from(u64::MAX)) as u64);
             if sender.send(Job { intended, measured: true }).is_err() {
                 break;
             }
@@ -126,7 +130,7 @@ pub fn run(
             }
         }
     });
-    super::merge(tallies, start, scheduled, control)
+    Measurement { dispatch_lag: Some(dispatch_lag), ..super::merge(tallies, start, scheduled, control) }
 }
 
 /// The arrival process of a whole open-loop run.
@@ -270,6 +274,7 @@ fn work(
             continue;
         }
         tally.lag(lag);
+        recorder.set_waited(lag);
         let result = super::call_guarded(worker.as_mut(), &mut recorder);
         let end = Instant::now();
         match result {

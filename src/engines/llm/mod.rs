@@ -166,10 +166,10 @@ static DECL: EngineDecl = EngineDecl {
         },
     ],
     metrics: &[
-        MetricDecl::time("ttft", "time to first token: prompt prefill plus the first sample"),
+        MetricDecl::time("ttft", "time to first token: prompt prefill plus the first sample").from_start(),
         MetricDecl::time("itl", "inter-token latency: every gap between consecutive tokens"),
         MetricDecl::time("tpot", "time per output token after the first, per call"),
-        MetricDecl::time("e2e", "end-to-end time of one generation"),
+        MetricDecl::time("e2e", "end-to-end time of one generation").from_start(),
         MetricDecl::distribution("decode_rate", Dim::TOKEN_RATE, Better::Higher, "tokens per second after the first"),
         MetricDecl::distribution(
             "prefill_rate",

@@ -127,10 +127,10 @@ static DECL: EngineDecl = EngineDecl {
         metrics: &["ttft", "itl", "tpot", "e2e", "input_tokens", "output_tokens"],
     }],
     metrics: &[
-        MetricDecl::time("ttft", "time to first token: from sending the request to the first chunk carrying text"),
+        MetricDecl::time("ttft", "time to first token: from sending the request to the first chunk carrying text").from_start(),
         MetricDecl::time("itl", "inter-token latency: every gap between consecutive chunks carrying text"),
         MetricDecl::time("tpot", "time per output token after the first: (e2e - ttft) / (output_tokens - 1)"),
-        MetricDecl::time("e2e", "end-to-end time of one request, to [DONE]"),
+        MetricDecl::time("e2e", "end-to-end time of one request, to [DONE]").from_start(),
         MetricDecl::distribution(
             "input_tokens",
             Dim::TOKENS,

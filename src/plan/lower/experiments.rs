@@ -4,7 +4,7 @@
 //! baseline and each variant become arms whose overrides are applied to the
 //! workload at every matrix point, and every round runs all arms in an order
 //! counterbalanced across rounds, the runs counted against the plan's limit
-//! first. Arms carry no targets or profilers. Also checked here: rounds,
+//! first. Arms carry no targets (but a search's condition) or profilers. Also checked here: rounds,
 //! effort, weight, complexity, risk, state and `part:`.
 
 use std::collections::HashMap;
@@ -22,7 +22,7 @@ use crate::plan::order::ArmOrder;
 use crate::plan::seed::derive_seed;
 use crate::plan::template::Scope;
 use crate::plan::values::{self, parse_value};
-use crate::plan::{ArmRef, ArmState, ExperimentSpec, Profiling, Risk, RunSpec, DEFAULT_ROUNDS};
+use crate::plan::{ArmRef, ArmState, ExperimentSpec, Load, Profiling, Risk, RunSpec, DEFAULT_ROUNDS};
 
 impl<'a> Lowering<'a> {
     pub(super) fn experiment(
@@ -166,7 +166,9 @@ impl<'a> Lowering<'a> {
                     run.seed = derive_seed(seed, &id);
                     run.id = id;
                     run.phase = "experiments".into();
-                    run.targets.clear();
+                    // A search's other targets are the condition it searches by.
+                    let searches = matches!(run.load, Load::Search(_));
+                    run.targets.retain(|target| searches && !target.names_capacity());
                     // Profilers perturb what they watch (the heap counters
                     // contend on every allocation): arms are measured bare.
                     run.profile = Profiling::default();
@@ -261,8 +263,16 @@ impl<'a> Lowering<'a> {
         let op = instance.decl.op(&workload.raw.op)?;
         let mut metrics = instance.decl.metrics_of(op);
         let load = workload.raw.load.as_ref().or(self.doc.raw.defaults.load.as_ref());
-        if load.is_some_and(|load| load.rate.is_some()) {
-            metrics.extend(catalog::OPEN_LOOP_METRICS);
+        if let Some(load) = load {
+            match &load.search {
+                Some(search) if search.rate.is_none() => metrics.extend(catalog::CONCURRENCY_SEARCH_METRICS),
+                Some(_) => {
+                    metrics.extend(catalog::OPEN_LOOP_METRICS);
+                    metrics.extend(catalog::RATE_SEARCH_METRICS);
+                }
+                None if load.rate.is_some() => metrics.extend(catalog::OPEN_LOOP_METRICS),
+                None => {}
+            }
         }
         if !workload.raw.slo.is_empty() {
             metrics.extend(catalog::SLO_METRICS);

@@ -13,6 +13,7 @@ mod experiments;
 mod params;
 mod phases;
 mod roadmap;
+mod search;
 mod slo;
 mod targets;
 mod workflows;

@@ -74,6 +74,12 @@ pub(super) fn resolve_metric(
                 Some("state the bounds an operation must meet to count, such as `slo: { latency: 10ms }`".into()),
             ));
         }
+        if catalog::is_search_metric(&metric.metric) {
+            return Err((
+                format!("`{}` is measured only by a capacity search", metric.metric),
+                Some("search a range of load for it, such as `load: { search: { rate: [10/s, 20000/s] } }`".into()),
+            ));
+        }
         if decl.metrics.iter().any(|m| m.name == metric.metric) {
             return Err((
                 format!("operation `{}.{}` does not record `{}`", decl.kind, op.name, metric.metric),

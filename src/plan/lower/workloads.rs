@@ -23,7 +23,7 @@ use crate::engines::{self, catalog};
 use crate::plan::seed::derive_seed;
 use crate::plan::template::Scope;
 use crate::plan::values::{self, ValueError};
-use crate::plan::{Arrival, EngineConfig, Load, Profiling, RunSpec, Stop, Warmup, DEFAULT_MAX_IN_FLIGHT};
+use crate::plan::{Arrival, EngineConfig, Load, Profiling, RunSpec, SearchAxis, Stop, Warmup, DEFAULT_MAX_IN_FLIGHT};
 use crate::quantity::{parse_quantity, Dim};
 
 /// Warm-up when neither the workload nor `defaults` says.
@@ -31,7 +31,7 @@ const BUILTIN_WARMUP: Warmup = Warmup::Duration(Duration::from_secs(1));
 /// Measured duration when neither the workload nor `defaults` says.
 const BUILTIN_STOP: Stop = Stop::Duration(Duration::from_secs(5));
 /// Most closed-loop workers one run may start.
-const MAX_CONCURRENCY: u64 = 4096;
+pub(super) const MAX_CONCURRENCY: u64 = 4096;
 
 impl Lowering<'_> {
     /// Lowers one workload at one matrix point, with an experiment arm's overrides.
@@ -123,8 +123,16 @@ impl Lowering<'_> {
         let load = self.load(workload, path, scope);
         let profile = self.profiling(workload, path);
         let mut metrics = instance.decl.metrics_of(op);
-        if matches!(load, Some(Load::Open { .. })) {
-            metrics.extend(catalog::OPEN_LOOP_METRICS);
+        match load {
+            Some(Load::Open { .. }) => metrics.extend(catalog::OPEN_LOOP_METRICS),
+            Some(Load::Search(search)) => match search.axis {
+                SearchAxis::Rate { .. } => {
+                    metrics.extend(catalog::OPEN_LOOP_METRICS);
+                    metrics.extend(catalog::RATE_SEARCH_METRICS);
+                }
+                SearchAxis::Concurrency => metrics.extend(catalog::CONCURRENCY_SEARCH_METRICS),
+            },
+            Some(Load::Closed { .. }) | None => {}
         }
         if profile.memory {
             metrics.extend(catalog::MEMORY_METRICS);
@@ -142,6 +150,10 @@ impl Lowering<'_> {
             if let Some(target) = self.target(text, &target_path, scope, instance.decl, op, &metrics) {
                 targets.push(target);
             }
+        }
+
+        if let Some(Load::Search(_)) = load {
+            self.search_condition(workload, path, &targets);
         }
 
         let steps = match &params {
@@ -320,6 +332,9 @@ impl Lowering<'_> {
             (None, Some(load)) => (load, "defaults.load".to_owned()),
             (None, None) => return Some(Load::Closed { concurrency: 1 }),
         };
+        if let Some(search) = &raw.search {
+            return self.search_load(raw, search, &load_path, scope);
+        }
         if raw.concurrency.is_some() && raw.rate.is_some() {
             self.at_key(
                 &format!("{load_path}.rate"),
@@ -328,41 +343,18 @@ impl Lowering<'_> {
             );
             return None;
         }
-        let count = |this: &mut Self, value: &Option<Scalar>, key: &str, default: u64| -> Option<u64> {
-            let Some(raw) = value else { return Some(default) };
-            let value_path = format!("{load_path}.{key}");
-            let scalar = this.substitute(raw, &value_path, scope)?;
-            match values::count(&scalar) {
-                Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Some(n),
-                Ok(n) => {
-                    this.at_value(&value_path, format!("`{key}` is {n}"), Some(format!("use 1 to {MAX_CONCURRENCY}")));
-                    None
-                }
-                Err(error) => {
-                    this.value_error(&value_path, &scalar, error);
-                    None
-                }
-            }
-        };
         match &raw.rate {
             Some(rate) => {
                 let rate_path = format!("{load_path}.rate");
                 let scalar = self.substitute(rate, &rate_path, scope)?;
-                let max_in_flight = count(self, &raw.max_in_flight, "max_in_flight", u64::from(DEFAULT_MAX_IN_FLIGHT));
-                let arrival = match &raw.arrival {
-                    None => Some(Arrival::Constant),
-                    Some(arrival) => {
-                        let arrival_path = format!("{load_path}.arrival");
-                        let scalar = self.substitute(arrival, &arrival_path, scope)?;
-                        match values::arrival(&scalar) {
-                            Ok(arrival) => Some(arrival),
-                            Err(error) => {
-                                self.value_error(&arrival_path, &scalar, error);
-                                None
-                            }
-                        }
-                    }
-                };
+                let max_in_flight = self.load_count(
+                    &raw.max_in_flight,
+                    &load_path,
+                    "max_in_flight",
+                    u64::from(DEFAULT_MAX_IN_FLIGHT),
+                    scope,
+                );
+                let arrival = self.arrival(raw, &load_path, scope);
                 match values::rate(&scalar) {
                     Ok(rate) => Some(Load::Open { rate, max_in_flight: max_in_flight? as u32, arrival: arrival? }),
                     Err(error) => {
@@ -372,23 +364,72 @@ impl Lowering<'_> {
                 }
             }
             None => {
-                if raw.max_in_flight.is_some() {
-                    self.at_key(
-                        &format!("{load_path}.max_in_flight"),
-                        "`max_in_flight` applies only to open loop",
-                        Some("add `rate:` (open loop) or remove `max_in_flight`".into()),
-                    );
+                if !self.open_loop_only(raw, &load_path, "add `rate:` (open loop)") {
                     return None;
                 }
-                if raw.arrival.is_some() {
-                    self.at_key(
-                        &format!("{load_path}.arrival"),
-                        "`arrival` applies only to open loop",
-                        Some("add `rate:` (open loop) or remove `arrival`".into()),
-                    );
-                    return None;
-                }
-                count(self, &raw.concurrency, "concurrency", 1).map(|n| Load::Closed { concurrency: n as u32 })
+                self.load_count(&raw.concurrency, &load_path, "concurrency", 1, scope)
+                    .map(|n| Load::Closed { concurrency: n as u32 })
+            }
+        }
+    }
+
+    /// Whether a closed-loop `load` leaves out the open loop's keys; each
+    /// one set is an error whose hint starts with `fix`.
+    pub(super) fn open_loop_only(&mut self, raw: &RawLoad, load_path: &str, fix: &str) -> bool {
+        for (set, key) in [(raw.max_in_flight.is_some(), "max_in_flight"), (raw.arrival.is_some(), "arrival")] {
+            if set {
+                self.at_key(
+                    &format!("{load_path}.{key}"),
+                    format!("`{key}` applies only to open loop"),
+                    Some(format!("{fix} or remove `{key}`")),
+                );
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A worker count under `load` (`concurrency`, `max_in_flight`), from 1
+    /// to the most workers a run may start; `default` when not set.
+    pub(super) fn load_count(
+        &mut self,
+        value: &Option<Scalar>,
+        load_path: &str,
+        key: &str,
+        default: u64,
+        scope: &Scope,
+    ) -> Option<u64> {
+        let Some(raw) = value else { return Some(default) };
+        let value_path = format!("{load_path}.{key}");
+        let scalar = self.substitute(raw, &value_path, scope)?;
+        self.worker_count(&scalar, &value_path, key)
+    }
+
+    /// A worker count from 1 to [`MAX_CONCURRENCY`], reported at `value_path`.
+    pub(super) fn worker_count(&mut self, scalar: &Scalar, value_path: &str, key: &str) -> Option<u64> {
+        match values::count(scalar) {
+            Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Some(n),
+            Ok(n) => {
+                self.at_value(value_path, format!("`{key}` is {n}"), Some(format!("use 1 to {MAX_CONCURRENCY}")));
+                None
+            }
+            Err(error) => {
+                self.value_error(value_path, scalar, error);
+                None
+            }
+        }
+    }
+
+    /// The open loop's arrival process, evenly spaced when not set.
+    pub(super) fn arrival(&mut self, raw: &RawLoad, load_path: &str, scope: &Scope) -> Option<Arrival> {
+        let Some(arrival) = &raw.arrival else { return Some(Arrival::Constant) };
+        let arrival_path = format!("{load_path}.arrival");
+        let scalar = self.substitute(arrival, &arrival_path, scope)?;
+        match values::arrival(&scalar) {
+            Ok(arrival) => Some(arrival),
+            Err(error) => {
+                self.value_error(&arrival_path, &scalar, error);
+                None
             }
         }
     }

@@ -8,14 +8,21 @@
 //!    highest pass under the lowest fail and that fail, until they are
 //!    within the tolerance (or adjacent worker counts);
 //! 4. a staircase from the bracket's middle: up one step after a pass,
-//!    down one after a fail, for a set number of probes. On a sharp edge it
+//!    down one after a fail, for a set number of probes, and on until a
+//!    quarter of them passed and a quarter failed (an edge first bracketed
+//!    by a fluke is climbed past, not taken as found). On a sharp edge it
 //!    steps back and forth across it; on a soft one it wanders over the
 //!    loads where probes pass some of the time, so that the estimate
 //!    (`analysis::capacity`) sees how wide the edge is and its interval
 //!    says so.
 //!
-//! A probe whose load generator fell behind counts as neither: the loads
-//! from it up are out of reach, and the search stays below them.
+//! A probe whose load generator fell behind counts as neither. Its load is
+//! tried again; when it lags again, the loads from it up are out of
+//! reach, and the search stays below them.
+
+/// Lagged probes at one load after which the loads from it up are out of
+/// the generator's reach; after fewer, the load is tried again.
+pub const LAGS_OUT_OF_REACH: usize = 2;
 
 /// What a probe showed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +128,13 @@ impl Search {
         if first == Outcome::Fail {
             return Err(Finish::BelowRange);
         }
+        // A lag can be a passing hiccup of the machine: the same load is
+        // tried again before it is taken to be out of reach.
+        if let Some(&(last, Outcome::Lagged)) = self.probes.last() {
+            if self.lags_at(last) < LAGS_OUT_OF_REACH {
+                return Ok(last);
+            }
+        }
         let reach = self.reach();
         if let Some(start) = self.stairs {
             return self.stair(start, reach);
@@ -150,7 +164,12 @@ impl Search {
     /// the loads the generator could not keep up with.
     fn stair(&self, start: usize, reach: f64) -> Result<f64, Finish> {
         let taken = self.probes.len() - start;
-        if taken >= self.repeats {
+        // Done once it has stepped across the edge both ways often enough;
+        // a staircase still climbing (or falling) has not found it yet.
+        let stairs = &self.probes[start..];
+        let count = |outcome: Outcome| stairs.iter().filter(|(_, o)| *o == outcome).count();
+        let crossed = count(Outcome::Pass).min(count(Outcome::Fail)) >= self.repeats.div_ceil(4);
+        if taken >= self.repeats && crossed {
             return Err(Finish::Narrowed);
         }
         let &(last, outcome) = self.probes.last().ok_or(Finish::Narrowed)?;
@@ -164,7 +183,7 @@ impl Search {
             // Whole workers move by one at least.
             match (self.scale, outcome) {
                 (Scale::Whole, Outcome::Pass) if next <= last => last + 1.0,
-                (Scale::Whole, _) if next >= last => last - 1.0,
+                (Scale::Whole, Outcome::Fail | Outcome::Lagged) if next >= last => last - 1.0,
                 _ => next,
             }
         };
@@ -181,9 +200,19 @@ impl Search {
         self.between(pass, reach).ok_or(Finish::OutOfReach)
     }
 
-    /// The loads the generator can still keep up with: below the lowest load it lagged at.
+    /// The loads the generator can still keep up with: below the lowest
+    /// load it lagged at as often as [`LAGS_OUT_OF_REACH`].
     fn reach(&self) -> f64 {
-        self.probes.iter().filter(|(_, o)| *o == Outcome::Lagged).map(|(load, _)| *load).fold(f64::INFINITY, f64::min)
+        self.probes
+            .iter()
+            .filter(|(load, o)| *o == Outcome::Lagged && self.lags_at(*load) >= LAGS_OUT_OF_REACH)
+            .map(|(load, _)| *load)
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// How many probes at `load` lagged.
+    fn lags_at(&self, load: f64) -> usize {
+        self.probes.iter().filter(|(at, o)| *o == Outcome::Lagged && *at == load).count()
     }
 
     fn lowest_fail(&self) -> Option<f64> {
@@ -261,7 +290,7 @@ mod tests {
     #[test]
     fn concurrency_is_searched_in_whole_workers() {
         let (probes, finish) = sharp(Search::new(1.0, 256.0, Scale::Whole), 37.0);
-        assert_eq!(finish, Finish::Narrowed);
+        assert_eq!(finish, Finish::Narrowed, "{probes:?}");
         assert!(probes.iter().all(|(load, _)| load.fract() == 0.0));
         assert!(probes.contains(&(36.0, Outcome::Pass)) && probes.contains(&(37.0, Outcome::Fail)), "{probes:?}");
     }
@@ -287,6 +316,28 @@ mod tests {
         assert!(lagged >= 1);
         let reached = search.probes().iter().filter(|(_, o)| *o == Outcome::Pass).map(|p| p.0).fold(0.0, f64::max);
         assert!(reached > 900.0, "{reached}");
+    }
+
+    #[test]
+    fn a_single_lag_is_tried_again_and_does_not_cap_the_search() {
+        let mut search = Search::new(10.0, 20_000.0, Scale::Continuous);
+        let mut lagged_once = false;
+        loop {
+            match search.next() {
+                Ok(load) if !lagged_once && load > 1_000.0 => {
+                    lagged_once = true;
+                    search.record(load, Outcome::Lagged);
+                    assert_eq!(search.next(), Ok(load), "a lagged load is tried again");
+                }
+                Ok(load) => search.record(load, if load < 4_000.0 { Outcome::Pass } else { Outcome::Fail }),
+                Err(finish) => {
+                    assert_eq!(finish, Finish::Narrowed);
+                    break;
+                }
+            }
+        }
+        let pass = search.probes().iter().filter(|(_, o)| *o == Outcome::Pass).map(|p| p.0).fold(0.0, f64::max);
+        assert!(pass > 3_900.0, "one lag kept the search at {pass}");
     }
 
     #[test]
