@@ -18,7 +18,7 @@ use phasebench::analysis::capacity::estimate;
 use phasebench::analysis::{Analysis, CompareSettings, TargetStatus};
 use phasebench::plan::{self, PlanOptions, RunSpec};
 use phasebench::results::store::StoreError;
-use phasebench::results::{Results, RunRecord};
+use phasebench::results::{ProbeOutcome, Results, RunRecord};
 use phasebench::run::{execute_plan, Control, Observer, RunProgress};
 
 const LOW: f64 = 1_000.0;
@@ -69,17 +69,26 @@ fn operations(run: &RunRecord) -> u64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pairs: usize = std::env::args().nth(1).map_or(Ok(3), |n| n.parse())?;
-    println!("| pair | method | loads run | operations | wall | capacity | 95% interval | width |");
-    println!("| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: |");
+    println!("| pair | method | loads run | operations | wall | capacity | 95% interval | width | note |");
+    println!("| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | --- |");
     for pair in 1..=pairs {
         let (results, wall) =
             run(scenario(&format!("{{ search: {{ rate: [{LOW}/s, {HIGH}/s] }}, max_in_flight: 4 }}"), ""))?;
         let search = results.runs[0].search.as_ref().ok_or("the search left no record")?;
         let operations_run: u64 = search.probes.iter().map(|probe| operations(&probe.run)).sum();
-        let [low, high] = search.capacity.interval.ok_or("the search found no interval")?;
+        let lagged = search.probes.iter().filter(|probe| probe.outcome == ProbeOutcome::Lagged).count();
+        let note = format!("{:?}, {lagged} lagged", search.finish);
+        let Some([low, high]) = search.capacity.interval else {
+            println!(
+                "| {pair} | search | {} | {operations_run} | {wall:.1} s | – | – | – | {note}, {:?} |",
+                search.probes.len(),
+                search.capacity.bound
+            );
+            continue;
+        };
         let width = high / low - 1.0;
         println!(
-            "| {pair} | search | {} | {operations_run} | {wall:.1} s | {:.0}/s | {low:.0}–{high:.0}/s | {:.1}% |",
+            "| {pair} | search | {} | {operations_run} | {wall:.1} s | {:.0}/s | {low:.0}–{high:.0}/s | {:.1}% | {note} |",
             search.probes.len(),
             search.capacity.value.unwrap_or(f64::NAN),
             width * 100.0
@@ -104,8 +113,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let fit = estimate(&points);
         let operations_run: u64 = grid.runs.iter().map(operations).sum();
         let (low, high) = fit.interval.unwrap_or((f64::NAN, f64::NAN));
+        // Misses below the highest load that held: the noise one run per load cannot see past.
+        let highest_pass = fit.highest_pass.unwrap_or(0.0);
+        let early: Vec<String> = points
+            .iter()
+            .filter(|(load, passed)| !passed && *load < highest_pass)
+            .map(|(load, _)| format!("{load:.0}"))
+            .collect();
+        let note = if early.is_empty() { "monotone".to_string() } else { format!("missed at {}/s", early.join(", ")) };
         println!(
-            "| {pair} | grid | {} | {operations_run} | {wall:.1} s | {:.0}/s | {low:.0}–{high:.0}/s | {:.1}% |",
+            "| {pair} | grid | {} | {operations_run} | {wall:.1} s | {:.0}/s | {low:.0}–{high:.0}/s | {:.1}% | {note} |",
             grid.runs.len(),
             fit.capacity.unwrap_or(f64::NAN),
             (high / low - 1.0) * 100.0
