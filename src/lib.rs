@@ -20,6 +20,7 @@ pub mod diagnostic;
 pub mod dsl;
 pub mod engines;
 pub mod expr;
+pub mod history;
 pub mod merge;
 pub mod metric;
 pub mod plan;

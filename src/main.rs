@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         cli::Command::Inspect { what } => cli::inspect::execute(what),
         cli::Command::Vault { what } => cli::vault::execute(what),
         cli::Command::Launch { scheduler } => cli::launch::execute(scheduler),
+        cli::Command::History { what } => cli::history::history(what),
     };
     ExitCode::from(status as u8)
 }

@@ -13,6 +13,7 @@
 //! report and export, and the exit status read it.
 
 pub mod capacity;
+pub mod changepoint;
 pub mod compare;
 pub mod experiments;
 pub mod health;

@@ -23,6 +23,8 @@ pub struct MergeArgs {
     /// Merge the shards that are there when some are missing, marking the results incomplete.
     #[arg(long)]
     pub allow_missing: bool,
+    #[command(flatten)]
+    pub record: super::history::RecordArgs,
 }
 
 /// Runs the command: every check before the folder is created, so a refused
@@ -68,6 +70,7 @@ pub fn execute(args: &MergeArgs) -> Status {
         eprintln!("error: results could not be saved: {error}");
         return Status::Error;
     }
+    super::history::record_saved(&args.record, &results, &args.out);
     let analysis = Analysis::of(&results, &CompareSettings::default());
     print!("{}", summary::render(&analysis));
     print!("{}", summary::experiments(&analysis));

@@ -1,5 +1,6 @@
 //! Command-line arguments and the small commands; `run` has its own file.
 
+pub mod history;
 pub mod inspect;
 pub mod launch;
 pub mod list;
@@ -70,6 +71,12 @@ pub enum Command {
     },
     /// Serve the llm engine's model over an OpenAI-compatible HTTP API, with continuous batching.
     Serve(serve::ServeArgs),
+    /// The history of every run: import, show series and change points, check for a regression, tag.
+    History {
+        /// What to do.
+        #[command(subcommand)]
+        what: history::HistoryCommand,
+    },
     /// Look inside an engine: `inspect logits`, `inspect cuda`, `inspect corpus`.
     Inspect {
         /// What to inspect.

@@ -54,6 +54,8 @@ pub struct RunArgs {
     /// Print only the summary.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub record: super::history::RecordArgs,
 }
 
 /// `--start-at`: an RFC 3339 instant.
@@ -158,6 +160,9 @@ pub fn execute(args: RunArgs) -> Status {
     if let Err(error) = store::save(&folder, &results) {
         eprintln!("error: results could not be saved: {error}");
         return Status::Error;
+    }
+    if args.shard.is_none() {
+        super::history::record_saved(&args.record, &results, &folder);
     }
     let analysis = Analysis::of(&results, &CompareSettings::default());
     print!("{}", summary::render(&analysis));

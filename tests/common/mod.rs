@@ -38,6 +38,7 @@ impl Scenario {
             .arg("--out")
             .arg(self.out())
             .arg("--quiet")
+            .env("PHASEBENCH_HISTORY", self.dir.path().join("history.sqlite"))
             .args(extra)
             .output()
             .expect("run phasebench")

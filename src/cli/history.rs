@@ -1,0 +1,354 @@
+//! `phasebench history`: import run folders, show series with their change
+//! points, check the newest runs for a regression, tag a campaign. Also the
+//! `--history` flags `run` and `merge` share, and the recording they do.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+
+use phasebench::analysis::changepoint::Settings;
+use phasebench::history::{self, Change, HistoryError, Location, Recorded, Series, Sqlite, Test};
+use phasebench::quantity::format_value;
+use phasebench::results::{store, Results};
+
+use super::Status;
+
+/// Where runs are recorded: shared by `run`, `merge` and `history`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct HistoryArgs {
+    /// The history database: a SQLite file (default runs/history.sqlite, or PHASEBENCH_HISTORY).
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<String>,
+}
+
+impl HistoryArgs {
+    fn location(&self) -> Result<Location, HistoryError> {
+        let environment = std::env::var("PHASEBENCH_HISTORY").ok();
+        Location::choose(self.history.as_deref(), environment.as_deref())
+    }
+
+    fn open(&self) -> Result<Sqlite, HistoryError> {
+        self.location()?.open()
+    }
+}
+
+/// What `run` and `merge` add to the history, beside where it is.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub history: HistoryArgs,
+    /// Record nothing in the history.
+    #[arg(long, conflicts_with_all = ["history", "tag", "after_candidate"])]
+    pub no_history: bool,
+    /// Tag the campaign in the history (repeatable).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// Tag it as the first campaign after a roadmap candidate landed.
+    #[arg(long, value_name = "NAME")]
+    pub after_candidate: Option<String>,
+}
+
+impl RecordArgs {
+    fn tags(&self) -> Vec<String> {
+        let mut tags = self.tag.clone();
+        tags.extend(self.after_candidate.iter().map(|name| format!("after:{name}")));
+        tags
+    }
+}
+
+/// Records a saved results file, after it is safe on disk. A history that
+/// cannot be written is a warning: the results file is the record.
+pub fn record_saved(args: &RecordArgs, results: &Results, folder: &Path) {
+    if args.no_history {
+        return;
+    }
+    let recorded = args.history.open().and_then(|mut history| history.record(results, Some(folder), &args.tags()));
+    match recorded {
+        Ok(Recorded::Added(runs)) => {
+            let location = args.history.location().map(|l| l.to_string()).unwrap_or_default();
+            println!("history: {runs} runs recorded in {location}");
+        }
+        Ok(Recorded::Known) => {}
+        Err(error) => eprintln!("warning: not recorded in the history: {error}"),
+    }
+}
+
+/// `phasebench history`.
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Record existing run folders (or results.json files); a file recorded before is skipped.
+    Import {
+        #[command(flatten)]
+        history: HistoryArgs,
+        /// Tag every campaign imported (repeatable).
+        #[arg(long, value_name = "TAG")]
+        tag: Vec<String>,
+        /// Run folders or results.json files, oldest first.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// The series as tables with a sparkline, and their change points.
+    Show(FilterArgs),
+    /// Exit 1 when a change point for the worse starts in the newest campaigns of a series.
+    Check {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// How many of each series' newest points a regression must start in.
+        #[arg(long, default_value_t = 5)]
+        newest: usize,
+    },
+    /// Tag a recorded campaign (its number in `history show`).
+    Tag {
+        #[command(flatten)]
+        history: HistoryArgs,
+        /// The campaign.
+        campaign: i64,
+        /// Tags to add, e.g. after:flash-attention.
+        #[arg(required = true)]
+        tags: Vec<String>,
+    },
+}
+
+/// Which series, and how sure a change point must be.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    #[command(flatten)]
+    pub history: HistoryArgs,
+    /// Only this scenario.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// Only this run (its name without `@repetition` or `#round`).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Only this metric.
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// The permutation test's p-value a change point must reach.
+    #[arg(long, default_value_t = 0.05)]
+    pub p_value: f64,
+    /// Shuffles per permutation test.
+    #[arg(long, default_value_t = 1000)]
+    pub permutations: usize,
+}
+
+impl FilterArgs {
+    fn settings(&self) -> Result<Settings, String> {
+        if !(self.p_value > 0.0 && self.p_value < 1.0) {
+            return Err(format!("--p-value {} is not between 0 and 1", self.p_value));
+        }
+        if self.permutations == 0 {
+            return Err("--permutations must be at least 1".into());
+        }
+        Ok(Settings { p_value: self.p_value, permutations: self.permutations, ..Settings::default() })
+    }
+
+    fn series(&self) -> Result<Vec<Series>, HistoryError> {
+        self.history.open()?.series(self.scenario.as_deref(), self.run.as_deref(), self.metric.as_deref())
+    }
+}
+
+/// Runs a `history` command.
+pub fn history(command: HistoryCommand) -> Status {
+    match command {
+        HistoryCommand::Import { history, tag, paths } => import(&history, &tag, &paths),
+        HistoryCommand::Show(filter) => show(&filter),
+        HistoryCommand::Check { filter, newest } => check(&filter, newest),
+        HistoryCommand::Tag { history, campaign, tags } => {
+            match history.open().and_then(|mut h| h.tag(campaign, &tags)) {
+                Ok(()) => Status::Success,
+                Err(error) => failure(error),
+            }
+        }
+    }
+}
+
+fn failure(error: HistoryError) -> Status {
+    eprintln!("error: {error}");
+    match error {
+        HistoryError::Newer { .. } | HistoryError::Location(_) => Status::InvalidInput,
+        HistoryError::Database { .. } => Status::Error,
+    }
+}
+
+fn import(args: &HistoryArgs, tags: &[String], paths: &[PathBuf]) -> Status {
+    // Every file is read first: a bad one records nothing.
+    let mut files = Vec::new();
+    for path in paths {
+        let file = if path.is_dir() { path.join("results.json") } else { path.clone() };
+        match store::load(&file) {
+            Ok(results) => files.push((file, results)),
+            Err(error) => {
+                eprintln!("error: {}: {error}", file.display());
+                return Status::InvalidInput;
+            }
+        }
+    }
+    let mut history = match args.open() {
+        Ok(history) => history,
+        Err(error) => return failure(error),
+    };
+    let (mut added, mut known, mut runs) = (0, 0, 0);
+    for (file, results) in &files {
+        let folder = file.parent().unwrap_or(Path::new("."));
+        match history.record(results, Some(folder), tags) {
+            Ok(Recorded::Added(count)) => {
+                added += 1;
+                runs += count;
+            }
+            Ok(Recorded::Known) => known += 1,
+            Err(error) => return failure(error),
+        }
+    }
+    println!("history: {added} campaigns ({runs} runs) recorded, {known} recorded before");
+    Status::Success
+}
+
+fn show(filter: &FilterArgs) -> Status {
+    let settings = match filter.settings() {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Status::InvalidInput;
+        }
+    };
+    let series = match filter.series() {
+        Ok(series) => series,
+        Err(error) => return failure(error),
+    };
+    if series.is_empty() {
+        println!("history: no series match");
+        return Status::Success;
+    }
+    for one in &series {
+        print!("{}", render_series(one, &history::changes(one, &settings)));
+    }
+    Status::Success
+}
+
+fn check(filter: &FilterArgs, newest: usize) -> Status {
+    let settings = match filter.settings() {
+        Ok(settings) => settings,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Status::InvalidInput;
+        }
+    };
+    let series = match filter.series() {
+        Ok(series) => series,
+        Err(error) => return failure(error),
+    };
+    let mut regressions = 0;
+    for one in &series {
+        let recent = one.points.len().saturating_sub(newest);
+        for change in history::changes(one, &settings) {
+            if change.regression && change.index >= recent {
+                regressions += 1;
+                println!(
+                    "regression: {} / {} / {}: {} from campaign {} ({} test, p = {:.3}){}",
+                    one.key.scenario,
+                    one.key.run,
+                    one.key.metric,
+                    signed_percent(change.change),
+                    change.campaign,
+                    test_name(change.test),
+                    change.p_value,
+                    commits(&change)
+                );
+            }
+        }
+    }
+    if regressions == 0 {
+        println!("history: no regression starts in the newest {newest} campaigns of {} series", series.len());
+        Status::Success
+    } else {
+        Status::Failed
+    }
+}
+
+const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// Values as a line of bars, lowest to highest.
+pub fn sparkline(values: &[f64]) -> String {
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let span = high - low;
+    values
+        .iter()
+        .map(|value| {
+            if span > 0.0 && span.is_finite() {
+                BARS[(((value - low) / span) * 7.0).round().clamp(0.0, 7.0) as usize]
+            } else {
+                BARS[3]
+            }
+        })
+        .collect()
+}
+
+fn render_series(series: &Series, changes: &[Change]) -> String {
+    let values: Vec<f64> = series.points.iter().map(|point| point.value).collect();
+    let mut out =
+        format!("\n{} / {} / {}  {}\n", series.key.scenario, series.key.run, series.key.metric, sparkline(&values));
+    let distribution = series.points.iter().any(|point| point.p99.is_some());
+    out.push_str(if distribution {
+        "  campaign  started              commit          median        p99  change\n"
+    } else {
+        "  campaign  started              commit           value  change\n"
+    });
+    for (index, point) in series.points.iter().enumerate() {
+        let marks: Vec<String> = changes
+            .iter()
+            .filter(|change| change.index == index)
+            .map(|change| {
+                format!("◆ {} {} (p = {:.3})", test_name(change.test), signed_percent(change.change), change.p_value)
+            })
+            .chain(point.tags.iter().map(|tag| format!("[{tag}]")))
+            .collect();
+        let commit = short_commit(&point.commit);
+        let started = chrono::DateTime::parse_from_rfc3339(&point.started_at)
+            .map(|at| at.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|_| point.started_at.clone());
+        let value = format_value(point.value, series.dim);
+        match point.p99 {
+            Some(p99) if distribution => out.push_str(&format!(
+                "  {:>8}  {started:<19}  {commit:<13}  {value:>9}  {:>9}  {}\n",
+                point.campaign,
+                format_value(p99, series.dim),
+                marks.join(" ")
+            )),
+            _ => out.push_str(&format!(
+                "  {:>8}  {started:<19}  {commit:<13}  {value:>9}  {}\n",
+                point.campaign,
+                marks.join(" ")
+            )),
+        }
+    }
+    out
+}
+
+/// A commit as a column shows it: 12 hex digits, `*` when the tree had
+/// changes beside it.
+fn short_commit(commit: &str) -> String {
+    let (id, modified) = match commit.strip_suffix("-modified") {
+        Some(id) => (id, "*"),
+        None => (commit, ""),
+    };
+    format!("{}{modified}", id.chars().take(12).collect::<String>())
+}
+
+fn test_name(test: Test) -> &'static str {
+    match test {
+        Test::Median => "median",
+        Test::Distribution => "distribution",
+    }
+}
+
+fn signed_percent(change: f64) -> String {
+    format!("{:+.1}%", change * 100.0)
+}
+
+fn commits(change: &Change) -> String {
+    match &change.from_commit {
+        Some(from) => format!(", commits {from}..{}", change.commit),
+        None => format!(", commit {} (unchanged)", change.commit),
+    }
+}

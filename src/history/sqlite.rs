@@ -1,0 +1,338 @@
+//! The history in one SQLite file (bundled SQLite, no server).
+//!
+//! The file is opened in rollback-journal mode with `synchronous = FULL`: a
+//! campaign is recorded in one transaction, so a process killed while
+//! writing leaves the file as it was before that campaign, and the journal
+//! is rolled back by the next open.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use sha2::{Digest, Sha256};
+
+use super::schema::{MIGRATIONS, SCHEMA_VERSION};
+use super::{series_run_name, shown, HistoryError, Recorded, Series, SeriesKey, StoredMetric};
+use crate::analysis::targets::{self, TargetStatus};
+use crate::metric::{Better, MetricKind};
+use crate::quantity::Dim;
+use crate::results::{DimRecord, Results};
+
+/// An open SQLite history.
+pub struct Sqlite {
+    path: PathBuf,
+    connection: Connection,
+}
+
+impl Sqlite {
+    /// Opens (or creates) the file and brings its schema to this version.
+    pub fn open(path: &Path) -> Result<Sqlite, HistoryError> {
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|error| HistoryError::Database { path: shown(path), message: error.to_string() })?;
+        }
+        let connection = Connection::open(path).map_err(|error| database(path, error))?;
+        let mut history = Sqlite { path: path.to_path_buf(), connection };
+        history.migrate()?;
+        Ok(history)
+    }
+
+    fn fail(&self, error: impl std::fmt::Display) -> HistoryError {
+        HistoryError::Database { path: shown(&self.path), message: error.to_string() }
+    }
+
+    fn migrate(&mut self) -> Result<(), HistoryError> {
+        let path = self.path.clone();
+        let fail = |error: rusqlite::Error| database(&path, error);
+        self.connection.busy_timeout(std::time::Duration::from_secs(30)).map_err(fail)?;
+        self.connection
+            .execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(fail)?;
+        let transaction =
+            self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(fail)?;
+        transaction
+            .execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", [])
+            .map_err(fail)?;
+        let found: Option<i64> = transaction
+            .query_row("SELECT version FROM schema_version", [], |row| row.get(0))
+            .optional()
+            .map_err(fail)?;
+        let found = match found {
+            Some(version) => version,
+            None => {
+                transaction.execute("INSERT INTO schema_version (version) VALUES (0)", []).map_err(fail)?;
+                0
+            }
+        };
+        if found > SCHEMA_VERSION {
+            return Err(HistoryError::Newer { path: shown(&path), found, known: SCHEMA_VERSION });
+        }
+        for migration in &MIGRATIONS[found.max(0) as usize..] {
+            transaction.execute_batch(migration).map_err(fail)?;
+        }
+        transaction.execute("UPDATE schema_version SET version = ?1", [SCHEMA_VERSION]).map_err(fail)?;
+        transaction.commit().map_err(fail)
+    }
+
+    /// The schema version the file is at.
+    pub fn schema_version(&self) -> Result<i64, HistoryError> {
+        self.connection.query_row("SELECT version FROM schema_version", [], |row| row.get(0)).map_err(|e| self.fail(e))
+    }
+
+    /// Records one results file (its run folder, and tags such as
+    /// `after:flash-attention`), all or nothing; a file recorded before is
+    /// left as it is.
+    pub fn record(
+        &mut self,
+        results: &Results,
+        folder: Option<&Path>,
+        tags: &[String],
+    ) -> Result<Recorded, HistoryError> {
+        let key = campaign_key(results);
+        let path = self.path.clone();
+        let fail = |error: rusqlite::Error| database(&path, error);
+        let transaction =
+            self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(fail)?;
+        let known: Option<i64> = transaction
+            .query_row("SELECT id FROM campaigns WHERE key = ?1", [&key], |row| row.get(0))
+            .optional()
+            .map_err(fail)?;
+        if let Some(campaign) = known {
+            add_tags(&transaction, campaign, tags).map_err(fail)?;
+            transaction.commit().map_err(fail)?;
+            return Ok(Recorded::Known);
+        }
+        let campaign = insert_campaign(&transaction, results, &key, folder).map_err(fail)?;
+        add_tags(&transaction, campaign, tags).map_err(fail)?;
+        let outcomes = targets::evaluate(results);
+        for run in &results.runs {
+            transaction
+                .execute(
+                    "INSERT INTO runs (campaign, name, series, phase, workload, engine, op, started_at, elapsed_ns, operations, errors, dropped, complete)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    params![
+                        campaign,
+                        run.id,
+                        series_run_name(&run.id),
+                        run.phase,
+                        run.workload,
+                        run.engine.kind,
+                        run.op,
+                        run.started_at.to_rfc3339(),
+                        run.elapsed_ns as i64,
+                        run.operations as i64,
+                        run.errors as i64,
+                        run.dropped as i64,
+                        run.complete,
+                    ],
+                )
+                .map_err(fail)?;
+            let id = transaction.last_insert_rowid();
+            for (name, metric) in &run.metrics {
+                let summary = metric.summary.as_ref();
+                transaction
+                    .execute(
+                        "INSERT INTO metrics (run, name, kind, dim, better, scale, value, count, mean, p50, p90, p99, p999, histogram)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                        params![
+                            id,
+                            name,
+                            kind_text(metric.kind),
+                            dim_text(metric.dim),
+                            better_text(metric.better()),
+                            metric.scale,
+                            metric.value.or(summary.map(|s| s.p50)),
+                            summary.map(|s| s.count as i64),
+                            summary.map(|s| s.mean),
+                            summary.map(|s| s.p50),
+                            summary.map(|s| s.p90),
+                            summary.map(|s| s.p99),
+                            summary.map(|s| s.p999),
+                            metric.histogram,
+                        ],
+                    )
+                    .map_err(fail)?;
+            }
+            for (position, outcome) in outcomes.iter().filter(|outcome| outcome.run == run.id).enumerate() {
+                transaction
+                    .execute(
+                        "INSERT INTO targets (run, position, target, status, measured) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![id, position as i64, outcome.target, status_text(&outcome.status), outcome.measured],
+                    )
+                    .map_err(fail)?;
+            }
+        }
+        transaction.commit().map_err(fail)?;
+        Ok(Recorded::Added(results.runs.len()))
+    }
+
+    /// Tags a recorded campaign (by its order in the history).
+    pub fn tag(&mut self, campaign: i64, tags: &[String]) -> Result<(), HistoryError> {
+        let path = self.path.clone();
+        let fail = |error: rusqlite::Error| database(&path, error);
+        let transaction = self.connection.transaction().map_err(fail)?;
+        let exists: Option<i64> = transaction
+            .query_row("SELECT id FROM campaigns WHERE id = ?1", [campaign], |row| row.get(0))
+            .optional()
+            .map_err(fail)?;
+        if exists.is_none() {
+            return Err(HistoryError::Database { path: shown(&path), message: format!("no campaign {campaign}") });
+        }
+        add_tags(&transaction, campaign, tags).map_err(fail)?;
+        transaction.commit().map_err(fail)
+    }
+
+    /// Campaigns recorded: (id, scenario, started at, runs).
+    pub fn campaigns(&self) -> Result<Vec<(i64, String, String, i64)>, HistoryError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT c.id, c.scenario, c.started_at, (SELECT COUNT(*) FROM runs r WHERE r.campaign = c.id)
+                 FROM campaigns c ORDER BY c.id",
+            )
+            .map_err(|e| self.fail(e))?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+            .map_err(|e| self.fail(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
+    }
+
+    /// Every series, optionally only those of one scenario, run name and
+    /// metric, in the order of their keys. Smoke runs are left out: their
+    /// figures are not measurements.
+    pub fn series(
+        &self,
+        scenario: Option<&str>,
+        run: Option<&str>,
+        metric: Option<&str>,
+    ) -> Result<Vec<Series>, HistoryError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT c.scenario, r.series, m.name, c.id, c.started_at, c.commit_id,
+                        (SELECT group_concat(t.tag, char(31)) FROM (SELECT tag FROM tags WHERE campaign = c.id ORDER BY tag) t),
+                        m.dim, m.better, m.scale, m.value, m.histogram
+                 FROM metrics m JOIN runs r ON m.run = r.id JOIN campaigns c ON r.campaign = c.id
+                 WHERE c.smoke = 0 AND r.complete = 1
+                   AND (?1 IS NULL OR c.scenario = ?1) AND (?2 IS NULL OR r.series = ?2) AND (?3 IS NULL OR m.name = ?3)",
+            )
+            .map_err(|e| self.fail(e))?;
+        let rows = statement
+            .query_map(params![scenario, run, metric], |row| {
+                let key = SeriesKey { scenario: row.get(0)?, run: row.get(1)?, metric: row.get(2)? };
+                let tags: Option<String> = row.get(6)?;
+                let dim: String = row.get(7)?;
+                let better: String = row.get(8)?;
+                Ok((
+                    key,
+                    StoredMetric {
+                        campaign: row.get(3)?,
+                        started_at: row.get(4)?,
+                        commit: row.get(5)?,
+                        tags: tags.map(|tags| tags.split('\u{1f}').map(str::to_string).collect()).unwrap_or_default(),
+                        dim: parse_dim(&dim),
+                        better: if better == "higher" { Better::Higher } else { Better::Lower },
+                        scale: row.get(9)?,
+                        value: row.get(10)?,
+                        histogram: row.get(11)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.fail(e))?;
+        let mut grouped: BTreeMap<SeriesKey, Vec<StoredMetric>> = BTreeMap::new();
+        for row in rows {
+            let (key, metric) = row.map_err(|e| self.fail(e))?;
+            grouped.entry(key).or_default().push(metric);
+        }
+        Ok(grouped.into_iter().map(|(key, stored)| Series::pool(key, stored)).collect())
+    }
+}
+
+fn database(path: &Path, error: rusqlite::Error) -> HistoryError {
+    HistoryError::Database { path: shown(path), message: error.to_string() }
+}
+
+/// What makes a results file the same campaign when recorded again: its
+/// scenario file, when it started, and each run's id, shard and start.
+fn campaign_key(results: &Results) -> String {
+    let mut hash = Sha256::new();
+    hash.update(results.scenario.sha256.as_bytes());
+    hash.update([0]);
+    hash.update(results.started_at.to_rfc3339().as_bytes());
+    for run in &results.runs {
+        hash.update([0]);
+        hash.update(run.id.as_bytes());
+        hash.update([0]);
+        hash.update(serde_json::to_string(&run.shard).unwrap_or_default().as_bytes());
+        hash.update([0]);
+        hash.update(run.started_at.to_rfc3339().as_bytes());
+    }
+    hash.finalize().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn insert_campaign(
+    transaction: &Transaction<'_>,
+    results: &Results,
+    key: &str,
+    folder: Option<&Path>,
+) -> rusqlite::Result<i64> {
+    transaction.execute(
+        "INSERT INTO campaigns (key, scenario, scenario_sha256, file, vars, version, commit_id, machine, started_at, finished_at, complete, smoke, folder)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            key,
+            results.scenario.name,
+            results.scenario.sha256,
+            results.scenario.file,
+            serde_json::to_string(&results.scenario.vars).unwrap_or_default(),
+            results.phasebench.version,
+            results.phasebench.commit,
+            serde_json::to_string(&results.machine).unwrap_or_default(),
+            results.started_at.to_rfc3339(),
+            results.finished_at.map(|at| at.to_rfc3339()),
+            results.complete,
+            results.smoke,
+            folder.map(|folder| folder.display().to_string()),
+        ],
+    )?;
+    Ok(transaction.last_insert_rowid())
+}
+
+fn add_tags(transaction: &Transaction<'_>, campaign: i64, tags: &[String]) -> rusqlite::Result<()> {
+    for tag in tags {
+        transaction.execute("INSERT OR IGNORE INTO tags (campaign, tag) VALUES (?1, ?2)", params![campaign, tag])?;
+    }
+    Ok(())
+}
+
+fn kind_text(kind: MetricKind) -> &'static str {
+    match kind {
+        MetricKind::Distribution => "distribution",
+        MetricKind::Scalar => "scalar",
+    }
+}
+
+fn better_text(better: Better) -> &'static str {
+    match better {
+        Better::Lower => "lower",
+        Better::Higher => "higher",
+    }
+}
+
+fn dim_text(dim: DimRecord) -> String {
+    format!("{},{},{}", dim.time, dim.bytes, dim.tokens)
+}
+
+fn parse_dim(text: &str) -> Dim {
+    let mut parts = text.split(',').map(|part| part.parse::<i8>().unwrap_or(0));
+    Dim { time: parts.next().unwrap_or(0), bytes: parts.next().unwrap_or(0), tokens: parts.next().unwrap_or(0) }
+}
+
+fn status_text(status: &TargetStatus) -> &'static str {
+    match status {
+        TargetStatus::Held => "held",
+        TargetStatus::Missed => "missed",
+        TargetStatus::NotJudged(_) => "not judged",
+        TargetStatus::Unknown(_) => "unknown",
+    }
+}
