@@ -272,6 +272,22 @@ mod tests {
         assert!(e_divisive(&[vec![1.0], vec![1.0, 2.0]], &Settings::default()).is_empty());
     }
 
+    proptest::proptest! {
+        /// Any series, however short or odd, gives change points inside it,
+        /// each once, never at its start.
+        #[test]
+        fn any_series_gives_change_points_inside_it(
+            values in proptest::collection::vec(proptest::prop_oneof![-1e6..1e6f64, proptest::strategy::Just(f64::NAN), proptest::strategy::Just(0.0)], 0..40)
+        ) {
+            let found = e_divisive(&rows(&values), &Settings { permutations: 20, ..Settings::default() });
+            let mut indices: Vec<usize> = found.iter().map(|point| point.index).collect();
+            proptest::prop_assert!(indices.iter().all(|index| *index > 0 && *index < values.len()));
+            indices.sort_unstable();
+            indices.dedup();
+            proptest::prop_assert_eq!(indices.len(), found.len());
+        }
+    }
+
     /// The running sums agree with the statistic computed from scratch.
     #[test]
     fn the_running_sums_match_the_definition() {

@@ -96,6 +96,9 @@ pub enum HistoryCommand {
         /// How many of each series' newest points a regression must start in.
         #[arg(long, default_value_t = 5)]
         newest: usize,
+        /// Smallest regression that fails the check (`5%`); smaller change points are listed, not failed on.
+        #[arg(long = "min-effect", value_name = "PERCENT", default_value = "5%", value_parser = super::report::parse_percent)]
+        min_effect: f64,
     },
     /// Tag a recorded campaign (its number in `history show`).
     Tag {
@@ -152,7 +155,7 @@ pub fn history(command: HistoryCommand) -> Status {
     match command {
         HistoryCommand::Import { history, tag, paths } => import(&history, &tag, &paths),
         HistoryCommand::Show(filter) => show(&filter),
-        HistoryCommand::Check { filter, newest } => check(&filter, newest),
+        HistoryCommand::Check { filter, newest, min_effect } => check(&filter, newest, min_effect),
         HistoryCommand::Tag { history, campaign, tags } => {
             match history.open().and_then(|mut h| h.tag(campaign, &tags)) {
                 Ok(()) => Status::Success,
@@ -225,7 +228,7 @@ fn show(filter: &FilterArgs) -> Status {
     Status::Success
 }
 
-fn check(filter: &FilterArgs, newest: usize) -> Status {
+fn check(filter: &FilterArgs, newest: usize, min_effect: f64) -> Status {
     let settings = match filter.settings() {
         Ok(settings) => settings,
         Err(message) => {
@@ -241,20 +244,23 @@ fn check(filter: &FilterArgs, newest: usize) -> Status {
     for one in &series {
         let recent = one.points.len().saturating_sub(newest);
         for change in history::changes(one, &settings) {
-            if change.regression && change.index >= recent {
-                regressions += 1;
-                println!(
-                    "regression: {} / {} / {}: {} from campaign {} ({} test, p = {:.3}){}",
-                    one.key.scenario,
-                    one.key.run,
-                    one.key.metric,
-                    signed_percent(change.change),
-                    change.campaign,
-                    test_name(change.test),
-                    change.p_value,
-                    commits(&change)
-                );
+            if !change.regression || change.index < recent {
+                continue;
             }
+            let small = change.change.abs() < min_effect;
+            regressions += usize::from(!small);
+            println!(
+                "{}: {} / {} / {}: {} from campaign {} ({} test, p = {:.3}){}",
+                if small { "below --min-effect" } else { "regression" },
+                one.key.scenario,
+                one.key.run,
+                one.key.metric,
+                signed_percent(change.change),
+                change.campaign,
+                test_name(change.test),
+                change.p_value,
+                commits(&change)
+            );
         }
     }
     if regressions == 0 {

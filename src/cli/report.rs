@@ -48,7 +48,7 @@ pub struct CompareArgs {
 }
 
 /// `5%` or `0.05` as a fraction.
-fn parse_percent(text: &str) -> Result<f64, String> {
+pub(super) fn parse_percent(text: &str) -> Result<f64, String> {
     let trimmed = text.trim();
     let value = match trimmed.strip_suffix('%') {
         Some(number) => number.trim().parse::<f64>().map(|v| v / 100.0),
