@@ -230,3 +230,86 @@ phases:
     Connection::open(&db).unwrap().execute("DELETE FROM runs WHERE id = (SELECT MAX(id) FROM runs)", []).unwrap();
     assert_eq!(partial_campaigns(&db, runs_per_file).len(), 1);
 }
+
+/// An experiment that halves a sleep, proposed by the roadmap, then landed.
+const PROPOSAL: &str = "
+scenario: history-projection
+engines: { cal: { kind: calibrate } }
+vars: { d: 600us }
+phases:
+  - name: p
+    workloads:
+      - { name: nap, engine: cal, op: sleep, with: { duration: \"${d}\" }, warmup: 20x, iterations: 200 }
+experiments:
+  - name: shorter
+    workload: nap
+    metric: latency.p50
+    baseline: { with: { duration: \"${d}\" } }
+    variants: { half: { with: { duration: 300us } } }
+    rounds: 6
+    effort: 1d
+";
+
+#[test]
+fn a_landed_candidate_is_held_against_its_projection() {
+    let scenario = Scenario::new(PROPOSAL);
+    let db = scenario.dir.path().join("history.sqlite");
+    let run = |out: &str, extra: &[&str]| {
+        let output = phasebench()
+            .arg("run")
+            .arg(&scenario.file)
+            .arg("--out")
+            .arg(scenario.dir.path().join(out))
+            .arg("--quiet")
+            .arg("--history")
+            .arg(&db)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(status(&output) <= 1, "{}", text(&output));
+    };
+    run("before", &[]);
+    let output = history_command(&db, &["projections"]);
+    assert!(text(&output).contains("no campaign is tagged"), "{}", text(&output));
+    run("after", &["--var", "d=300us", "--after-candidate", "shorter"]);
+    let output = history_command(&db, &["projections"]);
+    assert_eq!(status(&output), 0, "{}", text(&output));
+    let shown = text(&output);
+    println!("{shown}");
+    let row = shown.lines().find(|line| line.contains("shorter: half")).unwrap_or_else(|| panic!("{shown}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    // | scenario | candidate | proposed in | landed in | figure | projected | realized | ratio |
+    assert_eq!(&cells[3..6], ["1", "2", "latency p50"], "{shown}");
+    let ratio: f64 = cells[8].parse().unwrap_or_else(|_| panic!("{shown}"));
+    // Halving a 600 µs sleep projects about -48% on the p50 and realizes
+    // the same when it lands: the ratio is near 1.
+    assert!((0.8..1.25).contains(&ratio), "realized / projected = {ratio}:\n{shown}");
+
+    // A tag with no proposal before it says so.
+    let output = history_command(&db, &["tag", "1", "after:unknown"]);
+    assert_eq!(status(&output), 0, "{}", text(&output));
+    let output = history_command(&db, &["projections"]);
+    assert!(text(&output).contains("no earlier campaign of this scenario has it on its roadmap"), "{}", text(&output));
+}
+
+#[test]
+fn a_version_1_history_is_migrated_and_keeps_its_campaigns() {
+    let scenario = Scenario::new(SLEEP);
+    let db = scenario.dir.path().join("v1.sqlite");
+    {
+        let connection = Connection::open(&db).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);",
+            )
+            .unwrap();
+        connection.execute_batch(phasebench::history::MIGRATIONS[0]).unwrap();
+    }
+    campaigns(&scenario, &db, &["200us", "200us"]);
+    let connection = Connection::open(&db).unwrap();
+    let version: i64 = connection.query_row("SELECT version FROM schema_version", [], |row| row.get(0)).unwrap();
+    assert_eq!(version, phasebench::history::SCHEMA_VERSION);
+    let candidates: i64 = connection.query_row("SELECT COUNT(*) FROM candidates", [], |row| row.get(0)).unwrap();
+    assert_eq!(candidates, 0);
+    assert_eq!(campaign_count(&db), 2);
+}

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use phasebench::analysis::changepoint::Settings;
+use phasebench::analysis::{Analysis, CompareSettings};
 use phasebench::history::{self, Change, HistoryError, Location, Recorded, Series, Sqlite, Test};
 use phasebench::quantity::format_value;
 use phasebench::results::{store, Results};
@@ -58,11 +59,12 @@ impl RecordArgs {
 
 /// Records a saved results file, after it is safe on disk. A history that
 /// cannot be written is a warning: the results file is the record.
-pub fn record_saved(args: &RecordArgs, results: &Results, folder: &Path) {
+pub fn record_saved(args: &RecordArgs, results: &Results, analysis: &Analysis, folder: &Path) {
     if args.no_history {
         return;
     }
-    let recorded = args.history.open().and_then(|mut history| history.record(results, Some(folder), &args.tags()));
+    let recorded =
+        args.history.open().and_then(|mut history| history.record(results, analysis, Some(folder), &args.tags()));
     match recorded {
         Ok(Recorded::Added(runs)) => {
             let location = args.history.location().map(|l| l.to_string()).unwrap_or_default();
@@ -99,6 +101,11 @@ pub enum HistoryCommand {
         /// Smallest regression that fails the check (`5%`); smaller change points are listed, not failed on.
         #[arg(long = "min-effect", value_name = "PERCENT", default_value = "5%", value_parser = super::report::parse_percent)]
         min_effect: f64,
+    },
+    /// Each campaign tagged `after:NAME`: the gain its roadmap projected against the gain realized.
+    Projections {
+        #[command(flatten)]
+        history: HistoryArgs,
     },
     /// Tag a recorded campaign (its number in `history show`).
     Tag {
@@ -156,6 +163,7 @@ pub fn history(command: HistoryCommand) -> Status {
         HistoryCommand::Import { history, tag, paths } => import(&history, &tag, &paths),
         HistoryCommand::Show(filter) => show(&filter),
         HistoryCommand::Check { filter, newest, min_effect } => check(&filter, newest, min_effect),
+        HistoryCommand::Projections { history } => projections(&history),
         HistoryCommand::Tag { history, campaign, tags } => {
             match history.open().and_then(|mut h| h.tag(campaign, &tags)) {
                 Ok(()) => Status::Success,
@@ -193,7 +201,8 @@ fn import(args: &HistoryArgs, tags: &[String], paths: &[PathBuf]) -> Status {
     let (mut added, mut known, mut runs) = (0, 0, 0);
     for (file, results) in &files {
         let folder = file.parent().unwrap_or(Path::new("."));
-        match history.record(results, Some(folder), tags) {
+        let analysis = Analysis::of(results, &CompareSettings::default());
+        match history.record(results, &analysis, Some(folder), tags) {
             Ok(Recorded::Added(count)) => {
                 added += 1;
                 runs += count;
@@ -269,6 +278,43 @@ fn check(filter: &FilterArgs, newest: usize, min_effect: f64) -> Status {
     } else {
         Status::Failed
     }
+}
+
+fn projections(args: &HistoryArgs) -> Status {
+    let projections = match args.open().and_then(|history| history.projections()) {
+        Ok(projections) => projections,
+        Err(error) => return failure(error),
+    };
+    if projections.is_empty() {
+        println!("history: no campaign is tagged after:NAME (run --after-candidate NAME, or history tag)");
+        return Status::Success;
+    }
+    println!(
+        "| scenario | candidate | proposed in | landed in | figure | projected | realized | realized / projected |"
+    );
+    println!("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |");
+    for one in &projections {
+        let candidate = match &one.variant {
+            Some(variant) => format!("{}: {variant}", one.experiment),
+            None => one.experiment.clone(),
+        };
+        let percent = |value: Option<f64>| value.map_or("–".to_string(), signed_percent);
+        let ratio = match (one.projected, one.realized) {
+            (Some(projected), Some(realized)) if projected != 0.0 => format!("{:.2}", realized / projected),
+            _ => "–".to_string(),
+        };
+        println!(
+            "| {} | {candidate} | {} | {} | {} | {} | {}{} | {ratio} |",
+            one.scenario,
+            one.before.map_or("–".to_string(), |id| id.to_string()),
+            one.after,
+            one.figure,
+            percent(one.projected),
+            percent(one.realized),
+            one.why.as_ref().map_or(String::new(), |why| format!(" ({why})"))
+        );
+    }
+    Status::Success
 }
 
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];

@@ -70,8 +70,8 @@ pub fn execute(args: &MergeArgs) -> Status {
         eprintln!("error: results could not be saved: {error}");
         return Status::Error;
     }
-    super::history::record_saved(&args.record, &results, &args.out);
     let analysis = Analysis::of(&results, &CompareSettings::default());
+    super::history::record_saved(&args.record, &results, &analysis, &args.out);
     print!("{}", summary::render(&analysis));
     print!("{}", summary::experiments(&analysis));
     print!("{}", summary::profiles(&analysis.profiles, &args.out));

@@ -161,10 +161,10 @@ pub fn execute(args: RunArgs) -> Status {
         eprintln!("error: results could not be saved: {error}");
         return Status::Error;
     }
-    if args.shard.is_none() {
-        super::history::record_saved(&args.record, &results, &folder);
-    }
     let analysis = Analysis::of(&results, &CompareSettings::default());
+    if args.shard.is_none() {
+        super::history::record_saved(&args.record, &results, &analysis, &folder);
+    }
     print!("{}", summary::render(&analysis));
     print!("{}", summary::experiments(&analysis));
     print!("{}", summary::profiles(&analysis.profiles, &folder));

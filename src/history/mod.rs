@@ -26,7 +26,7 @@ use crate::metric::Better;
 use crate::quantity::Dim;
 use crate::results::histogram;
 
-pub use schema::SCHEMA_VERSION;
+pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 pub use sqlite::Sqlite;
 
 /// Where the history is kept when nothing says otherwise.
@@ -239,6 +239,33 @@ impl Series {
         }
         Series { key, dim, better, points }
     }
+}
+
+/// A roadmap candidate's projected gain held against the gain realized
+/// once it landed: the campaign tagged `after:EXPERIMENT` against the
+/// latest earlier campaign of the scenario whose roadmap proposed it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Projection {
+    /// Scenario name.
+    pub scenario: String,
+    /// The experiment (the tag's name).
+    pub experiment: String,
+    /// The variant the roadmap proposed.
+    pub variant: Option<String>,
+    /// The campaign whose roadmap proposed it.
+    pub before: Option<i64>,
+    /// The campaign tagged as the one after it landed.
+    pub after: i64,
+    /// The figure compared, e.g. `latency mean` or `ttft p99`.
+    pub figure: String,
+    /// The projected improvement (positive is better).
+    pub projected: Option<f64>,
+    /// The projection as the roadmap printed it.
+    pub projected_text: Option<String>,
+    /// The realized improvement of that figure, before → after.
+    pub realized: Option<f64>,
+    /// Why there is no realized figure, when there is none.
+    pub why: Option<String>,
 }
 
 /// Which test found a change.

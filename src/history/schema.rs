@@ -6,10 +6,27 @@
 //! refused rather than misread.
 
 /// The version this phasebench writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migration `k` (from version `k` to `k + 1`).
-pub const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1];
+pub const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1, V2];
+
+/// Version 2: each campaign's roadmap candidates, so that a later campaign
+/// tagged `after:EXPERIMENT` can be held against what was projected.
+const V2: &str = "
+CREATE TABLE candidates (
+    campaign INTEGER NOT NULL REFERENCES campaigns(id),
+    experiment TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    workload TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    part TEXT NOT NULL,
+    share REAL,
+    projected_gain REAL,
+    projected_text TEXT NOT NULL,
+    PRIMARY KEY (campaign, experiment)
+);
+";
 
 const V1: &str = "
 CREATE TABLE campaigns (

@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 
 use super::schema::{MIGRATIONS, SCHEMA_VERSION};
 use super::{series_run_name, shown, HistoryError, Recorded, Series, SeriesKey, StoredMetric};
+use crate::analysis::roadmap::WHOLE_OPERATION;
 use crate::analysis::targets::{self, TargetStatus};
+use crate::analysis::Analysis;
 use crate::metric::{Better, MetricKind};
 use crate::quantity::Dim;
 use crate::results::{DimRecord, Results};
@@ -85,6 +87,7 @@ impl Sqlite {
     pub fn record(
         &mut self,
         results: &Results,
+        analysis: &Analysis,
         folder: Option<&Path>,
         tags: &[String],
     ) -> Result<Recorded, HistoryError> {
@@ -104,6 +107,25 @@ impl Sqlite {
         }
         let campaign = insert_campaign(&transaction, results, &key, folder).map_err(fail)?;
         add_tags(&transaction, campaign, tags).map_err(fail)?;
+        for candidate in &analysis.roadmap.candidates {
+            transaction
+                .execute(
+                    "INSERT OR IGNORE INTO candidates (campaign, experiment, variant, workload, metric, part, share, projected_gain, projected_text)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        campaign,
+                        candidate.experiment,
+                        candidate.variant,
+                        candidate.workload,
+                        candidate.metric,
+                        candidate.part,
+                        candidate.share,
+                        candidate.projected_gain,
+                        candidate.projected_text,
+                    ],
+                )
+                .map_err(fail)?;
+        }
         let outcomes = targets::evaluate(results);
         for run in &results.runs {
             transaction
@@ -334,5 +356,143 @@ fn status_text(status: &TargetStatus) -> &'static str {
         TargetStatus::Missed => "missed",
         TargetStatus::NotJudged(_) => "not judged",
         TargetStatus::Unknown(_) => "unknown",
+    }
+}
+
+/// The statistic a candidate's metric names, as the metrics column that holds it.
+fn figure_column(statistic: &str) -> &'static str {
+    match statistic {
+        "p50" | "median" => "p50",
+        "p90" => "p90",
+        "p99" => "p99",
+        "p999" => "p999",
+        "mean" => "mean",
+        _ => "value",
+    }
+}
+
+impl Sqlite {
+    /// Every campaign tagged `after:NAME`, held against the projection of
+    /// the latest earlier campaign of its scenario that proposed `NAME`.
+    pub fn projections(&self) -> Result<Vec<super::Projection>, HistoryError> {
+        let fail = |error: rusqlite::Error| database(&self.path, error);
+        let mut tagged = self
+            .connection
+            .prepare(
+                "SELECT c.id, c.scenario, substr(t.tag, 7) FROM tags t JOIN campaigns c ON t.campaign = c.id
+                 WHERE t.tag LIKE 'after:%' ORDER BY c.id, t.tag",
+            )
+            .map_err(fail)?;
+        let tagged: Vec<(i64, String, String)> = tagged
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .map_err(fail)?
+            .collect::<Result<_, _>>()
+            .map_err(fail)?;
+        let mut projections = Vec::new();
+        for (after, scenario, experiment) in tagged {
+            let proposed = self
+                .connection
+                .query_row(
+                    "SELECT k.campaign, k.variant, k.workload, k.metric, k.part, k.projected_gain, k.projected_text
+                     FROM candidates k JOIN campaigns c ON k.campaign = c.id
+                     WHERE k.experiment = ?1 AND c.scenario = ?2 AND c.id < ?3 ORDER BY c.id DESC LIMIT 1",
+                    params![experiment, scenario, after],
+                    |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, String>(3)?,
+                            row.get::<_, String>(4)?,
+                            row.get::<_, Option<f64>>(5)?,
+                            row.get::<_, String>(6)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(fail)?;
+            let Some((before, variant, workload, metric, part, projected, projected_text)) = proposed else {
+                projections.push(super::Projection {
+                    scenario,
+                    experiment,
+                    variant: None,
+                    before: None,
+                    after,
+                    figure: String::new(),
+                    projected: None,
+                    projected_text: None,
+                    realized: None,
+                    why: Some("no earlier campaign of this scenario has it on its roadmap".into()),
+                });
+                continue;
+            };
+            // A named part projects the workload's mean latency (Amdahl);
+            // otherwise the judged figure itself.
+            let (name, statistic) = if part != WHOLE_OPERATION {
+                ("latency".to_string(), "mean".to_string())
+            } else {
+                match metric.split_once('.') {
+                    Some((name, statistic)) => (name.to_string(), statistic.to_string()),
+                    None => (metric.clone(), "value".to_string()),
+                }
+            };
+            let level = |campaign: i64| self.level(campaign, &workload, &experiment, &name, figure_column(&statistic));
+            let realized = match (level(before)?, level(after)?) {
+                (Some((was, better)), Some((now, _))) if was > 0.0 => Ok(match better {
+                    Better::Lower => 1.0 - now / was,
+                    Better::Higher => now / was - 1.0,
+                }),
+                (None, _) => Err(format!("campaign {before} has no complete run of `{workload}` with `{name}`")),
+                (_, None) => Err(format!("campaign {after} has no complete run of `{workload}` with `{name}`")),
+                _ => Err(format!("`{name}` was 0 before")),
+            };
+            projections.push(super::Projection {
+                scenario,
+                experiment,
+                variant: Some(variant),
+                before: Some(before),
+                after,
+                figure: format!("{name} {statistic}"),
+                projected,
+                projected_text: Some(projected_text),
+                realized: realized.as_ref().ok().copied(),
+                why: realized.err(),
+            });
+        }
+        Ok(projections)
+    }
+
+    /// The median over a campaign's complete runs of `workload` (else of
+    /// the experiment's baseline arm) of one metric's column, with the
+    /// metric's direction.
+    fn level(
+        &self,
+        campaign: i64,
+        workload: &str,
+        experiment: &str,
+        metric: &str,
+        column: &str,
+    ) -> Result<Option<(f64, Better)>, HistoryError> {
+        let fail = |error: rusqlite::Error| database(&self.path, error);
+        for pattern in [format!("{workload}["), format!("{experiment}:baseline")] {
+            let exact = if pattern.ends_with('[') { workload.to_string() } else { pattern.clone() };
+            let sql = format!(
+                "SELECT m.{column}, m.better FROM metrics m JOIN runs r ON m.run = r.id
+                 WHERE r.campaign = ?1 AND r.complete = 1 AND m.name = ?2 AND m.{column} IS NOT NULL
+                   AND (r.series = ?3 OR substr(r.series, 1, length(?4)) = ?4)"
+            );
+            let mut statement = self.connection.prepare(&sql).map_err(fail)?;
+            let rows: Vec<(f64, String)> = statement
+                .query_map(params![campaign, metric, exact, pattern], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(fail)?
+                .collect::<Result<_, _>>()
+                .map_err(fail)?;
+            if let Some((_, better)) = rows.first() {
+                let better = if better == "higher" { Better::Higher } else { Better::Lower };
+                let value = super::median(rows.iter().map(|(value, _)| *value));
+                return Ok(Some((value, better)));
+            }
+        }
+        Ok(None)
     }
 }
