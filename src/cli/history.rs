@@ -68,7 +68,8 @@ pub fn record_saved(args: &RecordArgs, results: &Results, analysis: &Analysis, f
     match recorded {
         Ok(Recorded::Added(runs)) => {
             let location = args.history.location().map(|l| l.to_string()).unwrap_or_default();
-            println!("history: {runs} runs recorded in {location}");
+            let plural = if runs == 1 { "" } else { "s" };
+            println!("history: recorded in {location} ({runs} run{plural})");
         }
         Ok(Recorded::Known) => {}
         Err(error) => eprintln!("warning: not recorded in the history: {error}"),
