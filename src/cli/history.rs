@@ -156,6 +156,17 @@ impl FilterArgs {
     fn series(&self) -> Result<Vec<Series>, HistoryError> {
         self.history.open()?.series(self.scenario.as_deref(), self.run.as_deref(), self.metric.as_deref())
     }
+
+    /// The settings and the series they select, or the status to exit with
+    /// (the error already printed).
+    fn load(&self) -> Result<(Settings, Vec<Series>), Status> {
+        let settings = self.settings().map_err(|message| {
+            eprintln!("error: {message}");
+            Status::InvalidInput
+        })?;
+        let series = self.series().map_err(failure)?;
+        Ok((settings, series))
+    }
 }
 
 /// Runs a `history` command.
@@ -217,16 +228,9 @@ fn import(args: &HistoryArgs, tags: &[String], paths: &[PathBuf]) -> Status {
 }
 
 fn show(filter: &FilterArgs) -> Status {
-    let settings = match filter.settings() {
-        Ok(settings) => settings,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Status::InvalidInput;
-        }
-    };
-    let series = match filter.series() {
-        Ok(series) => series,
-        Err(error) => return failure(error),
+    let (settings, series) = match filter.load() {
+        Ok(loaded) => loaded,
+        Err(status) => return status,
     };
     if series.is_empty() {
         println!("history: no series match");
@@ -239,16 +243,9 @@ fn show(filter: &FilterArgs) -> Status {
 }
 
 fn check(filter: &FilterArgs, newest: usize, min_effect: f64) -> Status {
-    let settings = match filter.settings() {
-        Ok(settings) => settings,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return Status::InvalidInput;
-        }
-    };
-    let series = match filter.series() {
-        Ok(series) => series,
-        Err(error) => return failure(error),
+    let (settings, series) = match filter.load() {
+        Ok(loaded) => loaded,
+        Err(status) => return status,
     };
     let mut regressions = 0;
     for one in &series {

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::analysis::changepoint::{self, ChangePoint, Settings};
+use crate::analysis::stats;
 use crate::metric::Better;
 use crate::quantity::Dim;
 use crate::results::histogram;
@@ -212,17 +213,10 @@ impl Series {
                     histogram: Some(h),
                 },
                 _ => {
-                    let mut values: Vec<f64> = group.iter().filter_map(|metric| metric.value).collect();
-                    if values.is_empty() {
+                    let median = median(group.iter().filter_map(|metric| metric.value));
+                    if median.is_nan() {
                         continue;
                     }
-                    values.sort_by(f64::total_cmp);
-                    let middle = values.len() / 2;
-                    let median = if values.len() % 2 == 1 {
-                        values[middle]
-                    } else {
-                        (values[middle - 1] + values[middle]) / 2.0
-                    };
                     Point {
                         campaign: first.campaign,
                         started_at: first.started_at.clone(),
@@ -354,18 +348,10 @@ fn profiles(series: &Series) -> Option<Vec<Vec<f64>>> {
     Some(histograms.iter().map(|h| changepoint::log_profile(h, &quantiles)).collect())
 }
 
+/// The median of the finite values; NaN when there are none.
 fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.filter(|v| v.is_finite()).collect();
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let middle = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[middle]
-    } else {
-        (values[middle - 1] + values[middle]) / 2.0
-    }
+    let finite: Vec<f64> = values.filter(|v| v.is_finite()).collect();
+    stats::median(&finite).unwrap_or(f64::NAN)
 }
 
 /// `path` as the history names it in messages.
