@@ -80,7 +80,12 @@ fn known_capacity(run: &RunRecord) -> f64 {
     rate / (1.0 - (0.003 - service) * rate / 1190.0)
 }
 
+/// Timing-sensitive: a search measures the machine's scheduling jitter with
+/// the queue, so this runs in a release build with nothing beside it
+/// (`.ci/run` does; `cargo test --release --test capacity_search -- --ignored`).
+/// In the debug build, on the 2-vCPU VM, it found 17 to 20 of 20.
 #[test]
+#[ignore = "timing-sensitive: .ci/run runs it in release on its own"]
 fn the_capacity_of_a_known_queue_is_found_and_the_ends_of_the_range_are_reported() {
     let _alone = alone();
     let mut found = 0;
