@@ -76,11 +76,6 @@ impl Sqlite {
         transaction.commit().map_err(fail)
     }
 
-    /// The schema version the file is at.
-    pub fn schema_version(&self) -> Result<i64, HistoryError> {
-        self.connection.query_row("SELECT version FROM schema_version", [], |row| row.get(0)).map_err(|e| self.fail(e))
-    }
-
     /// Records one results file (its run folder, and tags such as
     /// `after:flash-attention`), all or nothing; a file recorded before is
     /// left as it is.
@@ -202,21 +197,6 @@ impl Sqlite {
         }
         add_tags(&transaction, campaign, tags).map_err(fail)?;
         transaction.commit().map_err(fail)
-    }
-
-    /// Campaigns recorded: (id, scenario, started at, runs).
-    pub fn campaigns(&self) -> Result<Vec<(i64, String, String, i64)>, HistoryError> {
-        let mut statement = self
-            .connection
-            .prepare(
-                "SELECT c.id, c.scenario, c.started_at, (SELECT COUNT(*) FROM runs r WHERE r.campaign = c.id)
-                 FROM campaigns c ORDER BY c.id",
-            )
-            .map_err(|e| self.fail(e))?;
-        let rows = statement
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
-            .map_err(|e| self.fail(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.fail(e))
     }
 
     /// Every series, optionally only those of one scenario, run name and
