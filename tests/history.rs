@@ -134,8 +134,11 @@ fn bad_history_input_is_refused_with_status_2() {
     assert!(!db.exists(), "a refused import created the database");
     let output = history_command(&db, &["show", "--p-value", "1.5"]);
     assert_eq!(status(&output), 2, "{}", text(&output));
-    let output = phasebench().args(["history", "show", "--history", "postgres://localhost/x"]).output().unwrap();
-    assert_eq!(status(&output), 2, "{}", text(&output));
+    for location in ["mysql://localhost/x", "postgres://localhost:port/x", "postgres://a:secret@h/x?sslmode=sideways"] {
+        let output = phasebench().args(["history", "show", "--history", location]).output().unwrap();
+        assert_eq!(status(&output), 2, "{location}: {}", text(&output));
+        assert!(!text(&output).contains("secret"), "{}", text(&output));
+    }
 }
 
 /// Campaigns whose runs are not all there: (campaign, runs found, runs its file has).
@@ -303,7 +306,9 @@ fn a_version_1_history_is_migrated_and_keeps_its_campaigns() {
                 "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);",
             )
             .unwrap();
-        connection.execute_batch(phasebench::history::MIGRATIONS[0]).unwrap();
+        connection
+            .execute_batch(&phasebench::history::Dialect::Sqlite.schema(phasebench::history::MIGRATIONS[0]))
+            .unwrap();
     }
     campaigns(&scenario, &db, &["200us", "200us"]);
     let connection = Connection::open(&db).unwrap();

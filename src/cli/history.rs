@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use phasebench::analysis::changepoint::Settings;
 use phasebench::analysis::{Analysis, CompareSettings};
-use phasebench::history::{self, Change, HistoryError, Location, Recorded, Series, Sqlite, Test};
+use phasebench::history::{self, Change, History, HistoryError, Location, Recorded, Series, Test};
 use phasebench::quantity::format_value;
 use phasebench::results::{store, Results};
 
@@ -17,8 +17,8 @@ use super::Status;
 /// Where runs are recorded: shared by `run`, `merge` and `history`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct HistoryArgs {
-    /// The history database: a SQLite file (default runs/history.sqlite, or PHASEBENCH_HISTORY).
-    #[arg(long, value_name = "FILE")]
+    /// The history database: a SQLite file (default runs/history.sqlite, or PHASEBENCH_HISTORY), or a postgres:// URL.
+    #[arg(long, value_name = "FILE|URL")]
     pub history: Option<String>,
 }
 
@@ -28,7 +28,7 @@ impl HistoryArgs {
         Location::choose(self.history.as_deref(), environment.as_deref())
     }
 
-    fn open(&self) -> Result<Sqlite, HistoryError> {
+    fn open(&self) -> Result<History, HistoryError> {
         self.location()?.open()
     }
 }
@@ -188,7 +188,7 @@ pub fn history(command: HistoryCommand) -> Status {
 fn failure(error: HistoryError) -> Status {
     eprintln!("error: {error}");
     match error {
-        HistoryError::Newer { .. } | HistoryError::Location(_) => Status::InvalidInput,
+        HistoryError::Newer { .. } | HistoryError::Location(_) | HistoryError::Url { .. } => Status::InvalidInput,
         HistoryError::Database { .. } => Status::Error,
     }
 }
@@ -279,7 +279,7 @@ fn check(filter: &FilterArgs, newest: usize, min_effect: f64) -> Status {
 }
 
 fn projections(args: &HistoryArgs) -> Status {
-    let projections = match args.open().and_then(|history| history.projections()) {
+    let projections = match args.open().and_then(|mut history| history.projections()) {
         Ok(projections) => projections,
         Err(error) => return failure(error),
     };

@@ -14,10 +14,13 @@
 //! medians, and in its distributions' log-quantile profiles, which moves
 //! when only the tail does.
 
+mod postgres;
 mod schema;
+mod sql;
 mod sqlite;
+mod store;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -28,7 +31,8 @@ use crate::quantity::Dim;
 use crate::results::histogram;
 
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
-pub use sqlite::Sqlite;
+pub use sql::Dialect;
+pub use store::History;
 
 /// Where the history is kept when nothing says otherwise.
 pub const DEFAULT_PATH: &str = "runs/history.sqlite";
@@ -45,8 +49,11 @@ pub enum HistoryError {
     )]
     Newer { path: String, found: i64, known: i64 },
     /// A location no backend reads.
-    #[error("history {0}: not a SQLite file path (postgres:// histories are not supported by this build yet)")]
+    #[error("history {0}: neither a SQLite file path nor a postgres:// URL")]
     Location(String),
+    /// A `postgres://` URL that does not parse.
+    #[error("history {url}: not a PostgreSQL URL: {message}")]
+    Url { url: String, message: String },
 }
 
 /// Where a history lives, as the user named it.
@@ -54,12 +61,15 @@ pub enum HistoryError {
 pub enum Location {
     /// A SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database: `postgres://` or `postgresql://` URL.
+    Postgres(String),
 }
 
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(url) => write!(f, "{}", postgres::without_password(url)),
         }
     }
 }
@@ -68,17 +78,27 @@ impl Location {
     /// `--history`, else `PHASEBENCH_HISTORY`, else [`DEFAULT_PATH`].
     pub fn choose(flag: Option<&str>, environment: Option<&str>) -> Result<Location, HistoryError> {
         let text = flag.or(environment.filter(|text| !text.is_empty())).unwrap_or(DEFAULT_PATH);
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return match postgres::check_url(text) {
+                Ok(()) => Ok(Location::Postgres(text.to_string())),
+                Err(message) => Err(HistoryError::Url { url: postgres::without_password(text), message }),
+            };
+        }
         if text.contains("://") {
-            return Err(HistoryError::Location(text.to_string()));
+            return Err(HistoryError::Location(postgres::without_password(text)));
         }
         Ok(Location::Sqlite(PathBuf::from(text)))
     }
 
     /// Opens it, creating or migrating the schema.
-    pub fn open(&self) -> Result<Sqlite, HistoryError> {
-        match self {
-            Location::Sqlite(path) => Sqlite::open(path),
-        }
+    pub fn open(&self) -> Result<History, HistoryError> {
+        let shown = self.to_string();
+        let fail = |message: String| HistoryError::Database { path: shown.clone(), message };
+        let connection: Box<dyn sql::Connection> = match self {
+            Location::Sqlite(path) => Box::new(sqlite::Sqlite::open(path).map_err(fail)?),
+            Location::Postgres(url) => Box::new(postgres::Postgres::connect(url).map_err(fail)?),
+        };
+        History::over(shown, connection)
     }
 }
 
@@ -352,9 +372,4 @@ fn profiles(series: &Series) -> Option<Vec<Vec<f64>>> {
 fn median(values: impl Iterator<Item = f64>) -> f64 {
     let finite: Vec<f64> = values.filter(|v| v.is_finite()).collect();
     stats::median(&finite).unwrap_or(f64::NAN)
-}
-
-/// `path` as the history names it in messages.
-fn shown(path: &Path) -> String {
-    path.display().to_string()
 }
