@@ -148,7 +148,29 @@ impl Connection for Postgres {
 
 #[cfg(test)]
 mod tests {
-    use super::without_password;
+    use super::{check_url, without_password};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text: no panic, and a password placed in the user part or
+        /// the query never comes back.
+        #[test]
+        fn any_url_is_shown_without_its_password(
+            user in "[a-z]{1,8}",
+            password in "[A-Za-z0-9]{6,12}",
+            host in "[a-z0-9.]{1,12}",
+            tail in "[ -~]{0,20}",
+            noise in "\\PC{0,40}",
+        ) {
+            let _ = without_password(&noise);
+            let _ = check_url(&noise);
+            let marked = format!("PW{password}");
+            let url = format!("postgres://{user}:{marked}@{host}/db{}", tail.replace(['@', '?', '&', '/'], ""));
+            prop_assert!(!without_password(&url).contains(&marked));
+            let url = format!("postgresql://{host}/db?user={user}&password={marked}");
+            prop_assert!(!without_password(&url).contains(&marked));
+        }
+    }
 
     #[test]
     fn a_password_never_reaches_a_message() {
