@@ -288,9 +288,9 @@ fn projections(args: &HistoryArgs) -> Status {
         return Status::Success;
     }
     println!(
-        "| scenario | candidate | proposed in | landed in | figure | projected | realized | realized / projected |"
+        "| scenario | candidate | proposed in | landed in | figure | projected | realized | 95% interval | realized / projected |"
     );
-    println!("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |");
+    println!("| --- | --- | ---: | ---: | --- | ---: | ---: | --- | ---: |");
     for one in &projections {
         let candidate = match &one.variant {
             Some(variant) => format!("{}: {variant}", one.experiment),
@@ -301,8 +301,13 @@ fn projections(args: &HistoryArgs) -> Status {
             (Some(projected), Some(realized)) if projected != 0.0 => format!("{:.2}", realized / projected),
             _ => "–".to_string(),
         };
+        let interval = match (one.realized, one.realized_interval) {
+            (Some(_), Some((low, high))) => format!("{} to {}", signed_percent(low), signed_percent(high)),
+            (Some(_), None) => "– (one value each side)".to_string(),
+            (None, _) => "–".to_string(),
+        };
         println!(
-            "| {} | {candidate} | {} | {} | {} | {} | {}{} | {ratio} |",
+            "| {} | {candidate} | {} | {} | {} | {} | {}{} | {interval} | {ratio} |",
             one.scenario,
             one.before.map_or("–".to_string(), |id| id.to_string()),
             one.after,

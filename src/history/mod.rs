@@ -278,8 +278,182 @@ pub struct Projection {
     pub projected_text: Option<String>,
     /// The realized improvement of that figure, before → after.
     pub realized: Option<f64>,
+    /// Its 95% bootstrap interval (sampling noise of the operations
+    /// measured; see [`realized_interval`]).
+    pub realized_interval: Option<(f64, f64)>,
     /// Why there is no realized figure, when there is none.
     pub why: Option<String>,
+}
+
+/// One campaign's level of a figure, for a projection.
+#[derive(Clone, Debug)]
+pub enum Level {
+    /// The runs' histograms added: the figure is a statistic of them.
+    Pooled {
+        /// The added histogram as (observations up to here, value in base
+        /// units), ascending.
+        steps: Vec<(u64, f64)>,
+        /// Its mean and standard deviation, in base units.
+        mean: f64,
+        stdev: f64,
+        /// `Some(q)` for a quantile, `None` for the mean.
+        quantile: Option<f64>,
+        /// Which way is better.
+        better: Better,
+    },
+    /// One value per run (scalars, or runs without histograms).
+    Values {
+        /// The runs' values.
+        values: Vec<f64>,
+        /// Which way is better.
+        better: Better,
+    },
+}
+
+impl Level {
+    /// The runs' histograms added, when every run has one of one scale
+    /// and the statistic is a quantile or the mean.
+    fn pool(histograms: Vec<(Option<hdrhistogram::Histogram<u64>>, f64)>, statistic: &str) -> Option<Level> {
+        let quantile = match statistic {
+            "p50" | "median" => Some(0.5),
+            "p90" => Some(0.9),
+            "p99" => Some(0.99),
+            "p999" => Some(0.999),
+            "mean" => None,
+            _ => return None,
+        };
+        let scale = histograms.first()?.1;
+        let mut added: Option<hdrhistogram::Histogram<u64>> = None;
+        for (histogram, its_scale) in histograms {
+            let histogram = histogram?;
+            if its_scale != scale {
+                return None;
+            }
+            match &mut added {
+                Some(sum) => sum.add(&histogram).ok()?,
+                None => added = Some(histogram),
+            }
+        }
+        let histogram = added.filter(|h| !h.is_empty())?;
+        Some(Level::from_histogram(&histogram, scale, quantile, Better::Lower))
+    }
+
+    /// A histogram (counts per base unit `scale`) read at `quantile`, or
+    /// its mean.
+    pub fn from_histogram(
+        histogram: &hdrhistogram::Histogram<u64>,
+        scale: f64,
+        quantile: Option<f64>,
+        better: Better,
+    ) -> Level {
+        let mut seen = 0;
+        let steps = histogram
+            .iter_recorded()
+            .map(|bucket| {
+                seen += bucket.count_at_value();
+                (seen, bucket.value_iterated_to() as f64 / scale)
+            })
+            .collect();
+        Level::Pooled { steps, mean: histogram.mean() / scale, stdev: histogram.stdev() / scale, quantile, better }
+    }
+
+    fn with_better(self, better: Better) -> Level {
+        match self {
+            Level::Pooled { steps, mean, stdev, quantile, .. } => {
+                Level::Pooled { steps, mean, stdev, quantile, better }
+            }
+            Level::Values { values, .. } => Level::Values { values, better },
+        }
+    }
+
+    fn better(&self) -> Better {
+        match self {
+            Level::Pooled { better, .. } | Level::Values { better, .. } => *better,
+        }
+    }
+
+    /// The figure itself.
+    pub fn value(&self) -> f64 {
+        match self {
+            Level::Pooled { steps, quantile: Some(q), .. } => read_at(steps, *q),
+            Level::Pooled { mean, .. } => *mean,
+            Level::Values { values, .. } => median(values.iter().copied()),
+        }
+    }
+
+    /// One bootstrap replicate of the figure. A quantile of n pooled
+    /// observations resamples as the histogram read at a rank drawn from
+    /// the normal approximation of its order statistic's distribution,
+    /// q ± z·√(q(1−q)/n); a mean as mean ± z·sd/√n; run values are
+    /// resampled with replacement (two or more runs). `None` when the
+    /// level has no spread to draw from.
+    fn replicate(&self, generator: &mut crate::rng::SplitMix) -> Option<f64> {
+        match self {
+            Level::Pooled { steps, mean, stdev, quantile, .. } => {
+                let n = steps.last()?.0 as f64;
+                let z = standard_normal(generator);
+                Some(match quantile {
+                    Some(q) => read_at(steps, (q + z * (q * (1.0 - q) / n).sqrt()).clamp(0.0, 1.0)),
+                    None => mean + z * stdev / n.sqrt(),
+                })
+            }
+            Level::Values { values, .. } if values.len() >= 2 => {
+                let resample: Vec<f64> =
+                    (0..values.len()).map(|_| values[generator.below(values.len() as u64) as usize]).collect();
+                stats::median(&resample)
+            }
+            Level::Values { .. } => None,
+        }
+    }
+}
+
+/// The value at quantile `q` of ascending (observations up to here,
+/// value) steps: the value of the ⌈q·n⌉-th observation, as HdrHistogram
+/// reads it.
+fn read_at(steps: &[(u64, f64)], q: f64) -> f64 {
+    let n = steps.last().map_or(0, |step| step.0);
+    let rank = ((q * n as f64).ceil() as u64).clamp(1, n.max(1));
+    let index = steps.partition_point(|step| step.0 < rank);
+    steps.get(index).or(steps.last()).map_or(f64::NAN, |step| step.1)
+}
+
+/// A standard normal variate (Box–Muller).
+fn standard_normal(generator: &mut crate::rng::SplitMix) -> f64 {
+    let u = generator.next_f64().max(f64::MIN_POSITIVE);
+    let v = generator.next_f64();
+    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+}
+
+/// The improvement from `was` to `now` (positive is better), by `was`'s
+/// direction; `None` when `was` is 0 or not finite.
+pub fn realized_gain(was: &Level, now: &Level) -> Option<f64> {
+    gain(was.value(), now.value(), was.better())
+}
+
+fn gain(was: f64, now: f64, better: Better) -> Option<f64> {
+    if !(was.is_finite() && was != 0.0 && now.is_finite()) {
+        return None;
+    }
+    Some(match better {
+        Better::Lower => 1.0 - now / was,
+        Better::Higher => now / was - 1.0,
+    })
+}
+
+/// The 95% percentile interval of [`realized_gain`] over 2,000 seeded
+/// bootstrap replicates of both levels ([`Level::replicate`]). It covers
+/// the sampling noise of the operations measured in the two campaigns, not
+/// the drift between campaigns that the change-point tests look at. `None`
+/// when either level has nothing to resample (one run's scalar).
+pub fn realized_interval(was: &Level, now: &Level, seed: u64) -> Option<(f64, f64)> {
+    let mut generator = crate::rng::SplitMix::new(seed);
+    let mut gains = Vec::with_capacity(2000);
+    for _ in 0..2000 {
+        let (before, after) = (was.replicate(&mut generator)?, now.replicate(&mut generator)?);
+        gains.push(gain(before, after, was.better())?);
+    }
+    gains.sort_unstable_by(f64::total_cmp);
+    Some((gains[49], gains[1949]))
 }
 
 /// Which test found a change.
@@ -372,4 +546,68 @@ fn profiles(series: &Series) -> Option<Vec<Vec<f64>>> {
 fn median(values: impl Iterator<Item = f64>) -> f64 {
     let finite: Vec<f64> = values.filter(|v| v.is_finite()).collect();
     stats::median(&finite).unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix;
+
+    /// `n` lognormal latencies around `median` ns, as a pooled level.
+    fn level(generator: &mut SplitMix, n: usize, median: f64, quantile: Option<f64>) -> Level {
+        let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).unwrap();
+        for _ in 0..n {
+            let value = median * (0.5 * standard_normal(generator)).exp();
+            histogram.record(value.round().max(1.0) as u64).unwrap();
+        }
+        Level::from_histogram(&histogram, 1e9, quantile, Better::Lower)
+    }
+
+    #[test]
+    fn a_pooled_level_reads_quantiles_as_the_histogram_does() {
+        let mut generator = SplitMix::new(3);
+        let mut histogram = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).unwrap();
+        for _ in 0..1_000 {
+            histogram.record(1 + generator.below(5_000_000)).unwrap();
+        }
+        for q in [0.0, 0.001, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            let level = Level::from_histogram(&histogram, 1e9, Some(q), Better::Lower);
+            assert_eq!(level.value(), histogram.value_at_quantile(q) as f64 / 1e9, "q = {q}");
+        }
+    }
+
+    /// The interval covers the true gain about 95% of the time, for the
+    /// median and the p90 of a few hundred operations and for the mean: an
+    /// interval drawn too narrow (or too wide) fails this.
+    #[test]
+    fn the_realized_interval_covers_the_true_gain_about_95_percent_of_the_time() {
+        let mut generator = SplitMix::new(7);
+        for (quantile, true_gain) in [(Some(0.5), 0.2), (Some(0.9), 0.2), (None, 0.2)] {
+            let trials = 300;
+            let mut covered = 0;
+            let mut widths = Vec::new();
+            for trial in 0..trials {
+                let was = level(&mut generator, 400, 1_000_000.0, quantile);
+                let now = level(&mut generator, 400, 800_000.0, quantile);
+                let (low, high) = realized_interval(&was, &now, trial).unwrap();
+                covered += usize::from(low <= true_gain && true_gain <= high);
+                widths.push(high - low);
+            }
+            let rate = covered as f64 / trials as f64;
+            println!("{quantile:?}: covered {rate}");
+            assert!((0.90..=0.99).contains(&rate), "{quantile:?}: covered {rate}, widths around {:?}", widths[0]);
+        }
+    }
+
+    #[test]
+    fn one_value_a_side_has_no_interval_and_several_do() {
+        let one = |value: f64| Level::Values { values: vec![value], better: Better::Higher };
+        assert_eq!(realized_interval(&one(100.0), &one(120.0), 1), None);
+        assert!((realized_gain(&one(100.0), &one(120.0)).unwrap() - 0.2).abs() < 1e-12);
+        let several = |values: &[f64]| Level::Values { values: values.to_vec(), better: Better::Higher };
+        let (low, high) =
+            realized_interval(&several(&[98.0, 100.0, 102.0]), &several(&[118.0, 120.0, 122.0]), 1).unwrap();
+        assert!(low < 0.2 && 0.2 < high && low > 0.1 && high < 0.3, "{low} {high}");
+        assert_eq!(realized_gain(&one(0.0), &one(1.0)), None);
+    }
 }

@@ -7,13 +7,13 @@ use sha2::{Digest, Sha256};
 
 use super::schema::{MIGRATIONS, SCHEMA_VERSION};
 use super::sql::{Connection, Value};
-use super::{series_run_name, HistoryError, Projection, Recorded, Series, SeriesKey, StoredMetric};
+use super::{series_run_name, HistoryError, Level, Projection, Recorded, Series, SeriesKey, StoredMetric};
 use crate::analysis::roadmap::WHOLE_OPERATION;
 use crate::analysis::targets::{self, TargetStatus};
 use crate::analysis::Analysis;
 use crate::metric::{Better, MetricKind};
 use crate::quantity::Dim;
-use crate::results::{DimRecord, Results};
+use crate::results::{histogram, DimRecord, Results};
 
 /// An open history: a connection, and how messages name it.
 pub struct History {
@@ -219,6 +219,7 @@ impl History {
                     projected: None,
                     projected_text: None,
                     realized: None,
+                    realized_interval: None,
                     why: Some("no earlier campaign of this scenario has it on its roadmap".into()),
                 });
                 continue;
@@ -235,17 +236,17 @@ impl History {
                     None => (metric.clone(), "value".to_string()),
                 }
             };
-            let column = figure_column(&statistic);
-            let was = self.level(before, &workload, &experiment, &name, column)?;
-            let now = self.level(after, &workload, &experiment, &name, column)?;
-            let realized = match (was, now) {
-                (Some((was, better)), Some((now, _))) if was > 0.0 => Ok(match better {
-                    Better::Lower => 1.0 - now / was,
-                    Better::Higher => now / was - 1.0,
-                }),
-                (None, _) => Err(format!("campaign {before} has no complete run of `{workload}` with `{name}`")),
-                (_, None) => Err(format!("campaign {after} has no complete run of `{workload}` with `{name}`")),
-                _ => Err(format!("`{name}` was 0 before")),
+            let was = self.level(before, &workload, &experiment, &name, &statistic)?;
+            let now = self.level(after, &workload, &experiment, &name, &statistic)?;
+            let (realized, interval) = match (&was, &now) {
+                (Some(was), Some(now)) => match super::realized_gain(was, now) {
+                    Some(gain) => (Ok(gain), super::realized_interval(was, now, before as u64)),
+                    None => (Err(format!("`{name}` was 0 before")), None),
+                },
+                (None, _) => {
+                    (Err(format!("campaign {before} has no complete run of `{workload}` with `{name}`")), None)
+                }
+                (_, None) => (Err(format!("campaign {after} has no complete run of `{workload}` with `{name}`")), None),
             };
             projections.push(Projection {
                 scenario,
@@ -257,42 +258,53 @@ impl History {
                 projected: proposed.real(5)?,
                 projected_text: Some(proposed.text(6)?),
                 realized: realized.as_ref().ok().copied(),
+                realized_interval: interval,
                 why: realized.err(),
             });
         }
         Ok(projections)
     }
 
-    /// The median over a campaign's complete runs of `workload` (else of
-    /// the experiment's baseline arm) of one metric's column, with the
-    /// metric's direction.
+    /// A campaign's level of one figure: its complete runs of `workload`
+    /// (else of the experiment's baseline arm), their histograms added
+    /// when every run has one, else the runs' values of the column.
     fn level(
         &mut self,
         campaign: i64,
         workload: &str,
         experiment: &str,
         metric: &str,
-        column: &str,
-    ) -> Result<Option<(f64, Better)>, String> {
+        statistic: &str,
+    ) -> Result<Option<Level>, String> {
+        let column = figure_column(statistic);
         let rows = self.connection.query(
             &format!(
-                "SELECT r.series, m.{column}, m.better FROM metrics m JOIN runs r ON m.run = r.id
+                "SELECT r.series, m.{column}, m.better, m.histogram, m.scale FROM metrics m JOIN runs r ON m.run = r.id
                  WHERE r.campaign = ?1 AND r.complete = 1 AND m.name = ?2 AND m.{column} IS NOT NULL"
             ),
             &[campaign.into(), metric.into()],
         )?;
-        let rows: Vec<(String, f64, Better)> = rows
-            .iter()
-            .map(|row| Ok((row.text(0)?, row.real(1)?.unwrap_or(f64::NAN), parse_better(&row.text(2)?))))
-            .collect::<Result<_, String>>()?;
         let workload_runs = |series: &str| series == workload || series.starts_with(&format!("{workload}["));
         let baseline = format!("{experiment}:baseline");
         let baseline_runs = |series: &str| series.starts_with(&baseline);
         for matches in [&workload_runs as &dyn Fn(&str) -> bool, &baseline_runs] {
-            let chosen: Vec<&(String, f64, Better)> = rows.iter().filter(|(series, ..)| matches(series)).collect();
-            if let Some((_, _, better)) = chosen.first() {
-                return Ok(Some((super::median(chosen.iter().map(|(_, value, _)| *value)), *better)));
+            let mut chosen = Vec::new();
+            for row in &rows {
+                if matches(&row.text(0)?) {
+                    chosen.push(row);
+                }
             }
+            let Some(first) = chosen.first() else { continue };
+            let better = parse_better(&first.text(2)?);
+            let values: Vec<f64> =
+                chosen.iter().map(|row| row.real(1)).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect();
+            let mut histograms = Vec::new();
+            for row in &chosen {
+                let decoded = row.text_or_null(3)?.and_then(|text| histogram::decode(&text).ok());
+                histograms.push((decoded, row.real(4)?.filter(|scale| *scale > 0.0).unwrap_or(1.0)));
+            }
+            let pooled = Level::pool(histograms, statistic);
+            return Ok(Some(pooled.unwrap_or(Level::Values { values, better }).with_better(better)));
         }
         Ok(None)
     }
