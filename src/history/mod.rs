@@ -262,6 +262,17 @@ pub struct Projection {
     pub why: Option<String>,
 }
 
+impl Projection {
+    /// Realized over projected: 1 when the change landed as projected;
+    /// `None` when either is missing or nothing was projected.
+    pub fn ratio(&self) -> Option<f64> {
+        match (self.projected, self.realized) {
+            (Some(projected), Some(realized)) if projected != 0.0 => Some(realized / projected),
+            _ => None,
+        }
+    }
+}
+
 /// Which test found a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
