@@ -618,8 +618,12 @@ pub fn trend(series: &Series, changes: &[Change]) -> Option<Chart> {
     let distribution = points.iter().any(|point| point.p99.is_some());
     let values = points.iter().flat_map(|point| [Some(point.value), point.p99]).flatten().filter(|v| v.is_finite());
     let (low, high) = extent(values)?;
+    // The change points' labels take a band above the plot, one row each,
+    // so that they cover neither the data nor one another.
+    let band = if changes.is_empty() { 0.0 } else { 13.0 * changes.len() as f64 + 4.0 };
     let mut out = String::new();
-    open(&mut out, WIDTH, HEIGHT, &format!("{title}: trend across campaigns"));
+    open(&mut out, WIDTH, HEIGHT + band, &format!("{title}: trend across campaigns"));
+    let _ = write!(out, r#"<g transform="translate(0 {band})">"#);
     let y: Box<dyn Fn(f64) -> f64> = if low > 0.0 && high / low > 10.0 {
         Box::new(log_y_axis(&mut out, low / 1.2, high * 1.2, series.dim))
     } else {
@@ -635,7 +639,7 @@ pub fn trend(series: &Series, changes: &[Change]) -> Option<Chart> {
             LEFT + (WIDTH - LEFT - RIGHT) * index as f64 / (count - 1) as f64
         }
     };
-    let (plot_top, plot_bottom) = (TOP, HEIGHT - BOTTOM);
+    let plot_bottom = HEIGHT - BOTTOM;
     line(&mut out, (LEFT, plot_bottom), (WIDTH - RIGHT, plot_bottom), r##"stroke="#888""##);
     // About fifteen campaign numbers fit under the axis; the newest is always one.
     let every = count.div_ceil(15).max(1);
@@ -663,16 +667,18 @@ pub fn trend(series: &Series, changes: &[Change]) -> Option<Chart> {
         let colour = change_colour(change);
         let kind = if change.regression { "regression" } else { "improvement" };
         let px = x(index);
+        // The line rises from the plot's foot to its label's row.
+        let label_y = 13.0 * row as f64 + 12.0 - band;
+        let line_top = label_y - 10.0;
         let _ = write!(
             out,
-            r#"<line class="change {kind}" data-campaign="{}" data-test="{}" x1="{px:.1}" y1="{plot_top:.1}" x2="{px:.1}" y2="{plot_bottom:.1}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="5 4"/>"#,
+            r#"<line class="change {kind}" data-campaign="{}" data-test="{}" x1="{px:.1}" y1="{line_top:.1}" x2="{px:.1}" y2="{plot_bottom:.1}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="5 4"/>"#,
             change.campaign,
             test_name(change.test)
         );
-        // Labels stack downwards, one row per change, and turn left near the legend.
+        // Beside the line, on its left where the right has no room.
         let label = change_label(change);
-        let label_y = plot_top + 11.0 + 13.0 * (row % 8) as f64;
-        let room = WIDTH - RIGHT + 50.0 - px;
+        let room = WIDTH - 4.0 - px;
         let (label_x, anchor) =
             if room > 6.5 * label.chars().count() as f64 { (px + 4.0, "start") } else { (px - 4.0, "end") };
         let _ = write!(
@@ -738,7 +744,7 @@ pub fn trend(series: &Series, changes: &[Change]) -> Option<Chart> {
             xml(key)
         );
     }
-    out.push_str("</svg>");
+    out.push_str("</g></svg>");
     Some(Chart { title, svg: out })
 }
 
