@@ -581,7 +581,8 @@ pub fn change_label(change: &Change) -> String {
 }
 
 /// A permutation p-value as pages print it: `p = 0.004`, or `p < 0.001`
-/// when no shuffle of a thousand scored as high.
+/// below that (with 1,000 shuffles: when at most one scored as high), where
+/// three decimals would print a p of 0.000 that no test can show.
 pub fn p_text(p_value: f64) -> String {
     if p_value < 0.001 {
         "p < 0.001".to_owned()
