@@ -1,6 +1,7 @@
 //! `phasebench history`: import run folders, show series with their change
-//! points, check the newest runs for a regression, tag a campaign. Also the
-//! `--history` flags `run` and `merge` share, and the recording they do.
+//! points, check the newest runs for a regression, write the HTML page of
+//! the series and projections, tag a campaign. Also the `--history` flags
+//! `run` and `merge` share, and the recording they do.
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +9,10 @@ use clap::{Args, Subcommand};
 
 use phasebench::analysis::changepoint::Settings;
 use phasebench::analysis::{Analysis, CompareSettings};
-use phasebench::history::{self, Change, History, HistoryError, Location, Recorded, Series, Test};
+use phasebench::history::{self, Change, History, HistoryError, Location, Recorded, Series};
 use phasebench::quantity::format_value;
+use phasebench::report::charts::{p_text, test_name};
+use phasebench::report::history::{realized_interval, short_commit, started};
 use phasebench::results::{store, Results};
 
 use super::Status;
@@ -103,6 +106,14 @@ pub enum HistoryCommand {
         #[arg(long = "min-effect", value_name = "PERCENT", default_value = "5%", value_parser = super::report::parse_percent)]
         min_effect: f64,
     },
+    /// One HTML page: each series' trend chart with its change points and points, and the projections checked.
+    Report {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Where to write the page.
+        #[arg(long, value_name = "FILE", default_value = "runs/history.html")]
+        out: PathBuf,
+    },
     /// Each campaign tagged `after:NAME`: the gain its roadmap projected against the gain realized.
     Projections {
         #[command(flatten)]
@@ -153,6 +164,15 @@ impl FilterArgs {
         Ok(Settings { p_value: self.p_value, permutations: self.permutations, ..Settings::default() })
     }
 
+    /// The filters given, as a page names them (`scenario quickstart, run sleep`).
+    fn selection(&self) -> Option<String> {
+        let named: Vec<String> = [("scenario", &self.scenario), ("run", &self.run), ("metric", &self.metric)]
+            .into_iter()
+            .filter_map(|(what, value)| Some(format!("{what} {}", value.as_ref()?)))
+            .collect();
+        (!named.is_empty()).then(|| named.join(", "))
+    }
+
     fn series(&self) -> Result<Vec<Series>, HistoryError> {
         self.history.open()?.series(self.scenario.as_deref(), self.run.as_deref(), self.metric.as_deref())
     }
@@ -175,6 +195,7 @@ pub fn history(command: HistoryCommand) -> Status {
         HistoryCommand::Import { history, tag, paths } => import(&history, &tag, &paths),
         HistoryCommand::Show(filter) => show(&filter),
         HistoryCommand::Check { filter, newest, min_effect } => check(&filter, newest, min_effect),
+        HistoryCommand::Report { filter, out } => report(&filter, &out),
         HistoryCommand::Projections { history } => projections(&history),
         HistoryCommand::Tag { history, campaign, tags } => {
             match history.open().and_then(|mut h| h.tag(campaign, &tags)) {
@@ -257,7 +278,7 @@ fn check(filter: &FilterArgs, newest: usize, min_effect: f64) -> Status {
             let small = change.change.abs() < min_effect;
             regressions += usize::from(!small);
             println!(
-                "{}: {} / {} / {}: {} from campaign {} ({} test, p = {:.3}){}",
+                "{}: {} / {} / {}: {} from campaign {} ({} test, {}){}",
                 if small { "below --min-effect" } else { "regression" },
                 one.key.scenario,
                 one.key.run,
@@ -265,7 +286,7 @@ fn check(filter: &FilterArgs, newest: usize, min_effect: f64) -> Status {
                 signed_percent(change.change),
                 change.campaign,
                 test_name(change.test),
-                change.p_value,
+                p_text(change.p_value),
                 commits(&change)
             );
         }
@@ -297,15 +318,8 @@ fn projections(args: &HistoryArgs) -> Status {
             None => one.experiment.clone(),
         };
         let percent = |value: Option<f64>| value.map_or("–".to_string(), signed_percent);
-        let ratio = match (one.projected, one.realized) {
-            (Some(projected), Some(realized)) if projected != 0.0 => format!("{:.2}", realized / projected),
-            _ => "–".to_string(),
-        };
-        let interval = match (one.realized, one.realized_interval) {
-            (Some(_), Some((low, high))) => format!("{} to {}", signed_percent(low), signed_percent(high)),
-            (Some(_), None) => "– (one value each side)".to_string(),
-            (None, _) => "–".to_string(),
-        };
+        let ratio = one.ratio().map_or("–".to_string(), |ratio| format!("{ratio:.2}"));
+        let interval = realized_interval(one);
         println!(
             "| {} | {candidate} | {} | {} | {} | {} | {}{} | {interval} | {ratio} |",
             one.scenario,
@@ -317,6 +331,67 @@ fn projections(args: &HistoryArgs) -> Status {
             one.why.as_ref().map_or(String::new(), |why| format!(" ({why})"))
         );
     }
+    Status::Success
+}
+
+fn report(filter: &FilterArgs, out: &Path) -> Status {
+    let (settings, series) = match filter.load() {
+        Ok(loaded) => loaded,
+        Err(status) => return status,
+    };
+    let projections = match filter.history.open().and_then(|mut history| history.projections()) {
+        Ok(projections) => projections,
+        Err(error) => return failure(error),
+    };
+    // The projections of the scenario asked for; a run or metric filter
+    // narrows the series only, since a projection names a workload.
+    let projections: Vec<_> = projections
+        .into_iter()
+        .filter(|one| filter.scenario.as_ref().is_none_or(|scenario| *scenario == one.scenario))
+        .collect();
+    let series: Vec<(Series, Vec<Change>)> = series
+        .into_iter()
+        .map(|one| {
+            let changes = history::changes(&one, &settings);
+            (one, changes)
+        })
+        .collect();
+    let location = filter.history.location().map(|location| location.to_string()).unwrap_or_default();
+    let selection = filter.selection();
+    let inputs = phasebench::report::history::Inputs {
+        location: &location,
+        selection: selection.as_deref(),
+        series: &series,
+        projections: &projections,
+        settings: &settings,
+    };
+    let page = match phasebench::report::history::page(&inputs) {
+        Ok(page) => page,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Status::Error;
+        }
+    };
+    if let Some(folder) = out.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+        if let Err(error) = std::fs::create_dir_all(folder) {
+            eprintln!("error: cannot create {}: {error}", folder.display());
+            return Status::Error;
+        }
+    }
+    if let Err(error) = store::write_atomic(out, page.as_bytes()) {
+        eprintln!("error: {error}");
+        return Status::Error;
+    }
+    let changes: usize = series.iter().map(|(_, changes)| changes.len()).sum();
+    let plural = |count: usize| if count == 1 { "" } else { "s" };
+    println!(
+        "history: wrote {} ({} series, {changes} change point{}, {} projection{})",
+        out.display(),
+        series.len(),
+        plural(changes),
+        projections.len(),
+        plural(projections.len())
+    );
     Status::Success
 }
 
@@ -354,14 +429,12 @@ fn render_series(series: &Series, changes: &[Change]) -> String {
             .iter()
             .filter(|change| change.index == index)
             .map(|change| {
-                format!("◆ {} {} (p = {:.3})", test_name(change.test), signed_percent(change.change), change.p_value)
+                format!("◆ {} {} ({})", test_name(change.test), signed_percent(change.change), p_text(change.p_value))
             })
             .chain(point.tags.iter().map(|tag| format!("[{tag}]")))
             .collect();
         let commit = short_commit(&point.commit);
-        let started = chrono::DateTime::parse_from_rfc3339(&point.started_at)
-            .map(|at| at.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_else(|_| point.started_at.clone());
+        let started = started(&point.started_at);
         let value = format_value(point.value, series.dim);
         match point.p99 {
             Some(p99) if distribution => out.push_str(&format!(
@@ -378,23 +451,6 @@ fn render_series(series: &Series, changes: &[Change]) -> String {
         }
     }
     out
-}
-
-/// A commit as a column shows it: 12 hex digits, `*` when the tree had
-/// changes beside it.
-fn short_commit(commit: &str) -> String {
-    let (id, modified) = match commit.strip_suffix("-modified") {
-        Some(id) => (id, "*"),
-        None => (commit, ""),
-    };
-    format!("{}{modified}", id.chars().take(12).collect::<String>())
-}
-
-fn test_name(test: Test) -> &'static str {
-    match test {
-        Test::Median => "median",
-        Test::Distribution => "distribution",
-    }
 }
 
 fn signed_percent(change: f64) -> String {

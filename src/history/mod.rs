@@ -407,6 +407,17 @@ impl Level {
     }
 }
 
+impl Projection {
+    /// Realized over projected: 1 when the change landed as projected;
+    /// `None` when either is missing or nothing was projected.
+    pub fn ratio(&self) -> Option<f64> {
+        match (self.projected, self.realized) {
+            (Some(projected), Some(realized)) if projected != 0.0 => Some(realized / projected),
+            _ => None,
+        }
+    }
+}
+
 /// The value at quantile `q` of ascending (observations up to here,
 /// value) steps: the value of the ⌈q·n⌉-th observation, as HdrHistogram
 /// reads it.

@@ -1,14 +1,17 @@
-//! SVG charts for the HTML report, drawn from the analysis: latency
-//! percentile curves on HdrHistogram's "1/(1-p)" axis, scaling curves of
-//! matrix workloads, A/B changes with their confidence whiskers, and time
-//! shares. Every text placed in a chart is XML-escaped here, because the
-//! template inserts the SVG as markup.
+//! SVG charts for the HTML pages: for a run's report, drawn from the
+//! analysis, latency percentile curves on HdrHistogram's "1/(1-p)" axis,
+//! scaling curves of matrix workloads, A/B changes with their confidence
+//! whiskers, and time shares; for the history page, a series' trend across
+//! campaigns with its change points. Every text placed in a chart is
+//! XML-escaped here, because the template inserts the SVG as markup.
 
 use std::fmt::Write as _;
 
 use crate::analysis::profiles::{MemoryPoint, MemorySummary};
 use crate::analysis::stats::Verdict;
 use crate::analysis::{Analysis, ExperimentOutcome, RunRow, Scaling, TimeShares};
+use crate::history::{Change, Series, Test};
+use crate::metric::Better;
 use crate::quantity::{format_value, Dim};
 use crate::results::ProbeOutcome;
 
@@ -560,6 +563,189 @@ pub fn capacity(run: &RunRow) -> Option<Chart> {
         text(&mut out, key_x, key_y + 14.0 * index as f64, "start", key);
     }
     out.push_str("</svg>");
+    Some(Chart { title, svg: out })
+}
+
+/// Colour of a change point: red for the worse, green for the better.
+fn change_colour(change: &Change) -> &'static str {
+    if change.regression {
+        "#d62728"
+    } else {
+        "#2ca02c"
+    }
+}
+
+/// How a chart labels a change point: `median test +12.3%, p = 0.004`.
+pub fn change_label(change: &Change) -> String {
+    format!("{} test {:+.1}%, {}", test_name(change.test), change.change * 100.0, p_text(change.p_value))
+}
+
+/// A permutation p-value as pages print it: `p = 0.004`, or `p < 0.001`
+/// below that (with 1,000 shuffles: when at most one scored as high), where
+/// three decimals would print a p of 0.000 that no test can show.
+pub fn p_text(p_value: f64) -> String {
+    if p_value < 0.001 {
+        "p < 0.001".to_owned()
+    } else {
+        format!("p = {p_value:.3}")
+    }
+}
+
+/// The name of the test that found a change, as pages print it.
+pub fn test_name(test: Test) -> &'static str {
+    match test {
+        Test::Median => "median",
+        Test::Distribution => "distribution",
+    }
+}
+
+/// One line of a trend chart: its name, its colour, and its points as
+/// (campaign order, value).
+type TrendLine = (&'static str, &'static str, Vec<(usize, f64)>);
+
+/// A series across campaigns, oldest first: its medians (or values), its
+/// p99s when it is a distribution, each change point as a dashed line
+/// labelled with its test, change and p-value (red for the worse, green
+/// for the better), and a ring around each tagged campaign. The y axis
+/// starts at zero, unless the values span more than ten times, when it is
+/// logarithmic so that the median shows beside the p99.
+pub fn trend(series: &Series, changes: &[Change]) -> Option<Chart> {
+    let points = &series.points;
+    if points.is_empty() {
+        return None;
+    }
+    let key = &series.key;
+    let title = format!("{} / {} / {}", key.scenario, key.run, key.metric);
+    let distribution = points.iter().any(|point| point.p99.is_some());
+    let values = points.iter().flat_map(|point| [Some(point.value), point.p99]).flatten().filter(|v| v.is_finite());
+    let (low, high) = extent(values)?;
+    // The change points' labels take a band above the plot, one row each,
+    // so that they cover neither the data nor one another.
+    let band = if changes.is_empty() { 0.0 } else { 13.0 * changes.len() as f64 + 4.0 };
+    let mut out = String::new();
+    open(&mut out, WIDTH, HEIGHT + band, &format!("{title}: trend across campaigns"));
+    let _ = write!(out, r#"<g transform="translate(0 {band})">"#);
+    let y: Box<dyn Fn(f64) -> f64> = if low > 0.0 && high / low > 10.0 {
+        Box::new(log_y_axis(&mut out, low / 1.2, high * 1.2, series.dim))
+    } else {
+        let top = if high > 0.0 { high * 1.05 } else { 1.0 };
+        y_axis(&mut out, top, series.dim);
+        Box::new(move |value: f64| scale_y(value.max(0.0), top))
+    };
+    let count = points.len();
+    let x = |index: usize| {
+        if count == 1 {
+            LEFT + (WIDTH - LEFT - RIGHT) / 2.0
+        } else {
+            LEFT + (WIDTH - LEFT - RIGHT) * index as f64 / (count - 1) as f64
+        }
+    };
+    let plot_bottom = HEIGHT - BOTTOM;
+    line(&mut out, (LEFT, plot_bottom), (WIDTH - RIGHT, plot_bottom), r##"stroke="#888""##);
+    // About fifteen campaign numbers fit under the axis; the newest is always one.
+    let every = count.div_ceil(15).max(1);
+    for (index, point) in points.iter().enumerate() {
+        if index % every == (count - 1) % every {
+            text(&mut out, x(index), plot_bottom + 16.0, "middle", &point.campaign.to_string());
+        }
+    }
+    let better = match series.better {
+        Better::Lower => "lower",
+        Better::Higher => "higher",
+    };
+    text(
+        &mut out,
+        LEFT + (WIDTH - LEFT - RIGHT) / 2.0,
+        HEIGHT - 6.0,
+        "middle",
+        &format!("campaign, oldest first ({better} is better)"),
+    );
+    for (row, change) in changes.iter().enumerate() {
+        let index = change.index;
+        if index >= count {
+            continue;
+        }
+        let colour = change_colour(change);
+        let kind = if change.regression { "regression" } else { "improvement" };
+        let px = x(index);
+        // The line rises from the plot's foot to its label's row.
+        let label_y = 13.0 * row as f64 + 12.0 - band;
+        let line_top = label_y - 10.0;
+        let _ = write!(
+            out,
+            r#"<line class="change {kind}" data-campaign="{}" data-test="{}" x1="{px:.1}" y1="{line_top:.1}" x2="{px:.1}" y2="{plot_bottom:.1}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="5 4"/>"#,
+            change.campaign,
+            test_name(change.test)
+        );
+        // Beside the line, on its left where the right has no room.
+        let label = change_label(change);
+        let room = WIDTH - 4.0 - px;
+        let (label_x, anchor) =
+            if room > 6.5 * label.chars().count() as f64 { (px + 4.0, "start") } else { (px - 4.0, "end") };
+        let _ = write!(
+            out,
+            r##"<text class="change-label" x="{label_x:.1}" y="{label_y:.1}" text-anchor="{anchor}" fill="{colour}" stroke="#fff" stroke-width="3" paint-order="stroke">{}</text>"##,
+            xml(&label)
+        );
+    }
+    // Blue and orange: red and green mean a change's direction here.
+    let mut lines: Vec<TrendLine> = vec![(
+        if distribution { "median" } else { "value" },
+        "#1f77b4",
+        points.iter().enumerate().map(|(index, point)| (index, point.value)).collect(),
+    )];
+    if distribution {
+        lines.push(("p99", "#ff7f0e", points.iter().enumerate().filter_map(|(i, p)| Some((i, p.p99?))).collect()));
+    }
+    for (name, colour, values) in &lines {
+        let path: Vec<String> = values.iter().map(|(i, v)| format!("{:.1},{:.1}", x(*i), y(*v))).collect();
+        let _ = write!(
+            out,
+            r#"<polyline class="{name}" fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            path.join(" ")
+        );
+        for (index, value) in values {
+            let point = &points[*index];
+            let _ = write!(
+                out,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="2.5" fill="{colour}"><title>{}</title></circle>"#,
+                x(*index),
+                y(*value),
+                xml(&format!("campaign {}: {name} {}", point.campaign, format_value(*value, series.dim)))
+            );
+        }
+    }
+    for (index, point) in points.iter().enumerate().filter(|(_, point)| !point.tags.is_empty()) {
+        let _ = write!(
+            out,
+            r##"<circle class="tagged" data-campaign="{}" cx="{:.1}" cy="{:.1}" r="6" fill="none" stroke="#9467bd" stroke-width="2"><title>{}</title></circle>"##,
+            point.campaign,
+            x(index),
+            y(point.value),
+            xml(&format!("campaign {}: {}", point.campaign, point.tags.join(", ")))
+        );
+    }
+    let key_x = WIDTH - RIGHT + 62.0;
+    for (index, (name, colour, _)) in lines.iter().enumerate() {
+        let y = TOP + 14.0 * index as f64 + 8.0;
+        let _ = write!(out, r#"<rect x="{key_x}" y="{:.1}" width="10" height="10" fill="{colour}"/>"#, y - 9.0);
+        text(&mut out, key_x + 14.0, y, "start", name);
+    }
+    let key_y = TOP + 14.0 * lines.len() as f64 + 14.0;
+    let keys = [
+        ("#d62728", "dashed: change for the worse"),
+        ("#2ca02c", "dashed: change for the better"),
+        ("#9467bd", "ring: tagged campaign"),
+    ];
+    for (index, (colour, key)) in keys.iter().enumerate() {
+        let _ = write!(
+            out,
+            r#"<text x="{key_x:.1}" y="{:.1}" fill="{colour}">{}</text>"#,
+            key_y + 14.0 * index as f64,
+            xml(key)
+        );
+    }
+    out.push_str("</g></svg>");
     Some(Chart { title, svg: out })
 }
 

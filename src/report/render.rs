@@ -4,11 +4,13 @@
 //! Templates receive `a` (the analysis, documented in docs/templates.md)
 //! and `charts` (SVG charts with titles). HTML templates are auto-escaped;
 //! Markdown ones get the `md` filter, which keeps a user's text from
-//! breaking a table.
+//! breaking a table. The history page (`history.html`) is rendered by the
+//! same engine from its own context, `h` ([`super::history`]).
 
 use std::collections::HashMap;
 use std::path::Path;
 
+use serde::Serialize;
 use tera::{Context, Tera, Value};
 
 use super::charts;
@@ -20,6 +22,9 @@ pub const BUILT_IN: [(&str, &str); 3] = [
     ("roadmap.md", include_str!("../../templates/roadmap.md")),
     ("report.html", include_str!("../../templates/report.html")),
 ];
+
+/// The history page's template (`phasebench history report`).
+pub const HISTORY: (&str, &str) = ("history.html", include_str!("../../templates/history.html"));
 
 /// Why a report could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -142,4 +147,13 @@ pub fn user(path: &Path, analysis: &Analysis) -> Result<String, RenderError> {
     let html = [".html", ".htm"].iter().any(|suffix| name.ends_with(suffix));
     tera.render(&name, &context(analysis, html))
         .map_err(|error| RenderError::Template { name, message: tera_message(&error) })
+}
+
+/// Renders the history page from its context, given to the template as `h`.
+pub(super) fn history_page(page: &impl Serialize) -> Result<String, RenderError> {
+    let tera = engine(&[HISTORY])?;
+    let mut context = Context::new();
+    context.insert("h", page);
+    tera.render(HISTORY.0, &context)
+        .map_err(|error| RenderError::Template { name: HISTORY.0.into(), message: tera_message(&error) })
 }
