@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         cli::Command::Vault { what } => cli::vault::execute(what),
         cli::Command::Launch { scheduler } => cli::launch::execute(scheduler),
         cli::Command::History { what } => cli::history::history(what),
+        cli::Command::Completions { shell } => cli::completions::completions(shell),
+        cli::Command::Man { out } => cli::completions::man(&out),
     };
     ExitCode::from(status as u8)
 }

@@ -1,5 +1,6 @@
 //! Command-line arguments and the small commands; `run` has its own file.
 
+pub mod completions;
 pub mod history;
 pub mod inspect;
 pub mod launch;
@@ -82,6 +83,18 @@ pub enum Command {
         /// What to inspect.
         #[command(subcommand)]
         what: inspect::InspectCommand,
+    },
+    /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
+    Completions {
+        /// Which shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages: phasebench.1 and one per subcommand (phasebench-run.1, phasebench-history-show.1…).
+    Man {
+        /// The folder to write them in, e.g. ~/.local/share/man/man1.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
