@@ -103,7 +103,9 @@ fn the_capacity_of_a_known_queue_is_found_and_the_ends_of_the_range_are_reported
         let run = &results.runs[0];
         let search = run.search.as_ref().expect("a search record");
         let truth = known_capacity(run);
-        assert!((truth / 4_000.0 - 1.0).abs() < 0.1, "4 slots of 1 ms hold {truth:.0}/s, not about 4,000/s");
+        // A sanity bound on the arithmetic, not on the machine: a 1 ms sleep
+        // oversleeps by 20–60 µs on one 2-vCPU VM and by 140 µs on another.
+        assert!((truth / 4_000.0 - 1.0).abs() < 0.2, "4 slots of 1 ms hold {truth:.0}/s, not about 4,000/s");
         let capacity = &search.capacity;
         let estimate = capacity.value.unwrap_or(f64::NAN);
         let [low, high] = capacity.interval.unwrap_or([f64::NAN; 2]);
