@@ -168,33 +168,7 @@ fn campaign_count(db: &Path) -> i64 {
 fn a_process_killed_while_recording_leaves_every_campaign_whole_or_absent() {
     // One results file with several runs, copied as 400 campaigns that
     // differ in when they started.
-    let scenario = Scenario::new(
-        "
-scenario: history-crash
-engines: { cal: { kind: calibrate } }
-phases:
-  - name: p
-    workloads:
-      - { name: a, engine: cal, op: spin, with: { duration: 10us }, iterations: 50 }
-      - { name: b, engine: cal, op: spin, with: { duration: 10us }, iterations: 50 }
-      - { name: c, engine: cal, op: spin, with: { duration: 10us }, iterations: 50 }
-",
-    );
-    let output = scenario.run(&["--no-history"]);
-    assert_eq!(status(&output), 0, "{}", text(&output));
-    let original: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(scenario.out().join("results.json")).unwrap()).unwrap();
-    let runs_per_file = original["runs"].as_array().unwrap().len() as i64;
-    let copies = scenario.dir.path().join("copies");
-    let mut paths = Vec::new();
-    for i in 0..400 {
-        let mut copy = original.clone();
-        copy["started_at"] = serde_json::Value::String(format!("2026-01-01T00:00:{:02}.{:06}Z", i % 60, i));
-        let path = copies.join(format!("{i:03}.json"));
-        std::fs::create_dir_all(&copies).unwrap();
-        std::fs::write(&path, serde_json::to_vec(&copy).unwrap()).unwrap();
-        paths.push(path);
-    }
+    let (scenario, paths, runs_per_file) = common::campaign_copies(400);
 
     let db = scenario.dir.path().join("crash.sqlite");
     let mut interrupted = 0;

@@ -192,34 +192,7 @@ fn campaign_count(url: &str) -> i64 {
 #[ignore = "needs a PostgreSQL server: scripts/postgres-check.sh"]
 fn an_import_killed_mid_way_leaves_every_postgres_campaign_whole_or_absent() {
     let url = database("phasebench_crash");
-    let scenario = Scenario::new(
-        "
-scenario: history-pg-crash
-engines: { cal: { kind: calibrate } }
-phases:
-  - name: p
-    workloads:
-      - { name: a, engine: cal, op: spin, with: { duration: 10us }, iterations: 50 }
-      - { name: b, engine: cal, op: spin, with: { duration: 10us }, iterations: 50 }
-      - { name: c, engine: cal, op: spin, with: { duration: 10us }, iterations: 50 }
-",
-    );
-    let output = scenario.run(&["--no-history"]);
-    assert_eq!(status(&output), 0, "{}", text(&output));
-    let original: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(scenario.out().join("results.json")).unwrap()).unwrap();
-    let runs_per_file = original["runs"].as_array().unwrap().len() as i64;
-    let copies = scenario.dir.path().join("copies");
-    std::fs::create_dir_all(&copies).unwrap();
-    let files: Vec<PathBuf> = (0..300)
-        .map(|i| {
-            let mut copy = original.clone();
-            copy["started_at"] = serde_json::Value::String(format!("2026-01-01T00:00:{:02}.{:06}Z", i % 60, i));
-            let path = copies.join(format!("{i:03}.json"));
-            std::fs::write(&path, serde_json::to_vec(&copy).unwrap()).unwrap();
-            path
-        })
-        .collect();
+    let (_scenario, files, runs_per_file) = common::campaign_copies(300);
     let import = |child: &mut std::process::Command| {
         child.arg("history").arg("import").arg("--history").arg(&url).args(&files);
     };

@@ -80,3 +80,39 @@ pub fn root() -> &'static Path {
         std::env::var_os("PHASEBENCH_REPO").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
     })
 }
+
+/// One campaign of three short runs, saved once and copied `count` times
+/// as results files that differ only in when they started (so a history
+/// takes each for a new campaign): the files, and the runs each holds.
+/// For the tests that kill a history import part-way.
+pub fn campaign_copies(count: usize) -> (Scenario, Vec<PathBuf>, i64) {
+    let scenario = Scenario::new(
+        "
+scenario: history-crash
+engines: { cal: { kind: calibrate } }
+phases:
+  - name: p
+    workloads:
+      - { name: a, engine: cal, op: spin, with: { duration: 10us }, iterations: 50 }
+      - { name: b, engine: cal, op: spin, with: { duration: 10us }, iterations: 50 }
+      - { name: c, engine: cal, op: spin, with: { duration: 10us }, iterations: 50 }
+",
+    );
+    let output = scenario.run(&["--no-history"]);
+    assert_eq!(status(&output), 0, "{}", String::from_utf8_lossy(&output.stderr));
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(scenario.out().join("results.json")).unwrap()).unwrap();
+    let runs_per_file = original["runs"].as_array().unwrap().len() as i64;
+    let copies = scenario.dir.path().join("copies");
+    std::fs::create_dir_all(&copies).unwrap();
+    let files = (0..count)
+        .map(|i| {
+            let mut copy = original.clone();
+            copy["started_at"] = serde_json::Value::String(format!("2026-01-01T00:00:{:02}.{:06}Z", i % 60, i));
+            let path = copies.join(format!("{i:03}.json"));
+            std::fs::write(&path, serde_json::to_vec(&copy).unwrap()).unwrap();
+            path
+        })
+        .collect();
+    (scenario, files, runs_per_file)
+}
