@@ -29,4 +29,5 @@ pub mod report;
 pub mod results;
 pub mod rng;
 pub mod run;
+pub mod schema;
 pub mod serve;

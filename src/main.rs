@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         cli::Command::History { what } => cli::history::history(what),
         cli::Command::Completions { shell } => cli::completions::completions(shell),
         cli::Command::Man { out } => cli::completions::man(&out),
+        cli::Command::Schema { scenario, out } => cli::editor::schema(scenario.as_deref(), out.as_deref()),
+        cli::Command::Init { file, engine } => cli::editor::init(&file, &engine),
     };
     ExitCode::from(status as u8)
 }

@@ -1,6 +1,7 @@
 //! Command-line arguments and the small commands; `run` has its own file.
 
 pub mod completions;
+pub mod editor;
 pub mod history;
 pub mod inspect;
 pub mod launch;
@@ -89,6 +90,24 @@ pub enum Command {
         /// Which shell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+    /// Print the scenario format's JSON Schema (draft 2020-12), for editors and validators.
+    Schema {
+        /// Narrow it to this scenario's engine instances: `engine:` offers them, `op:` only the instance's.
+        #[arg(long = "for", value_name = "SCENARIO")]
+        scenario: Option<PathBuf>,
+        /// Write it to this file instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Write a commented starter scenario that validates, and the schema beside it for editors.
+    Init {
+        /// The scenario file to write; it must not exist.
+        #[arg(default_value = "scenario.yaml")]
+        file: PathBuf,
+        /// The engine kind it measures (`phasebench list` shows them).
+        #[arg(long, default_value = "calibrate", value_name = "KIND")]
+        engine: String,
     },
     /// Write man pages: phasebench.1 and one per subcommand (phasebench-run.1, phasebench-history-show.1…).
     Man {

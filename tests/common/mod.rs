@@ -116,3 +116,38 @@ phases:
         .collect();
     (scenario, files, runs_per_file)
 }
+
+/// Validates `files` against the committed scenario schema with the
+/// independent validator `check-jsonschema` (PyPI), and returns the files
+/// it rejected (invalid, or not YAML at all). `None` when it is not
+/// installed, which fails instead where `PHASEBENCH_REQUIRE_CHECK_JSONSCHEMA`
+/// is set (as `.ci/run` sets it).
+pub fn check_jsonschema(files: &[PathBuf]) -> Option<std::collections::BTreeSet<PathBuf>> {
+    let python = || Command::new("python3");
+    let installed =
+        python().args(["-m", "check_jsonschema", "--version"]).output().is_ok_and(|out| out.status.success());
+    if !installed {
+        assert!(
+            std::env::var_os("PHASEBENCH_REQUIRE_CHECK_JSONSCHEMA").is_none(),
+            "check-jsonschema is required here but `python3 -m check_jsonschema` does not run"
+        );
+        eprintln!("check-jsonschema is not installed (pip install check-jsonschema): the schema check is skipped");
+        return None;
+    }
+    let schema = root().join("schema/phasebench.schema.json");
+    let output = python()
+        .args(["-m", "check_jsonschema", "--output-format", "json", "--schemafile"])
+        .arg(&schema)
+        .args(files)
+        .output()
+        .expect("check-jsonschema runs");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("check-jsonschema printed no JSON: {}", String::from_utf8_lossy(&output.stderr)));
+    let mut rejected = std::collections::BTreeSet::new();
+    for entry in ["errors", "parse_errors"].iter().flat_map(|key| report[key].as_array().cloned().unwrap_or_default()) {
+        if let Some(file) = entry["filename"].as_str() {
+            rejected.insert(PathBuf::from(file));
+        }
+    }
+    Some(rejected)
+}
