@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod launch;
 pub mod list;
 pub mod merge;
+pub mod metrics;
 pub mod report;
 pub mod run;
 pub mod serve;

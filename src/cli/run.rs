@@ -14,6 +14,7 @@ use phasebench::metric::names;
 use phasebench::plan::{Plan, PlanOptions, RunSpec, Shard};
 use phasebench::quantity::{format_value, Dim};
 use phasebench::report::{self, summary};
+use phasebench::results::live::Live;
 use phasebench::results::store::{self, StoreError};
 use phasebench::results::{ProbeRecord, Results, RunRecord};
 use phasebench::run::{execute_plan, Control, Observer, RunProgress};
@@ -54,6 +55,9 @@ pub struct RunArgs {
     /// Print only the summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Serve the running campaign's counters and latency histograms for Prometheus at http://HOST:PORT/metrics.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub record: super::history::RecordArgs,
 }
@@ -128,6 +132,22 @@ pub fn execute(args: RunArgs) -> Status {
             }
         }
     }
+    // Listening comes before the run folder, so that a port in use leaves nothing behind.
+    let live = match args.metrics_addr {
+        None => None,
+        Some(addr) => {
+            let live = Arc::new(Live::new(&plan.scenario.name));
+            match super::metrics::serve(addr, Arc::clone(&live)) {
+                Ok(bound) => eprintln!("metrics: http://{bound}/metrics"),
+                Err(error) => {
+                    eprintln!("error: --metrics-addr {addr}: cannot listen: {error}");
+                    eprintln!("  = hint: choose a free port, such as 127.0.0.1:9464");
+                    return Status::InvalidInput;
+                }
+            }
+            Some(live)
+        }
+    };
     let folder = match &args.out {
         Some(out) => store::create_run_folder(out).map(|()| out.clone()),
         None => store::default_run_folder(Path::new("runs"), &plan.scenario.name, chrono::Utc::now()),
@@ -148,7 +168,7 @@ pub fn execute(args: RunArgs) -> Status {
         return Status::Error;
     }
 
-    let results = match measure(&plan, &folder, args.quiet, args.start_at) {
+    let results = match measure(&plan, &folder, args.quiet, args.start_at, live) {
         Ok(results) => results,
         Err(error) => {
             eprintln!("error: results could not be saved: {error}");
@@ -192,8 +212,9 @@ fn measure(
     folder: &Path,
     quiet: bool,
     start_at: Option<chrono::DateTime<chrono::Utc>>,
+    live: Option<Arc<Live>>,
 ) -> Result<Results, StoreError> {
-    let control = Arc::new(Control { start_at, ..Control::default() });
+    let control = Arc::new(Control { start_at, live, ..Control::default() });
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

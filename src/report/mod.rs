@@ -21,5 +21,6 @@ pub mod flamegraph;
 pub mod folder;
 pub mod format;
 pub mod history;
+pub mod prometheus;
 pub mod render;
 pub mod summary;

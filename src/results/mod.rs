@@ -10,6 +10,7 @@
 //! ended on) steered what was measured and are kept as made.
 
 pub mod histogram;
+pub mod live;
 pub mod machine;
 pub mod notation;
 pub mod profile;

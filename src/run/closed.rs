@@ -10,7 +10,7 @@ use crate::plan::{Stop, Warmup};
 
 /// Runs `prepared` with `concurrency` workers back to back.
 pub fn run(prepared: Prepared, concurrency: usize, control: &Control) -> Measurement {
-    let Prepared { workers, recorder, warmup, stop, slo } = prepared;
+    let Prepared { workers, recorder, warmup, stop, slo, live } = prepared;
     let warm_claims = AtomicU64::new(0);
     let claims = &control.progress.issued;
     // Workers and the coordinator meet twice: after warm-up, and once the start is set.
@@ -31,7 +31,7 @@ pub fn run(prepared: Prepared, concurrency: usize, control: &Control) -> Measure
             .map(|(index, mut worker)| {
                 let (warm_claims, warmed, started, start_at) = (&warm_claims, &warmed, &started, &start_at);
                 let all_started = &all_started;
-                let mut tally = WorkerTally::new(recorder.clone(), false).judging(slo.clone());
+                let mut tally = WorkerTally::new(recorder.clone(), false).judging(slo.clone()).counting(live.clone());
                 let mut scratch = recorder.clone();
                 super::caller_thread(index).spawn_scoped(scope, move || {
                     if !all_started.wait() {

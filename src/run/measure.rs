@@ -1,5 +1,6 @@
 //! What one worker measures, and the merge of all workers into one measurement.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -8,6 +9,7 @@ use crate::engines::recorder::{new_histogram, record};
 use crate::engines::{EngineError, Recorder};
 use crate::metric::names;
 use crate::plan::SloBound;
+use crate::results::live::LiveRun;
 
 /// Distinct error messages kept per run; further ones are only counted.
 const MAX_ERROR_MESSAGES: usize = 8;
@@ -39,6 +41,8 @@ pub struct WorkerTally {
     pub slo: SloCheck,
     /// Successful operations that met every bound of the SLO.
     pub slo_met: u64,
+    /// `run --metrics-addr`: the run's live figures, counted as they happen.
+    pub live: Option<Arc<LiveRun>>,
 }
 
 /// How long one successful operation took, as the harness measured it.
@@ -105,7 +109,13 @@ impl WorkerTally {
             last_end: None,
             slo: SloCheck::default(),
             slo_met: 0,
+            live: None,
         }
+    }
+
+    /// The same tally also counting into `live` as it goes.
+    pub fn counting(self, live: Option<Arc<LiveRun>>) -> Self {
+        WorkerTally { live, ..self }
     }
 
     /// The same tally judging every successful operation against `slo`.
@@ -132,6 +142,9 @@ impl WorkerTally {
     pub fn success(&mut self, latency: Duration) {
         record(&mut self.latency, nanos(latency));
         self.operations += 1;
+        if let Some(live) = &self.live {
+            live.success(latency);
+        }
     }
 
     /// Open loop: records how late an operation started after its intended start.
@@ -150,11 +163,17 @@ impl WorkerTally {
         record(&mut self.latency, nanos(waited));
         self.lag(waited);
         self.dropped += 1;
+        if let Some(live) = &self.live {
+            live.dropped(waited);
+        }
     }
 
     /// Records one failed operation.
     pub fn failure(&mut self, error: &EngineError) {
         self.errors += 1;
+        if let Some(live) = &self.live {
+            live.failure();
+        }
         add_message(&mut self.messages, &error.message, 1);
     }
 

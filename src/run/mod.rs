@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use crate::engines::catalog::recorded_by_harness;
 use crate::engines::{EngineError, OpWorker, Operation, Recorder};
 use crate::plan::{Load, RunSpec, Stop, Warmup};
+use crate::results::live::{Live, LiveRun};
 pub use interpreter::{execute_plan, Observer};
 use measure::{Measurement, SloCheck, WorkerTally};
 
@@ -46,6 +47,8 @@ pub struct Control {
     /// When to begin the first run (`--start-at`): every shard of a split
     /// scenario waits for the same instant, so their windows line up.
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `run --metrics-addr`: every run's figures, counted as they happen.
+    pub live: Option<Arc<Live>>,
 }
 
 /// Progress of one run, read by the display while workers write it.
@@ -135,6 +138,8 @@ pub struct Prepared {
     pub stop: Stop,
     /// The workload's SLO, judged after every measured operation.
     pub slo: SloCheck,
+    /// The run's live figures, when they are served.
+    pub live: Option<Arc<LiveRun>>,
 }
 
 /// Measures one run of a prepared operation.
@@ -153,9 +158,11 @@ pub fn execute(spec: &RunSpec, operation: &dyn Operation, control: &Control) -> 
         warmup: spec.warmup,
         stop: spec.stop,
         slo: SloCheck::new(&spec.slo),
+        live: control.live.as_ref().map(|live| live.begin(&spec.id, &spec.phase, &spec.workload, spec.repetition)),
     };
+    let live = prepared.live.clone();
     control.progress.reset();
-    Ok(match spec.load {
+    let measurement = match spec.load {
         Load::Closed { .. } | Load::Search(_) => closed::run(prepared, workers, control),
         Load::Open { rate, arrival, .. } => {
             // A shard issues every `count`-th operation of the whole run's
@@ -165,7 +172,11 @@ pub fn execute(spec: &RunSpec, operation: &dyn Operation, control: &Control) -> 
                 open::Arrivals { rate: rate * f64::from(part.1), process: arrival, seed: spec.schedule_seed };
             open::run(prepared, arrivals, part, workers, control)
         }
-    })
+    };
+    if let Some(live) = live {
+        live.finish();
+    }
+    Ok(measurement)
 }
 
 /// Calls the operation once; a panic inside the engine becomes an error.

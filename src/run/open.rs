@@ -52,7 +52,7 @@ pub fn run(
     control: &Control,
 ) -> Measurement {
     let rate = arrivals.rate;
-    let Prepared { workers, recorder, warmup, stop, slo } = prepared;
+    let Prepared { workers, recorder, warmup, stop, slo, live } = prepared;
     let (sender, receiver) = unbounded::<Job>();
     let base = Instant::now();
     // Nanoseconds after `base` past which queued operations are dropped, not run.
@@ -77,7 +77,7 @@ pub fn run(
             .enumerate()
             .map(|(index, worker)| {
                 let receiver = receiver.clone();
-                let tally = WorkerTally::new(recorder.clone(), true).judging(slo.clone());
+                let tally = WorkerTally::new(recorder.clone(), true).judging(slo.clone()).counting(live.clone());
                 let scratch = recorder.clone();
                 let drain_deadline = &drain_deadline;
                 super::caller_thread(index)
