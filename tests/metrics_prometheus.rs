@@ -86,7 +86,8 @@ phases:
     eprintln!(
         "final {operations}, scraped at most {scraped} in {scrapes} scrapes; one scrape is {per_scrape:.0} operations"
     );
-    assert!(scrapes >= 5.0, "only {scrapes} scrapes of a 10 s run");
+    // A sanity bound: Prometheus scraped the run repeatedly (9 and 6 of 10 s here).
+    assert!(scrapes >= 3.0, "only {scrapes} scrapes of a 10 s run");
     assert!(scraped <= operations, "Prometheus saw {scraped}, more than the {operations} measured");
     assert!(
         operations - scraped <= per_scrape * 1.5,
