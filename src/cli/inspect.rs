@@ -39,8 +39,16 @@ pub enum DeviceArg {
 pub enum DtypeArg {
     /// 32-bit floats.
     F32,
+    /// IEEE half weights, f32 activations.
+    F16,
     /// bfloat16 weights, f32 activations.
     Bf16,
+    /// Weights quantized to Q8_0 blocks at load.
+    #[value(name = "q8_0")]
+    Q8_0,
+    /// Weights quantized to Q4_K blocks at load.
+    #[value(name = "q4_k")]
+    Q4K,
 }
 
 /// `phasebench inspect logits`.
@@ -161,8 +169,11 @@ fn logits(args: &LogitsArgs) -> Status {
         }
     };
     let dtype = match args.dtype {
-        DtypeArg::F32 => candle_core::DType::F32,
-        DtypeArg::Bf16 => candle_core::DType::BF16,
+        DtypeArg::F32 => llm::weights::Storage::Dense(candle_core::DType::F32),
+        DtypeArg::F16 => llm::weights::Storage::Dense(candle_core::DType::F16),
+        DtypeArg::Bf16 => llm::weights::Storage::Dense(candle_core::DType::BF16),
+        DtypeArg::Q8_0 => llm::weights::Storage::Quant(llm::quant::QuantType::Q8_0),
+        DtypeArg::Q4K => llm::weights::Storage::Quant(llm::quant::QuantType::Q4K),
     };
     let device = match args.device {
         DeviceArg::Cpu => Ok(llm::Device::Cpu),

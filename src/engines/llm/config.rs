@@ -262,6 +262,41 @@ impl Config {
         self.vocab * self.dim + self.layers * block + self.dim + head
     }
 
+    /// Every tensor the model loads: Hugging Face name and shape (`(out, in)`
+    /// for a matrix).
+    pub fn tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (q_dim, kv_dim) = (self.heads * self.head_dim, self.kv_heads * self.head_dim);
+        let mut shapes = vec![
+            ("model.embed_tokens.weight".to_string(), vec![self.vocab, self.dim]),
+            ("model.norm.weight".to_string(), vec![self.dim]),
+        ];
+        if !self.tied {
+            shapes.push(("lm_head.weight".to_string(), vec![self.vocab, self.dim]));
+        }
+        for layer in 0..self.layers {
+            let prefix = format!("model.layers.{layer}");
+            for (name, shape) in [
+                ("input_layernorm", vec![self.dim]),
+                ("post_attention_layernorm", vec![self.dim]),
+                ("self_attn.q_proj", vec![q_dim, self.dim]),
+                ("self_attn.k_proj", vec![kv_dim, self.dim]),
+                ("self_attn.v_proj", vec![kv_dim, self.dim]),
+                ("self_attn.o_proj", vec![self.dim, q_dim]),
+                ("mlp.gate_proj", vec![self.hidden, self.dim]),
+                ("mlp.up_proj", vec![self.hidden, self.dim]),
+                ("mlp.down_proj", vec![self.dim, self.hidden]),
+            ] {
+                shapes.push((format!("{prefix}.{name}.weight"), shape));
+            }
+        }
+        shapes
+    }
+
+    /// The row lengths of the weight matrices (what a block-quantized type must divide).
+    pub fn row_lengths(&self) -> Vec<usize> {
+        vec![self.dim, self.heads * self.head_dim, self.hidden]
+    }
+
     /// Rotary inverse frequencies, with Llama 3 scaling when configured.
     pub fn inverse_frequencies(&self) -> Vec<f64> {
         let half = self.head_dim / 2;

@@ -17,7 +17,7 @@
 //!   one parallel pass over its rows, instead of one allocating pass each.
 
 use candle_core::{DType, Device, Storage, Tensor, WithDType};
-use half::bf16;
+use half::{bf16, f16};
 use rayon::prelude::*;
 
 use super::LlmError;
@@ -87,6 +87,7 @@ pub fn gemv(x: &Tensor, weight: &Tensor) -> Result<Tensor, LlmError> {
     match weight.dtype() {
         DType::F32 => with_slice::<f32, _>(weight, |w| products(&x, rows, input, w, &mut result, Kernels::F32))?,
         DType::BF16 => with_slice::<bf16, _>(weight, |w| products(&x, rows, input, w, &mut result, Kernels::BF16))?,
+        DType::F16 => with_slice::<f16, _>(weight, |w| products(&x, rows, input, w, &mut result, Kernels::F16))?,
         other => return Err(LlmError::Input(format!("gemv: weights of type {other:?} are not supported"))),
     }
     Ok(Tensor::from_vec(result, (rows, out), &Device::Cpu)?)
@@ -110,6 +111,10 @@ impl Kernels<f32> {
 
 impl Kernels<bf16> {
     const BF16: Kernels<bf16> = Kernels { dot: dot_bf16, tiles: tiles_bf16 };
+}
+
+impl Kernels<f16> {
+    const F16: Kernels<f16> = Kernels { dot: dot_f16, tiles: tiles_f16 };
 }
 
 /// `result (rows, outs) = x (rows, input) · weightᵀ`, in tasks of
@@ -243,8 +248,11 @@ macro_rules! dispatched_tile {
         fn $name(x_rows: &[&[f32]], ws: &[&[$weight]; TILE_OUTS], out: &mut [&mut [f32]], column: usize, next: &[$weight]) {
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                    // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                    && std::arch::is_x86_feature_detected!("f16c")
+                {
+                    // SAFETY: the CPU supports AVX2, FMA and F16C, checked just above.
                     return unsafe { avx2::tiles(x_rows, ws, (out, column), next, $widen) };
                 }
             }
@@ -256,16 +264,69 @@ macro_rules! dispatched_tile {
 
 dispatched_tile!(tiles_f32, f32, |w: f32| w);
 dispatched_tile!(tiles_bf16, bf16, widen);
+dispatched_tile!(tiles_f16, f16, f16::to_f32);
 
+/// A dot product with f16 weights: AVX2 with F16C conversions where the
+/// CPU has them (every AVX2 CPU does), portable code otherwise.
+fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
+        {
+            // SAFETY: the CPU supports AVX2, FMA and F16C, checked just above.
+            return unsafe { avx2::dot_f16(a, b) };
+        }
+    }
+    dot_body(a, b, f16::to_f32)
+}
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     //! The tile kernel in AVX2 and FMA intrinsics.
 
     use std::arch::x86_64::*;
 
-    use half::bf16;
+    use half::{bf16, f16};
 
     use super::{TILE_LANES, TILE_OUTS, TILE_ROWS};
+
+    impl Lanes for f16 {
+        #[inline]
+        #[target_feature(enable = "avx2,f16c")]
+        unsafe fn load(w: &[f16], at: usize) -> __m256 {
+            // SAFETY: the caller keeps the eight 16-bit lanes inside `w`.
+            unsafe { _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().add(at).cast())) }
+        }
+    }
+
+    /// `a · b` for f16 `b`, four accumulators of eight lanes.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
+        let n = a.len().min(b.len());
+        let whole = n - n % 32;
+        // SAFETY: every load reads lanes `at..at + 8` with `at + 8 <= whole <= n`.
+        let sum = unsafe {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut at = 0;
+            while at < whole {
+                for (lane, acc) in acc.iter_mut().enumerate() {
+                    let offset = at + lane * TILE_LANES;
+                    let w = _mm256_cvtph_ps(_mm_loadu_si128(b.as_ptr().add(offset).cast()));
+                    *acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(offset)), w, *acc);
+                }
+                at += 32;
+            }
+            let total = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+            let quad = _mm_add_ps(_mm256_castps256_ps128(total), _mm256_extractf128_ps::<1>(total));
+            let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+            _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
+        };
+        sum + (whole..n).map(|k| a[k] * b[k].to_f32()).sum::<f32>()
+    }
 
     /// A weight type the tile loads eight at a time, widened to f32.
     pub trait Lanes: Copy {
@@ -358,8 +419,8 @@ mod avx2 {
     /// pair of rows, eight accumulators in registers per pair.
     ///
     /// # Safety
-    /// The CPU supports AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
+    /// The CPU supports AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn tiles<W: Lanes>(
         x_rows: &[&[f32]],
         ws: &[&[W]; TILE_OUTS],

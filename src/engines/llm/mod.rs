@@ -1,7 +1,8 @@
 //! The `llm` engine: a llama-architecture decoder on candle-core (CPU).
 //!
-//! Presets with seeded random weights (`tiny`, `small`, `base`, `1b`) or a
-//! Hugging Face Llama checkpoint directory. Operations `generate`,
+//! Presets with seeded random weights (`tiny`, `small`, `base`, `1b`), a
+//! Hugging Face Llama checkpoint directory, or a llama-architecture GGUF
+//! file (quantized weights run on their blocks). Operations `generate`,
 //! `prefill` and `decode` record time to first token, inter-token latency,
 //! decode and prefill rates, and where the time went (embedding,
 //! projections, attention, MLP, norms, head, sampling). Generation always
@@ -11,7 +12,9 @@
 pub mod config;
 pub mod cpu;
 pub mod cuda;
+pub mod gguf;
 pub mod model;
+pub mod quant;
 pub mod sampling;
 pub mod weights;
 
@@ -31,7 +34,7 @@ use crate::quantity::Dim;
 pub use config::Config;
 pub use model::{AttentionKind, Cache, Model, Profile};
 use sampling::Sampler;
-use weights::WeightSource;
+use weights::{Storage, WeightSource};
 
 /// Why the model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +103,8 @@ static DECL: EngineDecl = EngineDecl {
             name: "model",
             ty: ValueType::Text,
             default: Some("small"),
-            doc: "preset (tiny, small, base, 1b) or a checkpoint directory (config.json + *.safetensors)",
+            doc: "preset (tiny, small, base, 1b), a checkpoint directory (config.json + *.safetensors), or a \
+                  llama-architecture .gguf file",
         },
         OptionDecl {
             name: "device",
@@ -110,9 +114,11 @@ static DECL: EngineDecl = EngineDecl {
         },
         OptionDecl {
             name: "dtype",
-            ty: ValueType::Choice(&["f32", "bf16"]),
+            ty: ValueType::Choice(DTYPES),
             default: Some("f32"),
-            doc: "weight storage type (activations are f32)",
+            doc: "weight storage type of presets and checkpoints (activations are f32): f32, f16, bf16, or \
+                  quantized at load to q8_0, q4_0, q4_k or q6_k and multiplied on their blocks (CPU only); a GGUF \
+                  file keeps the types it stores",
         },
         OptionDecl {
             name: "attention",
@@ -190,10 +196,14 @@ static DECL: EngineDecl = EngineDecl {
 /// The `llm` engine kind.
 pub struct Llm;
 
-/// A model named by a preset or a checkpoint directory.
+/// The values of the `dtype` option.
+const DTYPES: &[&str] = &["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k"];
+
+/// A model named by a preset, a checkpoint directory or a GGUF file.
 enum ModelSource<'a> {
     Preset(Config),
     Checkpoint(&'a Path),
+    Gguf(&'a Path),
 }
 
 fn model_source(name: &str) -> Result<ModelSource<'_>, Invalid> {
@@ -204,16 +214,21 @@ fn model_source(name: &str) -> Result<ModelSource<'_>, Invalid> {
     if path.is_dir() {
         return Ok(ModelSource::Checkpoint(path));
     }
+    if path.is_file() {
+        return Ok(ModelSource::Gguf(path));
+    }
     let looks_like_path = name.contains(['/', '\\', '.']);
     Err(Invalid {
         key: "model",
         message: if looks_like_path {
-            format!("model directory `{name}` does not exist")
+            format!("model `{name}` does not exist (neither a directory nor a file)")
         } else {
             format!("unknown model preset `{name}`")
         },
         hint: crate::diagnostic::did_you_mean(name, config::PRESETS.iter().copied())
-            .or_else(|| Some(format!("use a preset ({}) or a checkpoint directory", config::PRESETS.join(", ")))),
+            .or_else(|| {
+                Some(format!("use a preset ({}), a checkpoint directory or a .gguf file", config::PRESETS.join(", ")))
+            }),
     })
 }
 
@@ -230,11 +245,13 @@ pub enum TextTokens {
 
 impl TextTokens {
     /// The tokenizer for a model named by a preset or checkpoint directory.
+    /// A GGUF file's tokenizer is the `tokenizer.json` beside it.
     pub fn for_model(name: &str) -> Result<TextTokens, LlmError> {
         if Config::preset(name).is_some() {
             return Ok(TextTokens::Bytes);
         }
-        let path = Path::new(name).join("tokenizer.json");
+        let model = Path::new(name);
+        let path = if model.is_file() { model.with_file_name("tokenizer.json") } else { model.join("tokenizer.json") };
         if !path.is_file() {
             return Ok(TextTokens::Missing(path));
         }
@@ -268,11 +285,31 @@ impl TextTokens {
     }
 }
 
-/// The configuration an instance would load, checked as far as possible without loading weights.
+/// The configuration an instance would load, checked as far as possible
+/// without loading weights (a GGUF file's header is read and every tensor
+/// checked against the file's length), with the weights' storage checked
+/// against it.
 fn checked_config(options: &Params) -> Result<(Config, bool), Invalid> {
     let name = text(options, "model");
-    match model_source(name)? {
-        ModelSource::Preset(config) => Ok((config, true)),
+    let dtype = text(options, "dtype");
+    let storage = Storage::parse(dtype).unwrap_or(Storage::Dense(DType::F32));
+    let (config, preset) = match model_source(name)? {
+        ModelSource::Preset(config) => (config, true),
+        ModelSource::Gguf(path) => {
+            let (config, _) = WeightSource::gguf(path).map_err(|error| Invalid {
+                key: "model",
+                message: error.to_string(),
+                hint: Some("a GGUF model is a llama-architecture file of F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K tensors".into()),
+            })?;
+            if !matches!(dtype, "" | "f32") {
+                return Err(Invalid {
+                    key: "dtype",
+                    message: format!("`dtype: {dtype}` applies to presets and checkpoints; a GGUF file keeps the types it stores"),
+                    hint: Some("leave `dtype` out, or quantize the file with llama.cpp".into()),
+                });
+            }
+            return Ok((config, false));
+        }
         ModelSource::Checkpoint(dir) => {
             let invalid = |error: LlmError| Invalid {
                 key: "model",
@@ -283,9 +320,22 @@ fn checked_config(options: &Params) -> Result<(Config, bool), Invalid> {
             for file in weights::safetensors_files(dir).map_err(invalid)? {
                 weights::check_safetensors(&file).map_err(invalid)?;
             }
-            Ok((config, false))
+            (config, false)
         }
+    };
+    if let Some(why) = storage.unfit(&config.row_lengths()) {
+        return Err(Invalid { key: "dtype", message: why, hint: Some("use q8_0 or q4_0 (blocks of 32), or f32/bf16".into()) });
     }
+    Ok((config, preset))
+}
+
+/// Why a model of these options can only run on the CPU, if it can.
+fn cpu_only(options: &Params) -> Option<String> {
+    let dtype = text(options, "dtype");
+    if matches!(model_source(text(options, "model")), Ok(ModelSource::Gguf(_))) {
+        return Some("GGUF models run on the CPU".into());
+    }
+    (!matches!(dtype, "" | "f32" | "bf16")).then(|| format!("`dtype: {dtype}` runs on the CPU (the CUDA kernels take f32 and bf16)"))
 }
 
 fn text<'a>(params: &'a Params, name: &str) -> &'a str {
@@ -315,7 +365,7 @@ impl EngineKind for Llm {
                 message: format!("device `cuda` cannot run here: {missing}"),
                 hint: Some("use `device: cpu`, or `auto` to use a GPU only where there is one".into()),
             })?;
-            if let Some(reason) = cuda::unsupported(&config) {
+            if let Some(reason) = cuda::unsupported(&config).or_else(|| cpu_only(options)) {
                 return Err(Invalid { key: "device", message: reason, hint: Some("use `device: cpu`".into()) });
             }
         }
@@ -367,15 +417,29 @@ impl EngineKind for Llm {
 
     fn create(&self, setup: &EngineSetup) -> Result<Arc<dyn Engine>, EngineError> {
         let options = &setup.options;
-        let dtype = if text(options, "dtype") == "bf16" { DType::BF16 } else { DType::F32 };
+        let storage = Storage::parse(text(options, "dtype")).unwrap_or(Storage::Dense(DType::F32));
         let attention = if text(options, "attention") == "flash" { AttentionKind::Flash } else { AttentionKind::Naive };
         let name = text(options, "model");
         let (config, source) = load_source(name, setup.seed)?;
-        let runner = match choose_device(text(options, "device"), &config)? {
-            Device::Cuda => Runner::Cuda(Arc::new(cuda::CudaModel::load(config, &source, dtype, attention)?)),
-            Device::Cpu => {
+        let device = match cpu_only(options) {
+            Some(reason) if text(options, "device") == "auto" => {
+                static NOTICE: std::sync::Once = std::sync::Once::new();
+                NOTICE.call_once(|| eprintln!("notice: llm runs on the CPU (device: auto): {reason}"));
+                Device::Cpu
+            }
+            _ => choose_device(text(options, "device"), &config)?,
+        };
+        let runner = match (device, storage) {
+            (Device::Cuda, Storage::Dense(dtype)) => {
+                Runner::Cuda(Arc::new(cuda::CudaModel::load(config, &source, dtype, attention)?))
+            }
+            (Device::Cuda, Storage::Quant(kind)) => {
+                return Err(LlmError::Device(format!("{} weights run on the CPU", kind.name())).into())
+            }
+            (Device::Cpu, storage) => {
                 let pool = thread_pool(count(options, "threads") as usize)?;
-                Runner::Cpu { model: Arc::new(Model::load(config, &source, dtype, attention)?), pool: Arc::new(pool) }
+                let model = pool.install(|| Model::load_as(config, &source, storage, attention))?;
+                Runner::Cpu { model: Arc::new(model), pool: Arc::new(pool) }
             }
         };
         let temperature = match options.get("temperature") {
@@ -426,6 +490,7 @@ fn load_source(name: &str, seed: u64) -> Result<(Config, WeightSource), LlmError
     Ok(match model_source(name).map_err(|invalid| LlmError::Input(invalid.message))? {
         ModelSource::Preset(config) => (config, WeightSource::Random { seed }),
         ModelSource::Checkpoint(dir) => (Config::from_checkpoint(dir)?, WeightSource::checkpoint(dir)?),
+        ModelSource::Gguf(path) => WeightSource::gguf(path)?,
     })
 }
 
@@ -723,18 +788,19 @@ impl OpWorker for LlmWorker {
 pub fn inspect_logits(
     model: &str,
     tokens: &[u32],
-    dtype: DType,
+    storage: Storage,
     seed: u64,
     device: Device,
 ) -> Result<Vec<f32>, LlmError> {
     let (config, source) = load_source(model, seed)?;
-    match device {
-        Device::Cpu => {
-            let model = Model::load(config, &source, dtype, AttentionKind::Naive)?;
+    match (device, storage) {
+        (Device::Cpu, storage) => {
+            let model = Model::load_as(config, &source, storage, AttentionKind::Naive)?;
             let logits = model.forward(tokens, &mut Cache::default(), &mut Profile::default(), false)?;
             Ok(logits.to_vec1::<f32>()?)
         }
-        Device::Cuda => {
+        (Device::Cuda, Storage::Quant(kind)) => Err(LlmError::Device(format!("{} weights run on the CPU", kind.name()))),
+        (Device::Cuda, Storage::Dense(dtype)) => {
             let model = Arc::new(cuda::CudaModel::load(config, &source, dtype, AttentionKind::Naive)?);
             cuda::CudaState::new(model)?.logits(tokens)
         }
@@ -746,6 +812,7 @@ pub fn text_tokens(model: &str, text: &str) -> Result<Vec<u32>, LlmError> {
     let config = match model_source(model).map_err(|invalid| LlmError::Input(invalid.message))? {
         ModelSource::Preset(config) => config,
         ModelSource::Checkpoint(dir) => Config::from_checkpoint(dir)?,
+        ModelSource::Gguf(path) => WeightSource::gguf(path)?.0,
     };
     TextTokens::for_model(model)?.encode(text, config.vocab)
 }

@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor, D};
 
 use super::config::Config;
 use super::cpu;
-use super::weights::WeightSource;
+use super::weights::{Storage, Weight, WeightSource};
 use super::LlmError;
 
 /// How attention is computed.
@@ -227,21 +227,29 @@ impl LayerCache {
 
 /// A weight matrix `(out, in)` applied as `x · Wᵀ`.
 struct Linear {
-    weight: Tensor,
+    weight: Weight,
 }
 
 impl Linear {
-    fn load(source: &WeightSource, name: &str, out: usize, input: usize, dtype: DType) -> Result<Linear, LlmError> {
-        Ok(Linear { weight: source.get(name, &[out, input], dtype)? })
+    fn load(source: &WeightSource, name: &str, out: usize, input: usize, storage: Storage) -> Result<Linear, LlmError> {
+        Ok(Linear { weight: source.matrix(name, [out, input], storage)? })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor, LlmError> {
-        if cpu::prefers_gemv(x.dim(0)?, &self.weight) {
+        let weight = match &self.weight {
+            Weight::Quant(matrix) => {
+                let rows = x.dim(0)?;
+                let x = x.to_dtype(DType::F32)?.contiguous()?;
+                let out = cpu::with_slice(&x, |x: &[f32]| matrix.matmul(x, rows))??;
+                return Ok(Tensor::from_vec(out, (rows, matrix.dims().0), &Device::Cpu)?);
+            }
+            Weight::Dense(weight) => weight,
+        };
+        if cpu::prefers_gemv(x.dim(0)?, weight) {
             // A decoding step: bandwidth-bound, streamed by the hand-written kernel.
-            return cpu::gemv(x, &self.weight);
+            return cpu::gemv(x, weight);
         }
-        let weight =
-            if self.weight.dtype() == DType::F32 { self.weight.clone() } else { self.weight.to_dtype(DType::F32)? };
+        let weight = if weight.dtype() == DType::F32 { weight.clone() } else { weight.to_dtype(DType::F32)? };
         Ok(x.matmul(&weight.t()?)?)
     }
 }
@@ -291,9 +299,9 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn load(source: &WeightSource, config: &Config, prefix: &str, dtype: DType) -> Result<Mlp, LlmError> {
+    fn load(source: &WeightSource, config: &Config, prefix: &str, storage: Storage) -> Result<Mlp, LlmError> {
         let linear =
-            |name: &str, out, input| Linear::load(source, &format!("{prefix}.{name}.weight"), out, input, dtype);
+            |name: &str, out, input| Linear::load(source, &format!("{prefix}.{name}.weight"), out, input, storage);
         Ok(Mlp {
             gate: linear("gate_proj", config.hidden, config.dim)?,
             up: linear("up_proj", config.hidden, config.dim)?,
@@ -323,16 +331,16 @@ impl Block {
         source: &WeightSource,
         config: &Config,
         index: usize,
-        dtype: DType,
+        storage: Storage,
         kind: AttentionKind,
     ) -> Result<Block, LlmError> {
         let prefix = format!("model.layers.{index}");
         let norm = |name: &str| RmsNorm::load(source, &format!("{prefix}.{name}.weight"), config.dim, config.eps);
         Ok(Block {
             input_norm: norm("input_layernorm")?,
-            attention: Attention::load(source, config, &format!("{prefix}.self_attn"), dtype, kind)?,
+            attention: Attention::load(source, config, &format!("{prefix}.self_attn"), storage, kind)?,
             post_norm: norm("post_attention_layernorm")?,
-            mlp: Mlp::load(source, config, &format!("{prefix}.mlp"), dtype)?,
+            mlp: Mlp::load(source, config, &format!("{prefix}.mlp"), storage)?,
         })
     }
 
@@ -356,7 +364,7 @@ impl Block {
 /// A loaded decoder.
 pub struct Model {
     config: Config,
-    embedding: Tensor,
+    embedding: Weight,
     blocks: Vec<Block>,
     norm: RmsNorm,
     head: Linear,
@@ -376,15 +384,31 @@ impl Model {
         dtype: DType,
         attention: AttentionKind,
     ) -> Result<Model, LlmError> {
-        let embedding = source.get("model.embed_tokens.weight", &[config.vocab, config.dim], dtype)?;
+        Model::load_as(config, source, Storage::Dense(dtype), attention)
+    }
+
+    /// Loads every tensor of `config` from `source`, storing matrices as
+    /// `storage` (quantized ones as blocks; a GGUF file's as the file has them).
+    pub fn load_as(
+        config: Config,
+        source: &WeightSource,
+        storage: Storage,
+        attention: AttentionKind,
+    ) -> Result<Model, LlmError> {
+        if !matches!(source, WeightSource::Gguf(_)) {
+            if let Some(why) = storage.unfit(&config.row_lengths()) {
+                return Err(LlmError::Input(why));
+            }
+        }
+        let embedding = source.matrix("model.embed_tokens.weight", [config.vocab, config.dim], storage)?;
         let blocks = (0..config.layers)
-            .map(|index| Block::load(source, &config, index, dtype, attention))
+            .map(|index| Block::load(source, &config, index, storage, attention))
             .collect::<Result<_, _>>()?;
         let norm = RmsNorm::load(source, "model.norm.weight", config.dim, config.eps)?;
         let head = if config.tied {
             Linear { weight: embedding.clone() }
         } else {
-            Linear::load(source, "lm_head.weight", config.vocab, config.dim, dtype)?
+            Linear::load(source, "lm_head.weight", config.vocab, config.dim, storage)?
         };
         let inverse_frequencies = config.inverse_frequencies();
         Ok(Model { config, embedding, blocks, norm, head, inverse_frequencies })
@@ -393,6 +417,53 @@ impl Model {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Bytes a decoding step reads at a context of `positions`: every
+    /// matrix and norm at its stored size, the output head (once, even when
+    /// it is the embedding), and the f32 keys and values of every layer.
+    /// The embedding row looked up is left out. Divide a measured memory
+    /// bandwidth by it for the step's roofline.
+    pub fn bytes_per_token(&self, positions: usize) -> usize {
+        let config = &self.config;
+        let norms = (2 * config.layers + 1) * config.dim * 4;
+        let blocks: usize = self
+            .blocks
+            .iter()
+            .map(|block| {
+                let attention = &block.attention;
+                let mlp = &block.mlp;
+                [&attention.q, &attention.k, &attention.v, &attention.o, &mlp.gate, &mlp.up, &mlp.down]
+                    .iter()
+                    .map(|linear| linear.weight.bytes())
+                    .sum::<usize>()
+            })
+            .sum();
+        let cache = 2 * config.layers * config.kv_heads * config.head_dim * positions * 4;
+        norms + blocks + self.head.weight.bytes() + cache
+    }
+
+    /// The stored type of every weight matrix, with how many matrices have it.
+    pub fn weight_types(&self) -> Vec<(String, usize)> {
+        let mut types: Vec<(String, usize)> = Vec::new();
+        let mut count = |weight: &Weight| {
+            let name = weight.type_name();
+            match types.iter_mut().find(|(known, _)| *known == name) {
+                Some((_, n)) => *n += 1,
+                None => types.push((name, 1)),
+            }
+        };
+        count(&self.embedding);
+        for block in &self.blocks {
+            let (attention, mlp) = (&block.attention, &block.mlp);
+            for linear in [&attention.q, &attention.k, &attention.v, &attention.o, &mlp.gate, &mlp.up, &mlp.down] {
+                count(&linear.weight);
+            }
+        }
+        if !self.config.tied {
+            count(&self.head.weight);
+        }
+        types
     }
 
     /// Runs `tokens` after the positions in `cache`, appending theirs, and
@@ -485,9 +556,19 @@ impl Model {
 
     /// The embeddings of `tokens`, one f32 row each.
     fn embed(&self, tokens: &[u32], profile: &mut Profile) -> Result<Tensor, LlmError> {
-        profile.time(Category::Embedding, || {
-            let ids = Tensor::from_slice(tokens, tokens.len(), &Device::Cpu)?;
-            Ok(self.embedding.index_select(&ids, 0)?.to_dtype(DType::F32)?)
+        profile.time(Category::Embedding, || match &self.embedding {
+            Weight::Dense(table) => {
+                let ids = Tensor::from_slice(tokens, tokens.len(), &Device::Cpu)?;
+                Ok(table.index_select(&ids, 0)?.to_dtype(DType::F32)?)
+            }
+            Weight::Quant(table) => {
+                let dim = self.config.dim;
+                let mut rows = vec![0.0_f32; tokens.len() * dim];
+                for (token, row) in tokens.iter().zip(rows.chunks_exact_mut(dim)) {
+                    table.dequantize_row(*token as usize, row);
+                }
+                Ok(Tensor::from_vec(rows, (tokens.len(), dim), &Device::Cpu)?)
+            }
         })
     }
 
@@ -522,12 +603,12 @@ impl Attention {
         source: &WeightSource,
         config: &Config,
         prefix: &str,
-        dtype: DType,
+        storage: Storage,
         kind: AttentionKind,
     ) -> Result<Attention, LlmError> {
         let (dim, q_dim, kv_dim) = (config.dim, config.heads * config.head_dim, config.kv_heads * config.head_dim);
         let linear =
-            |name: &str, out, input| Linear::load(source, &format!("{prefix}.{name}.weight"), out, input, dtype);
+            |name: &str, out, input| Linear::load(source, &format!("{prefix}.{name}.weight"), out, input, storage);
         Ok(Attention {
             q: linear("q_proj", q_dim, dim)?,
             k: linear("k_proj", kv_dim, dim)?,

@@ -1,14 +1,87 @@
 //! Where a model's tensors come from: seeded random values for the presets,
-//! or the `*.safetensors` files of a Hugging Face checkpoint directory.
+//! the `*.safetensors` files of a Hugging Face checkpoint directory, or a
+//! GGUF file; and how a weight matrix is stored once loaded.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 
+use super::gguf::{self, Gguf, TensorType};
+use super::quant::{QMatrix, QuantType};
 use super::LlmError;
 use crate::engines::rng::SplitMix;
+
+/// How a model's weight matrices are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// A candle tensor of this type (f32, f16 or bf16).
+    Dense(DType),
+    /// Blocks of a quantized type.
+    Quant(QuantType),
+}
+
+impl Storage {
+    /// The `dtype` option's value.
+    pub fn parse(name: &str) -> Option<Storage> {
+        Some(match name {
+            "f32" => Storage::Dense(DType::F32),
+            "f16" => Storage::Dense(DType::F16),
+            "bf16" => Storage::Dense(DType::BF16),
+            "q8_0" => Storage::Quant(QuantType::Q8_0),
+            "q4_0" => Storage::Quant(QuantType::Q4_0),
+            "q4_k" => Storage::Quant(QuantType::Q4K),
+            "q6_k" => Storage::Quant(QuantType::Q6K),
+            _ => return None,
+        })
+    }
+
+    /// Why a model of these row lengths cannot be stored so, if it cannot.
+    pub fn unfit(self, row_lengths: &[usize]) -> Option<String> {
+        let Storage::Quant(kind) = self else { return None };
+        let block = kind.block_elements();
+        row_lengths.iter().find(|&&n| n % block != 0).map(|n| {
+            format!("{} stores rows in blocks of {block} values, and this model has rows of {n}", kind.name())
+        })
+    }
+}
+
+/// A loaded weight matrix `(out, in)`.
+#[derive(Clone)]
+pub enum Weight {
+    /// A dense candle tensor.
+    Dense(Tensor),
+    /// Quantized blocks, multiplied as they are.
+    Quant(Arc<QMatrix>),
+}
+
+impl Weight {
+    /// Bytes the matrix occupies: what a product reads.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Weight::Dense(tensor) => tensor.elem_count() * tensor.dtype().size_in_bytes(),
+            Weight::Quant(matrix) => matrix.bytes(),
+        }
+    }
+
+    /// The stored type's name.
+    pub fn type_name(&self) -> String {
+        match self {
+            Weight::Dense(tensor) => format!("{:?}", tensor.dtype()).to_lowercase(),
+            Weight::Quant(matrix) => matrix.kind().name().to_lowercase(),
+        }
+    }
+}
+
+/// A GGUF file's tensors, served by the Hugging Face names the model asks for.
+pub struct GgufSource {
+    path: PathBuf,
+    file: Gguf,
+    heads: usize,
+    kv_heads: usize,
+}
 
 /// A source of named tensors.
 pub enum WeightSource {
@@ -19,6 +92,8 @@ pub enum WeightSource {
     },
     /// Tensors read from a checkpoint, by name.
     Checkpoint(HashMap<String, Tensor>),
+    /// A GGUF file, read tensor by tensor as the model loads.
+    Gguf(GgufSource),
 }
 
 impl WeightSource {
@@ -33,6 +108,29 @@ impl WeightSource {
             tensors.extend(loaded);
         }
         Ok(WeightSource::Checkpoint(tensors))
+    }
+
+    /// A GGUF file, parsed and checked (its tensors are read as the model loads).
+    pub fn gguf(path: &Path) -> Result<(super::Config, WeightSource), LlmError> {
+        let file = Gguf::open(path)?;
+        let config = file.config().map_err(|why| LlmError::Checkpoint(format!("{}: {why}", path.display())))?;
+        let source = GgufSource { path: path.to_path_buf(), file, heads: config.heads, kv_heads: config.kv_heads };
+        Ok((config, WeightSource::Gguf(source)))
+    }
+
+    /// The weight matrix `name` with `shape (out, in)`, stored as `storage`
+    /// (a GGUF file's matrices stay in the types the file stores).
+    pub fn matrix(&self, name: &str, shape: [usize; 2], storage: Storage) -> Result<Weight, LlmError> {
+        if let WeightSource::Gguf(source) = self {
+            return source.tensor(name, &shape);
+        }
+        match storage {
+            Storage::Dense(dtype) => Ok(Weight::Dense(self.get(name, &shape, dtype)?)),
+            Storage::Quant(kind) => {
+                let values = self.get(name, &shape, DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+                Ok(Weight::Quant(Arc::new(QMatrix::quantize(kind, &values, shape[0], shape[1])?)))
+            }
+        }
     }
 
     /// The tensor `name` with `shape`, converted to `dtype`.
@@ -66,8 +164,49 @@ impl WeightSource {
                 }
                 tensor.clone()
             }
+            WeightSource::Gguf(source) => match source.tensor(name, shape)? {
+                Weight::Dense(tensor) => tensor.reshape(shape)?,
+                Weight::Quant(matrix) => Tensor::from_vec(matrix.dequantize(), shape, &Device::Cpu)?,
+            },
         };
         Ok(tensor.to_dtype(dtype)?)
+    }
+}
+
+impl GgufSource {
+    /// The tensor of Hugging Face name `name` and `shape` (`(out, in)` for
+    /// a matrix), as stored; q and k projections back in rotate-half order.
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Weight, LlmError> {
+        let fail = |what: String| LlmError::Checkpoint(format!("{}: {what}", self.path.display()));
+        let gguf_name = gguf::gguf_name(name).ok_or_else(|| fail(format!("no GGUF tensor stands for `{name}`")))?;
+        let info = self.file.tensors.get(&gguf_name).ok_or_else(|| fail(format!("the file has no tensor `{gguf_name}`")))?;
+        let expected: Vec<usize> = shape.iter().rev().copied().collect();
+        if info.dims != expected {
+            return Err(fail(format!("tensor `{gguf_name}` has shape {:?}, the model needs {expected:?}", info.dims)));
+        }
+        let (rows, cols) = (shape[0], shape.get(1).copied().unwrap_or(1));
+        let mut bytes = gguf::read_tensor(&self.path, info)?;
+        let heads = if gguf_name.ends_with("attn_q.weight") {
+            Some(self.heads)
+        } else if gguf_name.ends_with("attn_k.weight") {
+            Some(self.kv_heads)
+        } else {
+            None
+        };
+        if let Some(heads) = heads {
+            bytes = gguf::unpermute_rows(&bytes, rows, heads);
+        }
+        let dense = |dtype: DType| -> Result<Weight, LlmError> {
+            Ok(Weight::Dense(Tensor::from_raw_buffer(&bytes, dtype, shape, &Device::Cpu)?))
+        };
+        match info.kind {
+            TensorType::F32 => dense(DType::F32),
+            TensorType::F16 => dense(DType::F16),
+            TensorType::BF16 => dense(DType::BF16),
+            TensorType::Quant(kind) => Ok(Weight::Quant(Arc::new(
+                QMatrix::from_blocks(kind, rows, cols, bytes).map_err(|error| fail(format!("`{gguf_name}`: {error}")))?,
+            ))),
+        }
     }
 }
 

@@ -1,0 +1,639 @@
+//! Block-quantized weight matrices, multiplied on their blocks.
+//!
+//! The blocks are GGML's, byte for byte, so a GGUF file's tensors are used
+//! as read and a matrix quantized here is what llama.cpp would store:
+//!
+//! | type | elements | bytes | value |
+//! |---|---|---|---|
+//! | Q8_0 | 32 | 34 | `d · q`, `d` f16, `q` i8 |
+//! | Q4_0 | 32 | 18 | `d · (q − 8)`, `q` 4-bit |
+//! | Q4_K | 256 | 144 | `d · sc · q − dmin · m`, 8 sub-blocks of 32 with 6-bit `sc`, `m` |
+//! | Q6_K | 256 | 210 | `d · sc · (q − 32)`, 16 sub-blocks of 16 with i8 `sc`, `q` 6-bit |
+//!
+//! A product `x · Wᵀ` quantizes each row of `x` the way llama.cpp does
+//! (to Q8_0 blocks for Q8_0 and Q4_0 weights, to Q8_K blocks of 256 with
+//! their 16-element sums for the K types) and sums integer products per
+//! block, scaled once per block: the weights are read at their stored size,
+//! which is what a memory-bound decoding step's speed is, and the result
+//! is the one llama.cpp computes up to the order of float additions.
+//! Q8_0 and Q4_K have AVX2 kernels; the others, portable code the compiler
+//! vectorizes.
+
+use half::f16;
+use rayon::prelude::*;
+
+use super::LlmError;
+
+/// A block-quantized type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QuantType {
+    /// 32 × i8 and an f16 scale.
+    Q8_0,
+    /// 32 × 4 bits, offset 8, and an f16 scale.
+    Q4_0,
+    /// 256 × 4 bits in 8 sub-blocks with 6-bit scales and minimums.
+    Q4K,
+    /// 256 × 6 bits in 16 sub-blocks with i8 scales.
+    Q6K,
+}
+
+impl QuantType {
+    /// Elements per block.
+    pub fn block_elements(self) -> usize {
+        match self {
+            QuantType::Q8_0 | QuantType::Q4_0 => 32,
+            QuantType::Q4K | QuantType::Q6K => 256,
+        }
+    }
+
+    /// Bytes per block.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            QuantType::Q8_0 => 34,
+            QuantType::Q4_0 => 18,
+            QuantType::Q4K => 144,
+            QuantType::Q6K => 210,
+        }
+    }
+
+    /// llama.cpp's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            QuantType::Q8_0 => "Q8_0",
+            QuantType::Q4_0 => "Q4_0",
+            QuantType::Q4K => "Q4_K",
+            QuantType::Q6K => "Q6_K",
+        }
+    }
+
+    fn candle(self) -> candle_core::quantized::GgmlDType {
+        use candle_core::quantized::GgmlDType;
+        match self {
+            QuantType::Q8_0 => GgmlDType::Q8_0,
+            QuantType::Q4_0 => GgmlDType::Q4_0,
+            QuantType::Q4K => GgmlDType::Q4K,
+            QuantType::Q6K => GgmlDType::Q6K,
+        }
+    }
+}
+
+/// A `(rows, cols)` matrix of quantized rows, each `cols / block_elements`
+/// whole blocks.
+#[derive(Clone, Debug)]
+pub struct QMatrix {
+    kind: QuantType,
+    rows: usize,
+    cols: usize,
+    data: Vec<u8>,
+}
+
+impl QMatrix {
+    /// A matrix from its stored blocks, checked for size.
+    pub fn from_blocks(kind: QuantType, rows: usize, cols: usize, data: Vec<u8>) -> Result<QMatrix, LlmError> {
+        if cols % kind.block_elements() != 0 {
+            return Err(LlmError::Input(format!(
+                "rows of {cols} elements are not whole {}-element blocks of {}",
+                kind.block_elements(),
+                kind.name()
+            )));
+        }
+        let expected = rows * cols / kind.block_elements() * kind.block_bytes();
+        if data.len() != expected {
+            return Err(LlmError::Input(format!(
+                "a {rows}×{cols} {} matrix takes {expected} bytes, not {}",
+                kind.name(),
+                data.len()
+            )));
+        }
+        Ok(QMatrix { kind, rows, cols, data })
+    }
+
+    /// Quantizes `values (rows, cols)` (row-major f32) to `kind`, with the
+    /// block rounding llama.cpp's reference quantizer uses (candle-core's port).
+    pub fn quantize(kind: QuantType, values: &[f32], rows: usize, cols: usize) -> Result<QMatrix, LlmError> {
+        if cols % kind.block_elements() != 0 {
+            return Err(LlmError::Input(format!(
+                "{} needs rows that are whole blocks of {} elements; these have {cols}",
+                kind.name(),
+                kind.block_elements()
+            )));
+        }
+        let tensor = candle_core::Tensor::from_slice(values, (rows, cols), &candle_core::Device::Cpu)?;
+        let quantized = candle_core::quantized::QTensor::quantize(&tensor, kind.candle())?;
+        QMatrix::from_blocks(kind, rows, cols, quantized.data()?.into_owned())
+    }
+
+    /// The stored type.
+    pub fn kind(&self) -> QuantType {
+        self.kind
+    }
+
+    /// `(rows, cols)`.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// Bytes stored, all rows.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The stored blocks, row after row, as GGML lays them out.
+    pub fn blocks(&self) -> &[u8] {
+        &self.data
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.cols / self.kind.block_elements() * self.kind.block_bytes()
+    }
+
+    fn row(&self, index: usize) -> &[u8] {
+        let width = self.row_bytes();
+        &self.data[index * width..(index + 1) * width]
+    }
+
+    /// Row `index` as f32 values (an embedding lookup).
+    pub fn dequantize_row(&self, index: usize, out: &mut [f32]) {
+        let (per_block, block_bytes) = (self.kind.block_elements(), self.kind.block_bytes());
+        for (block, values) in self.row(index).chunks_exact(block_bytes).zip(out.chunks_exact_mut(per_block)) {
+            match self.kind {
+                QuantType::Q8_0 => dequantize_q8_0(block, values),
+                QuantType::Q4_0 => dequantize_q4_0(block, values),
+                QuantType::Q4K => dequantize_q4k(block, values),
+                QuantType::Q6K => dequantize_q6k(block, values),
+            }
+        }
+    }
+
+    /// Every value, row-major (tests, and a check of the kernels).
+    pub fn dequantize(&self) -> Vec<f32> {
+        let mut out = vec![0.0; self.rows * self.cols];
+        for (index, row) in out.chunks_exact_mut(self.cols).enumerate() {
+            self.dequantize_row(index, row);
+        }
+        out
+    }
+
+    /// `x (m, cols) · Wᵀ`, row-major `(m, rows)`.
+    pub fn matmul(&self, x: &[f32], m: usize) -> Result<Vec<f32>, LlmError> {
+        if x.len() != m * self.cols {
+            return Err(LlmError::Input(format!(
+                "a product with a {}×{} matrix needs rows of {} values",
+                self.rows, self.cols, self.cols
+            )));
+        }
+        let mut out = vec![0.0_f32; m * self.rows];
+        if m == 0 || self.rows == 0 || self.cols == 0 {
+            return Ok(out);
+        }
+        let activations = Activations::quantize(self.kind, x, m, self.cols);
+        let dot = self.kernel();
+        // Tasks of weight rows; inside a task, tiles of rows of x, so a
+        // tile of weights stays in cache while every row of x meets it.
+        let per_task = (self.rows / (rayon::current_num_threads() * 8)).clamp(4, 64);
+        let tasks: Vec<(usize, Vec<f32>)> = (0..self.rows.div_ceil(per_task))
+            .into_par_iter()
+            .map(|task| {
+                let first = task * per_task;
+                let count = per_task.min(self.rows - first);
+                let mut sums = vec![0.0_f32; count * m];
+                for x_start in (0..m).step_by(X_TILE) {
+                    let x_end = (x_start + X_TILE).min(m);
+                    for w in 0..count {
+                        let weights = self.row(first + w);
+                        for r in x_start..x_end {
+                            sums[w * m + r] = dot(weights, activations.row(r));
+                        }
+                    }
+                }
+                (first, sums)
+            })
+            .collect();
+        for (first, sums) in tasks {
+            let count = sums.len() / m;
+            for (w, column) in sums.chunks_exact(m).enumerate() {
+                for (r, value) in column.iter().enumerate() {
+                    out[r * self.rows + first + w] = *value;
+                }
+            }
+            debug_assert!(first + count <= self.rows);
+        }
+        Ok(out)
+    }
+
+    /// The dot product of a weight row with a quantized activation row.
+    fn kernel(&self) -> fn(&[u8], &[u8]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            match self.kind {
+                QuantType::Q8_0 => return avx2::dot_q8_0_entry,
+                QuantType::Q4K => return avx2::dot_q4k_entry,
+                _ => {}
+            }
+        }
+        match self.kind {
+            QuantType::Q8_0 => dot_q8_0,
+            QuantType::Q4_0 => dot_q4_0,
+            QuantType::Q4K => dot_q4k,
+            QuantType::Q6K => dot_q6k,
+        }
+    }
+}
+
+/// Rows of `x` per tile of a product.
+const X_TILE: usize = 64;
+
+/// Bytes of a Q8_K block: f32 scale, 256 × i8, 16 × i16 sums.
+const Q8K_BYTES: usize = 4 + 256 + 32;
+
+/// Rows of `x` quantized for the dot products with one weight type.
+struct Activations {
+    data: Vec<u8>,
+    row_bytes: usize,
+}
+
+impl Activations {
+    fn quantize(kind: QuantType, x: &[f32], m: usize, cols: usize) -> Activations {
+        let k_type = matches!(kind, QuantType::Q4K | QuantType::Q6K);
+        let (per_block, block_bytes) = if k_type { (256, Q8K_BYTES) } else { (32, 34) };
+        let row_bytes = cols / per_block * block_bytes;
+        let mut data = vec![0_u8; m * row_bytes];
+        data.par_chunks_mut(row_bytes).zip(x.par_chunks(cols)).for_each(|(out, row)| {
+            for (block, values) in out.chunks_exact_mut(block_bytes).zip(row.chunks_exact(per_block)) {
+                if k_type {
+                    quantize_q8k(values, block);
+                } else {
+                    quantize_q8_0(values, block);
+                }
+            }
+        });
+        Activations { data, row_bytes }
+    }
+
+    fn row(&self, index: usize) -> &[u8] {
+        &self.data[index * self.row_bytes..(index + 1) * self.row_bytes]
+    }
+}
+
+fn half_at(bytes: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([bytes[at], bytes[at + 1]]).to_f32()
+}
+
+/// Q8_0 of 32 values, as llama.cpp's reference: `d = max|x| / 127`, `q = round(x / d)`.
+fn quantize_q8_0(values: &[f32], block: &mut [u8]) {
+    let amax = values.iter().fold(0.0_f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let inverse = if d != 0.0 { 1.0 / d } else { 0.0 };
+    block[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+    for (q, v) in block[2..34].iter_mut().zip(values) {
+        *q = (v * inverse).round_ties_even() as i8 as u8;
+    }
+}
+
+/// Q8_K of 256 values, as llama.cpp's reference: the scale maps the value
+/// of largest magnitude to −127, and each 16 values' sum is kept.
+fn quantize_q8k(values: &[f32], block: &mut [u8]) {
+    let (mut amax, mut max) = (0.0_f32, 0.0_f32);
+    for &v in values {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    if amax == 0.0 {
+        block.fill(0);
+        return;
+    }
+    let inverse = -127.0 / max;
+    let mut quants = [0_i8; 256];
+    for (q, v) in quants.iter_mut().zip(values) {
+        *q = ((inverse * v).round_ties_even() as i32).min(127) as i8;
+    }
+    block[..4].copy_from_slice(&(1.0 / inverse).to_le_bytes());
+    for (byte, q) in block[4..260].iter_mut().zip(quants) {
+        *byte = q as u8;
+    }
+    for (group, sums) in quants.chunks_exact(16).zip(block[260..].chunks_exact_mut(2)) {
+        let sum: i16 = group.iter().map(|&q| i16::from(q)).sum();
+        sums.copy_from_slice(&sum.to_le_bytes());
+    }
+}
+
+fn dequantize_q8_0(block: &[u8], out: &mut [f32]) {
+    let d = half_at(block, 0);
+    for (o, &q) in out.iter_mut().zip(&block[2..34]) {
+        *o = d * f32::from(q as i8);
+    }
+}
+
+fn dequantize_q4_0(block: &[u8], out: &mut [f32]) {
+    let d = half_at(block, 0);
+    for (j, &q) in block[2..18].iter().enumerate() {
+        out[j] = d * (i32::from(q & 0xF) - 8) as f32;
+        out[j + 16] = d * (i32::from(q >> 4) - 8) as f32;
+    }
+}
+
+/// The 6-bit scale and minimum of sub-block `j` of a Q4_K block.
+fn scale_min_k4(j: usize, scales: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (scales[j] & 63, scales[j + 4] & 63)
+    } else {
+        ((scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4), (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4))
+    }
+}
+
+fn dequantize_q4k(block: &[u8], out: &mut [f32]) {
+    let (d, dmin) = (half_at(block, 0), half_at(block, 2));
+    let (scales, qs) = (&block[4..16], &block[16..144]);
+    for chunk in 0..4 {
+        let q = &qs[chunk * 32..(chunk + 1) * 32];
+        let (sc1, m1) = scale_min_k4(2 * chunk, scales);
+        let (sc2, m2) = scale_min_k4(2 * chunk + 1, scales);
+        let (d1, min1) = (d * f32::from(sc1), dmin * f32::from(m1));
+        let (d2, min2) = (d * f32::from(sc2), dmin * f32::from(m2));
+        for l in 0..32 {
+            out[chunk * 64 + l] = d1 * f32::from(q[l] & 0xF) - min1;
+            out[chunk * 64 + 32 + l] = d2 * f32::from(q[l] >> 4) - min2;
+        }
+    }
+}
+
+/// The 256 6-bit values of a Q6_K block, offset by −32, in order.
+fn q6k_values(block: &[u8]) -> [i8; 256] {
+    let (ql, qh) = (&block[..128], &block[128..192]);
+    let mut values = [0_i8; 256];
+    for half in 0..2 {
+        let (ql, qh) = (&ql[half * 64..], &qh[half * 32..]);
+        let out = &mut values[half * 128..];
+        for l in 0..32 {
+            out[l] = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i8 - 32;
+            out[l + 32] = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
+            out[l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i8 - 32;
+            out[l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i8 - 32;
+        }
+    }
+    values
+}
+
+fn dequantize_q6k(block: &[u8], out: &mut [f32]) {
+    let d = half_at(block, 208);
+    let scales = &block[192..208];
+    for (index, (o, q)) in out.iter_mut().zip(q6k_values(block)).enumerate() {
+        *o = d * f32::from(scales[index / 16] as i8) * f32::from(q);
+    }
+}
+
+fn i8s(bytes: &[u8]) -> impl Iterator<Item = i32> + '_ {
+    bytes.iter().map(|&b| i32::from(b as i8))
+}
+
+fn dot_q8_0(weights: &[u8], x: &[u8]) -> f32 {
+    weights
+        .chunks_exact(34)
+        .zip(x.chunks_exact(34))
+        .map(|(w, a)| {
+            let sum: i32 = i8s(&w[2..]).zip(i8s(&a[2..])).map(|(p, q)| p * q).sum();
+            half_at(w, 0) * half_at(a, 0) * sum as f32
+        })
+        .sum()
+}
+
+fn dot_q4_0(weights: &[u8], x: &[u8]) -> f32 {
+    weights
+        .chunks_exact(18)
+        .zip(x.chunks_exact(34))
+        .map(|(w, a)| {
+            let q = &a[2..];
+            let sum: i32 = (0..16)
+                .map(|j| {
+                    (i32::from(w[2 + j] & 0xF) - 8) * i32::from(q[j] as i8)
+                        + (i32::from(w[2 + j] >> 4) - 8) * i32::from(q[j + 16] as i8)
+                })
+                .sum();
+            half_at(w, 0) * half_at(a, 0) * sum as f32
+        })
+        .sum()
+}
+
+/// A Q8_K block's scale, values and 16-element sums.
+fn q8k_parts(block: &[u8]) -> (f32, &[u8], impl Iterator<Item = i32> + '_) {
+    let d = f32::from_le_bytes([block[0], block[1], block[2], block[3]]);
+    let sums = block[260..292].chunks_exact(2).map(|s| i32::from(i16::from_le_bytes([s[0], s[1]])));
+    (d, &block[4..260], sums)
+}
+
+fn dot_q4k(weights: &[u8], x: &[u8]) -> f32 {
+    weights
+        .chunks_exact(144)
+        .zip(x.chunks_exact(Q8K_BYTES))
+        .map(|(w, a)| {
+            let (ad, q8, sums) = q8k_parts(a);
+            let sums: Vec<i32> = sums.collect();
+            let (scales, qs) = (&w[4..16], &w[16..144]);
+            let (mut dot, mut mins) = (0_i32, 0_i32);
+            for chunk in 0..4 {
+                let q = &qs[chunk * 32..(chunk + 1) * 32];
+                let y = &q8[chunk * 64..(chunk + 1) * 64];
+                for (half, shift) in [(0, 0), (1, 4)] {
+                    let (sc, m) = scale_min_k4(2 * chunk + half, scales);
+                    let sub: i32 =
+                        (0..32).map(|l| i32::from((q[l] >> shift) & 0xF) * i32::from(y[half * 32 + l] as i8)).sum();
+                    dot += i32::from(sc) * sub;
+                    let group = (2 * chunk + half) * 2;
+                    mins += i32::from(m) * (sums[group] + sums[group + 1]);
+                }
+            }
+            ad * half_at(w, 0) * dot as f32 - ad * half_at(w, 2) * mins as f32
+        })
+        .sum()
+}
+
+fn dot_q6k(weights: &[u8], x: &[u8]) -> f32 {
+    weights
+        .chunks_exact(210)
+        .zip(x.chunks_exact(Q8K_BYTES))
+        .map(|(w, a)| {
+            let (ad, q8, _) = q8k_parts(a);
+            let values = q6k_values(w);
+            let scales = &w[192..208];
+            let dot: i32 = (0..16)
+                .map(|group| {
+                    let sub: i32 = (group * 16..(group + 1) * 16)
+                        .map(|l| i32::from(values[l]) * i32::from(q8[l] as i8))
+                        .sum();
+                    i32::from(scales[group] as i8) * sub
+                })
+                .sum();
+            ad * half_at(w, 208) * dot as f32
+        })
+        .sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    //! The Q8_0 and Q4_K dot products in AVX2: 32 byte products per
+    //! instruction (`maddubs`), summed in 32-bit lanes.
+
+    use std::arch::x86_64::*;
+
+    use super::{half_at, scale_min_k4, Q8K_BYTES};
+
+    pub fn dot_q8_0_entry(weights: &[u8], x: &[u8]) -> f32 {
+        // SAFETY: chosen only when the CPU has AVX2 and FMA.
+        unsafe { dot_q8_0(weights, x) }
+    }
+
+    pub fn dot_q4k_entry(weights: &[u8], x: &[u8]) -> f32 {
+        // SAFETY: chosen only when the CPU has AVX2 and FMA.
+        unsafe { dot_q4k(weights, x) }
+    }
+
+    /// Eight i32 sums of `u · s` for 32 unsigned bytes `u` (below 128) and 32 signed `s`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn products(u: __m256i, s: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn horizontal(v: __m256) -> f32 {
+        let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+        _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_q8_0(weights: &[u8], x: &[u8]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        for (w, a) in weights.chunks_exact(34).zip(x.chunks_exact(34)) {
+            // SAFETY: each block holds 32 bytes from offset 2.
+            let (qw, qa) = unsafe {
+                (_mm256_loadu_si256(w.as_ptr().add(2).cast()), _mm256_loadu_si256(a.as_ptr().add(2).cast()))
+            };
+            // |w| · (a with w's sign): the unsigned-times-signed product maddubs takes.
+            let sums = products(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qa, qw));
+            let scale = _mm256_set1_ps(half_at(w, 0) * half_at(a, 0));
+            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc);
+        }
+        horizontal(acc)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn dot_q4k(weights: &[u8], x: &[u8]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let mut mins_total = 0.0_f32;
+        let low = _mm256_set1_epi8(0xF);
+        for (w, a) in weights.chunks_exact(144).zip(x.chunks_exact(Q8K_BYTES)) {
+            let ad = f32::from_le_bytes([a[0], a[1], a[2], a[3]]);
+            let scales = &w[4..16];
+            let mut block = _mm256_setzero_si256();
+            let mut mins = 0_i32;
+            for chunk in 0..4 {
+                let (sc1, m1) = scale_min_k4(2 * chunk, scales);
+                let (sc2, m2) = scale_min_k4(2 * chunk + 1, scales);
+                // SAFETY: 32 bytes of 4-bit pairs at 16 + 32·chunk (< 144),
+                // 64 bytes of Q8_K values at 4 + 64·chunk (< 260).
+                let (q4, y1, y2) = unsafe {
+                    (
+                        _mm256_loadu_si256(w.as_ptr().add(16 + chunk * 32).cast()),
+                        _mm256_loadu_si256(a.as_ptr().add(4 + chunk * 64).cast()),
+                        _mm256_loadu_si256(a.as_ptr().add(4 + chunk * 64 + 32).cast()),
+                    )
+                };
+                let lo = _mm256_and_si256(q4, low);
+                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q4), low);
+                let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y1), _mm256_set1_epi16(i16::from(sc1)));
+                let p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y2), _mm256_set1_epi16(i16::from(sc2)));
+                block = _mm256_add_epi32(block, _mm256_add_epi32(p1, p2));
+                let sum = |group: usize| {
+                    let at = 260 + group * 4;
+                    i32::from(i16::from_le_bytes([a[at], a[at + 1]])) + i32::from(i16::from_le_bytes([a[at + 2], a[at + 3]]))
+                };
+                mins += i32::from(m1) * sum(2 * chunk) + i32::from(m2) * sum(2 * chunk + 1);
+            }
+            let d = ad * half_at(w, 0);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(block), acc);
+            mins_total += ad * half_at(w, 2) * mins as f32;
+        }
+        horizontal(acc) - mins_total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engines::rng::SplitMix;
+
+    fn values(count: usize, seed: u64) -> Vec<f32> {
+        let mut rng = SplitMix::new(seed);
+        (0..count).map(|_| rng.next_f32() * 2.0 - 1.0).collect()
+    }
+
+    fn reference(x: &[f32], w: &[f32], m: usize, rows: usize, cols: usize) -> Vec<f32> {
+        let mut out = vec![0.0; m * rows];
+        for r in 0..m {
+            for o in 0..rows {
+                out[r * rows + o] = (0..cols).map(|k| x[r * cols + k] * w[o * cols + k]).sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_type_multiplies_close_to_its_dequantized_values() {
+        let (rows, cols) = (70, 512);
+        let w = values(rows * cols, 1);
+        for kind in [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4K, QuantType::Q6K] {
+            let matrix = QMatrix::quantize(kind, &w, rows, cols).unwrap();
+            assert_eq!(matrix.bytes(), rows * cols / kind.block_elements() * kind.block_bytes());
+            let dequantized = matrix.dequantize();
+            // The stored values are close to the originals, by the type's resolution.
+            let error = w.iter().zip(&dequantized).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let bound = match kind {
+                QuantType::Q8_0 => 0.005,
+                QuantType::Q6K => 0.05,
+                _ => 0.15,
+            };
+            assert!(error < bound, "{kind:?}: {error}");
+            for m in [1, 3, 65] {
+                let x = values(m * cols, 7 + m as u64);
+                let got = matrix.matmul(&x, m).unwrap();
+                let want = reference(&x, &dequantized, m, rows, cols);
+                let scale = want.iter().fold(0.0_f32, |a, v| a.max(v.abs()));
+                let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs() / scale).fold(0.0, f32::max);
+                // Only the activations' 8-bit rounding separates them.
+                assert!(worst < 0.02, "{kind:?}, m {m}: {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_vector_kernels_equal_the_portable_ones() {
+        let (rows, cols) = (9, 768);
+        let w = values(rows * cols, 2);
+        let x = values(2 * cols, 3);
+        for kind in [QuantType::Q8_0, QuantType::Q4K] {
+            let matrix = QMatrix::quantize(kind, &w, rows, cols).unwrap();
+            let activations = Activations::quantize(kind, &x, 2, cols);
+            let portable = match kind {
+                QuantType::Q8_0 => dot_q8_0,
+                _ => dot_q4k,
+            };
+            for o in 0..rows {
+                for r in 0..2 {
+                    let (a, b) = ((matrix.kernel())(matrix.row(o), activations.row(r)), portable(matrix.row(o), activations.row(r)));
+                    assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{kind:?} {o} {r}: {a} {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_rows_that_are_not_whole_blocks_and_data_of_the_wrong_size() {
+        assert!(QMatrix::quantize(QuantType::Q4K, &values(2 * 288, 1), 2, 288).is_err());
+        assert!(QMatrix::from_blocks(QuantType::Q8_0, 2, 64, vec![0; 135]).is_err());
+        assert!(QMatrix::from_blocks(QuantType::Q8_0, 2, 64, vec![0; 136]).is_ok());
+    }
+}
