@@ -13,6 +13,10 @@ PRESETS = {
                   hidden=768, rope_theta=10000.0, eps=1e-5, max_ctx=2048),
     "base": dict(vocab=32000, dim=768, layers=12, heads=12, kv_heads=12,
                  hidden=2048, rope_theta=10000.0, eps=1e-5, max_ctx=2048),
+    # The Llama-3.2-1B shape (grouped-query attention; its rope scaling left
+    # out, which changes no cost), for quant_decode.sh's Q4_K row.
+    "1b": dict(vocab=128256, dim=2048, layers=16, heads=32, kv_heads=8,
+               hidden=8192, rope_theta=500000.0, eps=1e-5, max_ctx=2048),
 }
 
 

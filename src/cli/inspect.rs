@@ -13,6 +13,9 @@ use super::Status;
 pub enum InspectCommand {
     /// Print the final position's logits for a token list as a JSON array.
     Logits(LogitsArgs),
+    /// Print a model's shape, its weights' stored types and the bytes a
+    /// decoding step reads (for a memory roofline), as JSON.
+    Model(ModelArgs),
     /// Say which CUDA libraries and GPU `device: cuda` would use (exit 1 if none).
     Cuda,
     /// List the codec's built-in corpus; `--export DIR` writes its files there.
@@ -74,10 +77,25 @@ pub struct LogitsArgs {
     pub seed: u64,
 }
 
+/// `phasebench inspect model`.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// A preset (tiny, small, base, 1b), a checkpoint directory or a .gguf file.
+    #[arg(long)]
+    pub model: String,
+    /// Weight storage type of a preset or checkpoint (a GGUF file keeps its own).
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: DtypeArg,
+    /// Context positions a decoding step reads the KV cache of.
+    #[arg(long, default_value_t = 160)]
+    pub positions: usize,
+}
+
 /// Runs an inspect command.
 pub fn execute(command: InspectCommand) -> Status {
     match command {
         InspectCommand::Logits(args) => logits(&args),
+        InspectCommand::Model(args) => model(&args),
         InspectCommand::Cuda => cuda(),
         InspectCommand::Corpus { export } => corpus(export.as_deref()),
     }
@@ -168,13 +186,7 @@ fn logits(args: &LogitsArgs) -> Status {
             return Status::InvalidInput;
         }
     };
-    let dtype = match args.dtype {
-        DtypeArg::F32 => llm::weights::Storage::Dense(candle_core::DType::F32),
-        DtypeArg::F16 => llm::weights::Storage::Dense(candle_core::DType::F16),
-        DtypeArg::Bf16 => llm::weights::Storage::Dense(candle_core::DType::BF16),
-        DtypeArg::Q8_0 => llm::weights::Storage::Quant(llm::quant::QuantType::Q8_0),
-        DtypeArg::Q4K => llm::weights::Storage::Quant(llm::quant::QuantType::Q4K),
-    };
+    let dtype = storage(args.dtype);
     let device = match args.device {
         DeviceArg::Cpu => Ok(llm::Device::Cpu),
         DeviceArg::Cuda => llm::cuda::probe::cuda().map(|_| llm::Device::Cuda),
@@ -199,6 +211,49 @@ fn logits(args: &LogitsArgs) -> Status {
             Status::InvalidInput
         }
     }
+}
+
+/// The weight storage a `--dtype` names.
+fn storage(dtype: DtypeArg) -> llm::weights::Storage {
+    use llm::weights::Storage;
+    match dtype {
+        DtypeArg::F32 => Storage::Dense(candle_core::DType::F32),
+        DtypeArg::F16 => Storage::Dense(candle_core::DType::F16),
+        DtypeArg::Bf16 => Storage::Dense(candle_core::DType::BF16),
+        DtypeArg::Q8_0 => Storage::Quant(llm::quant::QuantType::Q8_0),
+        DtypeArg::Q4K => Storage::Quant(llm::quant::QuantType::Q4K),
+    }
+}
+
+fn model(args: &ModelArgs) -> Status {
+    let loaded = llm::load_cpu_model_as(&args.model, 0, storage(args.dtype), llm::AttentionKind::Naive);
+    let model = match loaded {
+        Ok(model) => model,
+        Err(error) => {
+            eprintln!("error: --model {}: {error}", args.model);
+            return Status::InvalidInput;
+        }
+    };
+    let config = model.config();
+    let types: serde_json::Map<String, serde_json::Value> =
+        model.weight_types().into_iter().map(|(name, count)| (name, count.into())).collect();
+    let report = serde_json::json!({
+        "model": args.model,
+        "dim": config.dim,
+        "hidden": config.hidden,
+        "layers": config.layers,
+        "heads": config.heads,
+        "kv_heads": config.kv_heads,
+        "head_dim": config.head_dim,
+        "vocab": config.vocab,
+        "context": config.context,
+        "tied": config.tied,
+        "weight_types": types,
+        "positions": args.positions,
+        "bytes_per_token": model.bytes_per_token(args.positions),
+    });
+    let _ = writeln!(std::io::stdout().lock(), "{report}");
+    Status::Success
 }
 
 /// `1,5,9` → `[1, 5, 9]`, saying which item is wrong.

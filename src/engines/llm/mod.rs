@@ -485,6 +485,18 @@ pub fn load_cpu_model(
     Ok((Model::load(config, &source, dtype, attention)?, TextTokens::for_model(name)?))
 }
 
+/// A CPU model named by a preset, checkpoint directory or GGUF file, its
+/// matrices stored as `storage` (a GGUF file's as the file has them).
+pub fn load_cpu_model_as(
+    name: &str,
+    seed: u64,
+    storage: Storage,
+    attention: AttentionKind,
+) -> Result<Model, LlmError> {
+    let (config, source) = load_source(name, seed)?;
+    Model::load_as(config, &source, storage, attention)
+}
+
 /// The configuration and weights a model name stands for.
 fn load_source(name: &str, seed: u64) -> Result<(Config, WeightSource), LlmError> {
     Ok(match model_source(name).map_err(|invalid| LlmError::Input(invalid.message))? {

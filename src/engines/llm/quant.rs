@@ -187,61 +187,71 @@ impl QMatrix {
             return Ok(out);
         }
         let activations = Activations::quantize(self.kind, x, m, self.cols);
-        let dot = self.kernel();
-        // Tasks of weight rows; inside a task, tiles of rows of x, so a
-        // tile of weights stays in cache while every row of x meets it.
+        let rows_kernel = self.rows_kernel();
+        let row_bytes = self.row_bytes();
+        // Tasks of consecutive weight rows; inside a task, tiles of rows of
+        // x, so the task's weights stay in cache while every row of x meets them.
         let per_task = (self.rows / (rayon::current_num_threads() * 8)).clamp(4, 64);
         let tasks: Vec<(usize, Vec<f32>)> = (0..self.rows.div_ceil(per_task))
             .into_par_iter()
             .map(|task| {
                 let first = task * per_task;
                 let count = per_task.min(self.rows - first);
+                let weights = &self.data[first * row_bytes..(first + count) * row_bytes];
+                // sums[r · count + w]: row r of x with weight row first + w.
                 let mut sums = vec![0.0_f32; count * m];
-                for x_start in (0..m).step_by(X_TILE) {
-                    let x_end = (x_start + X_TILE).min(m);
-                    for w in 0..count {
-                        let weights = self.row(first + w);
-                        for r in x_start..x_end {
-                            sums[w * m + r] = dot(weights, activations.row(r));
-                        }
-                    }
+                for (r, cells) in sums.chunks_exact_mut(count).enumerate() {
+                    rows_kernel(weights, activations.row(r), cells);
                 }
                 (first, sums)
             })
             .collect();
         for (first, sums) in tasks {
             let count = sums.len() / m;
-            for (w, column) in sums.chunks_exact(m).enumerate() {
-                for (r, value) in column.iter().enumerate() {
-                    out[r * self.rows + first + w] = *value;
-                }
+            for (r, cells) in sums.chunks_exact(count).enumerate() {
+                out[r * self.rows + first..][..count].copy_from_slice(cells);
             }
-            debug_assert!(first + count <= self.rows);
         }
         Ok(out)
     }
 
-    /// The dot product of a weight row with a quantized activation row.
-    fn kernel(&self) -> fn(&[u8], &[u8]) -> f32 {
+    /// The products of several consecutive weight rows with one quantized
+    /// activation row: `out[w] = row w · x`.
+    fn rows_kernel(&self) -> fn(&[u8], &[u8], &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
+        {
             match self.kind {
-                QuantType::Q8_0 => return avx2::dot_q8_0_entry,
-                QuantType::Q4K => return avx2::dot_q4k_entry,
+                QuantType::Q8_0 => return avx2::rows_q8_0,
+                QuantType::Q4K => return avx2::rows_q4k,
                 _ => {}
             }
         }
+        fn rows<const KIND: u8>(weights: &[u8], x: &[u8], out: &mut [f32]) {
+            let width = weights.len() / out.len().max(1);
+            let dot = match KIND {
+                0 => dot_q8_0,
+                1 => dot_q4_0,
+                2 => dot_q4k,
+                _ => dot_q6k,
+            };
+            for (w, cell) in weights.chunks_exact(width).zip(out) {
+                *cell = dot(w, x);
+            }
+        }
         match self.kind {
-            QuantType::Q8_0 => dot_q8_0,
-            QuantType::Q4_0 => dot_q4_0,
-            QuantType::Q4K => dot_q4k,
-            QuantType::Q6K => dot_q6k,
+            QuantType::Q8_0 => rows::<0>,
+            QuantType::Q4_0 => rows::<1>,
+            QuantType::Q4K => rows::<2>,
+            QuantType::Q6K => rows::<3>,
         }
     }
 }
 
-/// Rows of `x` per tile of a product.
-const X_TILE: usize = 64;
+/// Rows of `x` from which their quantization is spread over the threads.
+const PARALLEL_MIN_ROWS: usize = 16;
 
 /// Bytes of a Q8_K block: f32 scale, 256 × i8, 16 × i16 sums.
 const Q8K_BYTES: usize = 4 + 256 + 32;
@@ -258,7 +268,7 @@ impl Activations {
         let (per_block, block_bytes) = if k_type { (256, Q8K_BYTES) } else { (32, 34) };
         let row_bytes = cols / per_block * block_bytes;
         let mut data = vec![0_u8; m * row_bytes];
-        data.par_chunks_mut(row_bytes).zip(x.par_chunks(cols)).for_each(|(out, row)| {
+        let quantize_row = |(out, row): (&mut [u8], &[f32])| {
             for (block, values) in out.chunks_exact_mut(block_bytes).zip(row.chunks_exact(per_block)) {
                 if k_type {
                     quantize_q8k(values, block);
@@ -266,7 +276,13 @@ impl Activations {
                     quantize_q8_0(values, block);
                 }
             }
-        });
+        };
+        if m < PARALLEL_MIN_ROWS {
+            // A decoding step's row or few: less work than waking the other threads.
+            data.chunks_mut(row_bytes).zip(x.chunks(cols)).for_each(quantize_row);
+        } else {
+            data.par_chunks_mut(row_bytes).zip(x.par_chunks(cols)).for_each(quantize_row);
+        }
         Activations { data, row_bytes }
     }
 
@@ -477,16 +493,38 @@ mod avx2 {
 
     use std::arch::x86_64::*;
 
-    use super::{half_at, scale_min_k4, Q8K_BYTES};
+    use super::Q8K_BYTES;
 
-    pub fn dot_q8_0_entry(weights: &[u8], x: &[u8]) -> f32 {
-        // SAFETY: chosen only when the CPU has AVX2 and FMA.
-        unsafe { dot_q8_0(weights, x) }
+    /// Defines the products of consecutive weight rows with one activation
+    /// row around a dot product, in one function with its target features,
+    /// so the dot product is inlined into the loop over rows.
+    macro_rules! rows {
+        ($name:ident, $inner:ident, $dot:ident) => {
+            pub fn $name(weights: &[u8], x: &[u8], out: &mut [f32]) {
+                #[target_feature(enable = "avx2,fma,f16c")]
+                unsafe fn $inner(weights: &[u8], x: &[u8], out: &mut [f32]) {
+                    let width = weights.len() / out.len().max(1);
+                    for (w, cell) in weights.chunks_exact(width).zip(out) {
+                        // SAFETY: the caller's CPU has the features of `$dot`.
+                        *cell = unsafe { $dot(w, x) };
+                    }
+                }
+                // SAFETY: chosen only when the CPU has AVX2, FMA and F16C.
+                unsafe { $inner(weights, x, out) }
+            }
+        };
     }
 
-    pub fn dot_q4k_entry(weights: &[u8], x: &[u8]) -> f32 {
-        // SAFETY: chosen only when the CPU has AVX2 and FMA.
-        unsafe { dot_q4k(weights, x) }
+    rows!(rows_q8_0, rows_q8_0_avx2, dot_q8_0);
+    rows!(rows_q4k, rows_q4k_avx2, dot_q4k);
+
+    /// The f16 at `bytes[at..at + 2]`, converted by the F16C instruction
+    /// (the portable conversion costs more than a block's products).
+    #[inline]
+    #[target_feature(enable = "f16c")]
+    fn half_at(bytes: &[u8], at: usize) -> f32 {
+        let bits = u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
     }
 
     /// Eight i32 sums of `u · s` for 32 unsigned bytes `u` (below 128) and 32 signed `s`.
@@ -504,10 +542,12 @@ mod avx2 {
         _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn dot_q8_0(weights: &[u8], x: &[u8]) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        for (w, a) in weights.chunks_exact(34).zip(x.chunks_exact(34)) {
+        // Two accumulators: consecutive blocks' multiply-adds do not wait on each other.
+        let mut acc = [_mm256_setzero_ps(); 2];
+        for (index, (w, a)) in weights.chunks_exact(34).zip(x.chunks_exact(34)).enumerate() {
             // SAFETY: each block holds 32 bytes from offset 2.
             let (qw, qa) = unsafe {
                 (_mm256_loadu_si256(w.as_ptr().add(2).cast()), _mm256_loadu_si256(a.as_ptr().add(2).cast()))
@@ -515,24 +555,30 @@ mod avx2 {
             // |w| · (a with w's sign): the unsigned-times-signed product maddubs takes.
             let sums = products(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qa, qw));
             let scale = _mm256_set1_ps(half_at(w, 0) * half_at(a, 0));
-            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc);
+            acc[index % 2] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc[index % 2]);
         }
-        horizontal(acc)
+        horizontal(_mm256_add_ps(acc[0], acc[1]))
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn dot_q4k(weights: &[u8], x: &[u8]) -> f32 {
         let mut acc = _mm256_setzero_ps();
-        let mut mins_total = 0.0_f32;
+        let mut acc_mins = _mm_setzero_ps();
         let low = _mm256_set1_epi8(0xF);
         for (w, a) in weights.chunks_exact(144).zip(x.chunks_exact(Q8K_BYTES)) {
             let ad = f32::from_le_bytes([a[0], a[1], a[2], a[3]]);
-            let scales = &w[4..16];
+            let (scales, mins) = unpack_scales(&w[4..16]);
+            // The minimums times each sub-block's sum of activations: the
+            // 16 sums of 16 added in pairs, then multiplied by the 8 minimums.
+            // SAFETY: the 32 bytes of sums start at 260 of a 292-byte block.
+            let sums = unsafe { _mm256_loadu_si256(a.as_ptr().add(260).cast()) };
+            let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(sums), _mm256_extracti128_si256::<1>(sums));
+            let mins = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(mins as i64)), pairs);
+            acc_mins = _mm_fmadd_ps(_mm_set1_ps(ad * half_at(w, 2)), _mm_cvtepi32_ps(mins), acc_mins);
             let mut block = _mm256_setzero_si256();
-            let mut mins = 0_i32;
             for chunk in 0..4 {
-                let (sc1, m1) = scale_min_k4(2 * chunk, scales);
-                let (sc2, m2) = scale_min_k4(2 * chunk + 1, scales);
+                let scale = |sub: usize| _mm256_set1_epi16(((scales >> (8 * sub)) & 0xFF) as i16);
                 // SAFETY: 32 bytes of 4-bit pairs at 16 + 32·chunk (< 144),
                 // 64 bytes of Q8_K values at 4 + 64·chunk (< 260).
                 let (q4, y1, y2) = unsafe {
@@ -544,20 +590,38 @@ mod avx2 {
                 };
                 let lo = _mm256_and_si256(q4, low);
                 let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q4), low);
-                let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y1), _mm256_set1_epi16(i16::from(sc1)));
-                let p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y2), _mm256_set1_epi16(i16::from(sc2)));
+                let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y1), scale(2 * chunk));
+                let p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y2), scale(2 * chunk + 1));
                 block = _mm256_add_epi32(block, _mm256_add_epi32(p1, p2));
-                let sum = |group: usize| {
-                    let at = 260 + group * 4;
-                    i32::from(i16::from_le_bytes([a[at], a[at + 1]])) + i32::from(i16::from_le_bytes([a[at + 2], a[at + 3]]))
-                };
-                mins += i32::from(m1) * sum(2 * chunk) + i32::from(m2) * sum(2 * chunk + 1);
             }
-            let d = ad * half_at(w, 0);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(block), acc);
-            mins_total += ad * half_at(w, 2) * mins as f32;
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(ad * half_at(w, 0)), _mm256_cvtepi32_ps(block), acc);
         }
-        horizontal(acc) - mins_total
+        let quad = _mm_add_ps(acc_mins, _mm_movehl_ps(acc_mins, acc_mins));
+        let mins = _mm_cvtss_f32(_mm_add_ss(quad, _mm_movehdup_ps(quad)));
+        horizontal(acc) - mins
+    }
+
+    /// The eight 6-bit scales and eight 6-bit minimums of a Q4_K block's
+    /// 12 packed bytes, one per byte of each u64 (what [`scale_min_k4`]
+    /// gives one at a time): bytes 0–3 hold scales 0–3 and, in their top
+    /// two bits, the high bits of scales 4–7; bytes 4–7 likewise for the
+    /// minimums; bytes 8–11 the low nibbles of scales (low) and minimums
+    /// (high) 4–7.
+    #[inline]
+    fn unpack_scales(packed: &[u8]) -> (u64, u64) {
+        let word = |at: usize| u32::from_le_bytes([packed[at], packed[at + 1], packed[at + 2], packed[at + 3]]);
+        let (first, second, third) = (word(0), word(4), word(8));
+        const SIX: u32 = 0x3f3f_3f3f;
+        const NIBBLE: u32 = 0x0f0f_0f0f;
+        const TWO: u32 = 0x0303_0303;
+        let scales_low = first & SIX;
+        let scales_high = (third & NIBBLE) | (((first >> 6) & TWO) << 4);
+        let mins_low = second & SIX;
+        let mins_high = ((third >> 4) & NIBBLE) | (((second >> 6) & TWO) << 4);
+        (
+            u64::from(scales_low) | (u64::from(scales_high) << 32),
+            u64::from(mins_low) | (u64::from(mins_high) << 32),
+        )
     }
 }
 
@@ -623,7 +687,9 @@ mod tests {
             };
             for o in 0..rows {
                 for r in 0..2 {
-                    let (a, b) = ((matrix.kernel())(matrix.row(o), activations.row(r)), portable(matrix.row(o), activations.row(r)));
+                    let mut cell = [0.0_f32];
+                    (matrix.rows_kernel())(matrix.row(o), activations.row(r), &mut cell);
+                    let (a, b) = (cell[0], portable(matrix.row(o), activations.row(r)));
                     assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{kind:?} {o} {r}: {a} {b}");
                 }
             }
