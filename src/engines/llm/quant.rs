@@ -498,6 +498,11 @@ mod avx2 {
     /// Defines the products of consecutive weight rows with one activation
     /// row around a dot product, in one function with its target features,
     /// so the dot product is inlined into the loop over rows.
+    /// Defines the products of consecutive weight rows with one activation
+    /// row around a dot product, in one function with its target features,
+    /// so the dot product is inlined into the loop over rows. (Four rows at
+    /// a time sharing the activation loads measured slower: 1b Q4_K decode
+    /// 21.6 → 12.3 tok/s.)
     macro_rules! rows {
         ($name:ident, $inner:ident, $dot:ident) => {
             pub fn $name(weights: &[u8], x: &[u8], out: &mut [f32]) {
@@ -685,11 +690,12 @@ mod tests {
                 QuantType::Q8_0 => dot_q8_0,
                 _ => dot_q4k,
             };
-            for o in 0..rows {
-                for r in 0..2 {
-                    let mut cell = [0.0_f32];
-                    (matrix.rows_kernel())(matrix.row(o), activations.row(r), &mut cell);
-                    let (a, b) = (cell[0], portable(matrix.row(o), activations.row(r)));
+            for r in 0..2 {
+                // Nine rows: two quads and one row alone.
+                let mut cells = vec![0.0_f32; rows];
+                (matrix.rows_kernel())(matrix.blocks(), activations.row(r), &mut cells);
+                for (o, a) in cells.iter().enumerate() {
+                    let b = portable(matrix.row(o), activations.row(r));
                     assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{kind:?} {o} {r}: {a} {b}");
                 }
             }
