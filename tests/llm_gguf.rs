@@ -275,6 +275,14 @@ fn set_tensor_type(mut file: Vec<u8>, name: &str, id: u32) -> Vec<u8> {
     file
 }
 
+/// Renames a tensor (to a name of the same length).
+fn rename_tensor(mut file: Vec<u8>, from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let at = file.windows(from.len()).position(|w| w == from.as_bytes()).expect("tensor present");
+    file[at..at + to.len()].copy_from_slice(to.as_bytes());
+    file
+}
+
 #[test]
 fn broken_files_are_refused_with_the_reason_and_exit_status_2() {
     let good = small_file();
@@ -327,6 +335,11 @@ fn broken_files_are_refused_with_the_reason_and_exit_status_2() {
             "heads that do not divide",
             set_meta(good.clone(), "llama.attention.head_count", &3_u32.to_le_bytes()),
             "do not divide",
+        ),
+        (
+            "llama 3 rotary factors",
+            rename_tensor(good.clone(), "token_embd.weight", "rope_freqs.weight"),
+            "rotary frequency factors (`rope_freqs.weight`)",
         ),
     ];
     let dir = tempfile::tempdir().unwrap();

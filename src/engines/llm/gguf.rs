@@ -392,6 +392,13 @@ impl Gguf {
                 return Err(format!("rope scaling `{kind}` is not supported"));
             }
         }
+        if self.tensors.contains_key("rope_freqs.weight") {
+            // Llama 3's per-frequency rotary factors: computing without them
+            // would give wrong answers, not an error.
+            return Err("the file has Llama 3 rotary frequency factors (`rope_freqs.weight`), which phasebench does not \
+                        apply yet"
+                .into());
+        }
         let embedding = self.tensors.get("token_embd.weight").ok_or("the file has no tensor `token_embd.weight`")?;
         let vocab = match embedding.dims.as_slice() {
             [width, vocab] if *width == dim => *vocab,
