@@ -94,6 +94,7 @@ fn shape() -> Config {
         eps: f64::from(1e-5_f32),
         rope_theta: 10_000.0,
         rope_scaling: None,
+        rope_factors: None,
         context: 512,
         tied: false,
     }
@@ -130,7 +131,12 @@ fn encode(values: &[f32], rows: usize, cols: usize, kind: &str) -> (u32, Vec<u8>
 
 /// A GGUF of `config`'s random weights (seed 5), matrices stored as `kind`.
 fn gguf_of(config: &Config, kind: &str) -> Vec<u8> {
-    let source = WeightSource::Random { seed: 5 };
+    gguf_from(config, &WeightSource::Random { seed: 5 }, kind, Vec::new())
+}
+
+/// A GGUF of `config` with the tensors of `source`, matrices stored as
+/// `kind`, and `extra` tensors after them.
+fn gguf_from(config: &Config, source: &WeightSource, kind: &str, extra: Vec<Tensor>) -> Vec<u8> {
     let meta: Vec<(String, Meta)> = vec![
         ("general.architecture".into(), Meta::Text("llama")),
         ("llama.embedding_length".into(), Meta::U32(config.dim as u32)),
@@ -162,8 +168,46 @@ fn gguf_of(config: &Config, kind: &str) -> Vec<u8> {
             let (id, bytes) = encode(&values, rows, cols, kind);
             (name, dims, id, bytes)
         })
+        .chain(extra)
         .collect();
     write_gguf(&meta, &tensors)
+}
+
+/// An F32 `rope_freqs.weight` of `factors`.
+fn rope_freqs(factors: &[f32]) -> Tensor {
+    let bytes = factors.iter().flat_map(|f| f.to_le_bytes()).collect();
+    ("rope_freqs.weight".into(), vec![factors.len() as u64], 0, bytes)
+}
+
+#[test]
+fn llama_3_scaling_as_rotary_factors_runs_as_the_checkpoint() {
+    // The transformers fixture with Llama 3 rope scaling, written as
+    // llama.cpp's converter writes it: no scaling metadata, a divisor per
+    // frequency pair in `rope_freqs.weight`.
+    let dir = common::root().join("tests/fixtures/llama-tiny-llama3");
+    let config = Config::from_checkpoint(&dir).unwrap();
+    assert!(config.rope_scaling.is_some());
+    let source = WeightSource::checkpoint(&dir).unwrap();
+    let scaled = config.inverse_frequencies();
+    let plain = Config { rope_scaling: None, ..config.clone() }.inverse_frequencies();
+    let factors: Vec<f32> = plain.iter().zip(&scaled).map(|(p, s)| (p / s) as f32).collect();
+    assert!(factors.iter().any(|f| *f > 1.5), "the fixture's scaling divides some frequencies");
+    let file = tempfile::tempdir().unwrap();
+    let path = file.path().join("llama3.gguf");
+    let plain_config = Config { rope_scaling: None, ..config.clone() };
+    std::fs::write(&path, gguf_from(&plain_config, &source, "f32", vec![rope_freqs(&factors)])).unwrap();
+    let (read, gguf) = WeightSource::gguf(&path).unwrap();
+    assert!(read.rope_factors.is_some());
+    let tokens: Vec<u32> = (0..60).map(|i| (i * 7 % 200) as u32 + 3).collect();
+    let from_file = Model::load_as(read, &gguf, Storage::Dense(DType::F32), AttentionKind::Naive).unwrap();
+    let checkpoint = Model::load(config, &source, DType::F32, AttentionKind::Naive).unwrap();
+    let (a, b) = (last_logits(&from_file, &tokens), last_logits(&checkpoint, &tokens));
+    assert!(max_relative(&a, &b) < 1e-5, "{}", max_relative(&a, &b));
+    // Without the factors the file would be a different model: the check has teeth.
+    std::fs::write(&path, gguf_from(&plain_config, &source, "f32", Vec::new())).unwrap();
+    let (read, gguf) = WeightSource::gguf(&path).unwrap();
+    let unscaled = Model::load_as(read, &gguf, Storage::Dense(DType::F32), AttentionKind::Naive).unwrap();
+    assert!(max_relative(&last_logits(&unscaled, &tokens), &b) > 1e-4);
 }
 
 fn last_logits(model: &Model, tokens: &[u32]) -> Vec<f32> {
@@ -248,10 +292,14 @@ fn without_the_row_order_fix_the_gguf_would_differ() {
     assert!(right < 1e-5 && off > 1e-3, "right {right}, off {off}");
 }
 
-/// A small valid file (f32, dim 32) to break.
+/// The shape of [`small_file`].
+fn small() -> Config {
+    Config { dim: 32, hidden: 64, layers: 1, heads: 2, kv_heads: 1, head_dim: 16, vocab: 40, ..shape() }
+}
+
+/// A small valid file (Q8_0, dim 32) to break.
 fn small_file() -> Vec<u8> {
-    let config = Config { dim: 32, hidden: 64, layers: 1, heads: 2, kv_heads: 1, head_dim: 16, vocab: 40, ..shape() };
-    gguf_of(&config, "q8_0")
+    gguf_of(&small(), "q8_0")
 }
 
 /// Rewrites the first metadata value whose key is `key` (a u32 or text of the same length).
@@ -272,14 +320,6 @@ fn set_tensor_type(mut file: Vec<u8>, name: &str, id: u32) -> Vec<u8> {
     let rank = u32::from_le_bytes(file[at..at + 4].try_into().unwrap()) as usize;
     let type_at = at + 4 + 8 * rank;
     file[type_at..type_at + 4].copy_from_slice(&id.to_le_bytes());
-    file
-}
-
-/// Renames a tensor (to a name of the same length).
-fn rename_tensor(mut file: Vec<u8>, from: &str, to: &str) -> Vec<u8> {
-    assert_eq!(from.len(), to.len());
-    let at = file.windows(from.len()).position(|w| w == from.as_bytes()).expect("tensor present");
-    file[at..at + to.len()].copy_from_slice(to.as_bytes());
     file
 }
 
@@ -337,9 +377,19 @@ fn broken_files_are_refused_with_the_reason_and_exit_status_2() {
             "do not divide",
         ),
         (
-            "llama 3 rotary factors",
-            rename_tensor(good.clone(), "token_embd.weight", "rope_freqs.weight"),
-            "rotary frequency factors (`rope_freqs.weight`)",
+            "rotary factors of the wrong shape",
+            gguf_from(&small(), &WeightSource::Random { seed: 5 }, "q8_0", vec![rope_freqs(&[1.0; 4])]),
+            "`rope_freqs.weight` is F32 [4]; the rotary factors of heads of 16 are F32 [8]",
+        ),
+        (
+            "a rotary factor of zero",
+            gguf_from(
+                &small(),
+                &WeightSource::Random { seed: 5 },
+                "q8_0",
+                vec![rope_freqs(&[1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])],
+            ),
+            "`rope_freqs.weight` holds 0; rotary factors must be positive",
         ),
     ];
     let dir = tempfile::tempdir().unwrap();

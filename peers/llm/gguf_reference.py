@@ -10,6 +10,9 @@ Writes into DIR, with the `gguf` package (weights from numpy's PCG64, seed 7):
                                   LlamaForCausalLM) converted as llama.cpp's
                                   converter does: names mapped, q and k rows
                                   interleaved for llama.cpp's rotary, F32;
+  fixture-llama3.gguf             tests/fixtures/llama-tiny-llama3 (bf16,
+                                  tied, multi-query) likewise, its Llama 3
+                                  rope scaling as `rope_freqs.weight`;
   q4_k.gguf                       f32.gguf quantized by llama.cpp itself
                                   (llama_model_quantize, Q4_K, `pure`: every
                                   matrix Q4_K) -- only when llama-cpp-python is
@@ -153,16 +156,70 @@ def write_random(path, kind):
     finish(w)
 
 
-def write_fixture(path):
-    from safetensors.numpy import load_file  # noqa: WPS433 (optional dependency)
+def read_safetensors(directory):
+    """Every tensor of a checkpoint directory as float32 numpy arrays (bf16
+    widened by hand: numpy has no bf16)."""
+    import glob
+    import struct
 
-    fixture = os.path.join(ROOT, "tests", "fixtures", "llama-tiny")
+    out = {}
+    for name in sorted(glob.glob(os.path.join(directory, "*.safetensors"))):
+        data = open(name, "rb").read()
+        (length,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + length])
+        body = data[8 + length:]
+        for tensor, info in header.items():
+            if tensor == "__metadata__":
+                continue
+            start, end = info["data_offsets"]
+            raw = body[start:end]
+            if info["dtype"] == "F32":
+                values = np.frombuffer(raw, dtype=np.float32)
+            elif info["dtype"] == "BF16":
+                values = (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+            else:
+                sys.exit(f"{name}: {tensor} is {info['dtype']}")
+            out[tensor] = values.reshape(info["shape"]).astype(np.float32)
+    return out
+
+
+def llama3_rope_factors(config, head_dim):
+    """Llama 3 rope scaling as llama.cpp's converter stores it: one divisor
+    per frequency pair (`rope_freqs.weight`)."""
+    rope = config.get("rope_parameters") or config.get("rope_scaling")
+    theta = rope.get("rope_theta", config.get("rope_theta"))
+    factor, low, high = rope["factor"], rope["low_freq_factor"], rope["high_freq_factor"]
+    original = rope["original_max_position_embeddings"]
+    factors = []
+    for i in range(head_dim // 2):
+        wavelength = 2 * np.pi * theta ** (2 * i / head_dim)
+        if wavelength < original / high:
+            factors.append(1.0)
+        elif wavelength > original / low:
+            factors.append(factor)
+        else:
+            smooth = (original / wavelength - low) / (high - low)
+            factors.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(factors, dtype=np.float32), theta
+
+
+def write_fixture(path, name):
+    """A transformers fixture converted as llama.cpp's converter converts it."""
+    fixture = os.path.join(ROOT, "tests", "fixtures", name)
     config = json.load(open(os.path.join(fixture, "config.json")))
-    weights = load_file(os.path.join(fixture, "model.safetensors"))
+    weights = read_safetensors(fixture)
+    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    rope = config.get("rope_parameters") or config.get("rope_scaling")
+    factors = None
+    theta = config.get("rope_theta", 10000.0)
+    if rope and rope.get("rope_type", rope.get("type")) == "llama3":
+        factors, theta = llama3_rope_factors(config, head_dim)
+    elif rope and "rope_theta" in rope:
+        theta = rope["rope_theta"]
     shape = dict(dim=config["hidden_size"], hidden=config["intermediate_size"],
                  layers=config["num_hidden_layers"], heads=config["num_attention_heads"],
-                 kv_heads=config["num_key_value_heads"], head_dim=config["head_dim"],
-                 context=config["max_position_embeddings"], rope_theta=config["rope_theta"],
+                 kv_heads=config["num_key_value_heads"], head_dim=head_dim,
+                 context=config["max_position_embeddings"], rope_theta=theta,
                  eps=config["rms_norm_eps"])
     w = writer(path, shape, config["vocab_size"], gguf.LlamaFileType.ALL_F32)
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
@@ -172,7 +229,7 @@ def write_fixture(path):
              "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
              "mlp.down_proj": "ffn_down"}
     for hf in sorted(weights):
-        t = weights[hf].astype(np.float32)
+        t = weights[hf]
         if hf in names:
             name = names[hf]
         else:
@@ -184,6 +241,8 @@ def write_fixture(path):
             elif part == "attn_k":
                 t = interleave(t, shape["kv_heads"])
         w.add_tensor(name, np.ascontiguousarray(t))
+    if factors is not None:
+        w.add_tensor("rope_freqs.weight", factors)
     finish(w)
 
 
@@ -235,7 +294,9 @@ def main():
         files[kind] = os.path.join(args.dir, f"{kind}.gguf")
         write_random(files[kind], kind)
     files["fixture"] = os.path.join(args.dir, "fixture.gguf")
-    write_fixture(files["fixture"])
+    write_fixture(files["fixture"], "llama-tiny")
+    files["fixture-llama3"] = os.path.join(args.dir, "fixture-llama3.gguf")
+    write_fixture(files["fixture-llama3"], "llama-tiny-llama3")
     try:
         import llama_cpp  # noqa: F401
         have_llama_cpp = True

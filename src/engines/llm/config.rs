@@ -125,6 +125,9 @@ pub struct Config {
     pub rope_theta: f64,
     /// Llama 3 rotary scaling.
     pub rope_scaling: Option<RopeScaling>,
+    /// Divisors of the rotary frequencies, one per pair: how llama.cpp's
+    /// converter stores Llama 3 scaling in a GGUF (`rope_freqs.weight`).
+    pub rope_factors: Option<Vec<f64>>,
     /// Longest sequence.
     pub context: usize,
     /// Output head shares the embedding matrix.
@@ -148,6 +151,7 @@ impl Config {
             eps: 1e-5,
             rope_theta: 10_000.0,
             rope_scaling: None,
+            rope_factors: None,
             context: 2048,
             tied: true,
         };
@@ -172,6 +176,7 @@ impl Config {
                     high_freq_factor: 4.0,
                     original_context: 8192,
                 }),
+                rope_factors: None,
                 context: 131_072,
                 tied: true,
             },
@@ -249,6 +254,7 @@ impl Config {
             eps: raw.rms_norm_eps,
             rope_theta,
             rope_scaling,
+            rope_factors: None,
             context: raw.max_position_embeddings,
             tied: raw.tie_word_embeddings,
         })
@@ -303,9 +309,13 @@ impl Config {
         (0..half)
             .map(|i| {
                 let inv = 1.0 / self.rope_theta.powf((2 * i) as f64 / self.head_dim as f64);
-                match &self.rope_scaling {
+                let inv = match &self.rope_scaling {
                     None => inv,
                     Some(scaling) => llama3_scale(inv, scaling),
+                };
+                match &self.rope_factors {
+                    Some(factors) => inv / factors.get(i).copied().unwrap_or(1.0),
+                    None => inv,
                 }
             })
             .collect()

@@ -392,13 +392,6 @@ impl Gguf {
                 return Err(format!("rope scaling `{kind}` is not supported"));
             }
         }
-        if self.tensors.contains_key("rope_freqs.weight") {
-            // Llama 3's per-frequency rotary factors: computing without them
-            // would give wrong answers, not an error.
-            return Err("the file has Llama 3 rotary frequency factors (`rope_freqs.weight`), which phasebench does not \
-                        apply yet"
-                .into());
-        }
         let embedding = self.tensors.get("token_embd.weight").ok_or("the file has no tensor `token_embd.weight`")?;
         let vocab = match embedding.dims.as_slice() {
             [width, vocab] if *width == dim => *vocab,
@@ -419,6 +412,8 @@ impl Gguf {
             eps: self.float(&key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5),
             rope_theta: self.float(&key("rope.freq_base"))?.unwrap_or(10_000.0),
             rope_scaling: None,
+            // Read by `GgufSource` once the file is open (`rope_freqs.weight`).
+            rope_factors: None,
             context: self.int(&key("context_length"))?.unwrap_or(2048).max(1),
             tied: !self.tensors.contains_key("output.weight"),
         };
@@ -432,6 +427,17 @@ impl Gguf {
 
     /// Every tensor the model loads is present with the shape the metadata implies.
     fn check_shapes(&self, config: &Config) -> Result<(), String> {
+        if let Some(info) = self.tensors.get(ROPE_FACTORS) {
+            if info.dims != [config.head_dim / 2] || info.kind != TensorType::F32 {
+                return Err(format!(
+                    "`{ROPE_FACTORS}` is {} {:?}; the rotary factors of heads of {} are F32 [{}]",
+                    info.kind.name(),
+                    info.dims,
+                    config.head_dim,
+                    config.head_dim / 2
+                ));
+            }
+        }
         for (hf, shape) in config.tensor_shapes() {
             let name = gguf_name(&hf).ok_or_else(|| format!("no GGUF name for `{hf}`"))?;
             let Some(info) = self.tensors.get(&name) else {
@@ -450,6 +456,25 @@ impl Gguf {
         }
         Ok(())
     }
+}
+
+/// The tensor of Llama 3's rotary frequency divisors, one per pair.
+pub const ROPE_FACTORS: &str = "rope_freqs.weight";
+
+/// Reads the rotary frequency divisors of `config`'s file, if it has them:
+/// positive, finite f32 values.
+pub fn rope_factors(path: &Path, file: &Gguf) -> Result<Option<Vec<f64>>, LlmError> {
+    let Some(info) = file.tensors.get(ROPE_FACTORS) else { return Ok(None) };
+    let bytes = read_tensor(path, info)?;
+    let factors: Vec<f64> =
+        bytes.chunks_exact(4).map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect();
+    if let Some(bad) = factors.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
+        return Err(LlmError::Checkpoint(format!(
+            "{}: `{ROPE_FACTORS}` holds {bad}; rotary factors must be positive",
+            path.display()
+        )));
+    }
+    Ok(Some(factors))
 }
 
 /// Architectures whose block is the llama one (Mistral's GGUF files say `llama`).

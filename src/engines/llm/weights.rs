@@ -113,7 +113,8 @@ impl WeightSource {
     /// A GGUF file, parsed and checked (its tensors are read as the model loads).
     pub fn gguf(path: &Path) -> Result<(super::Config, WeightSource), LlmError> {
         let file = Gguf::open(path)?;
-        let config = file.config().map_err(|why| LlmError::Checkpoint(format!("{}: {why}", path.display())))?;
+        let mut config = file.config().map_err(|why| LlmError::Checkpoint(format!("{}: {why}", path.display())))?;
+        config.rope_factors = gguf::rope_factors(path, &file)?;
         let source = GgufSource { path: path.to_path_buf(), file, heads: config.heads, kv_heads: config.kv_heads };
         Ok((config, WeightSource::Gguf(source)))
     }
