@@ -16,8 +16,8 @@
 //! block, scaled once per block: the weights are read at their stored size,
 //! which is what a memory-bound decoding step's speed is, and the result
 //! is the one llama.cpp computes up to the order of float additions.
-//! Q8_0 and Q4_K have AVX2 kernels; the others, portable code the compiler
-//! vectorizes.
+//! Q8_0, Q4_K and Q6_K (the type of a Q4_K_M file's head and of some of its
+//! layers) have AVX2 kernels; Q4_0, portable code the compiler vectorizes.
 
 use half::f16;
 use rayon::prelude::*;
@@ -226,6 +226,7 @@ impl QMatrix {
             match self.kind {
                 QuantType::Q8_0 => return avx2::rows_q8_0,
                 QuantType::Q4K => return avx2::rows_q4k,
+                QuantType::Q6K => return avx2::rows_q6k,
                 _ => {}
             }
         }
@@ -522,6 +523,57 @@ mod avx2 {
 
     rows!(rows_q8_0, rows_q8_0_avx2, dot_q8_0);
     rows!(rows_q4k, rows_q4k_avx2, dot_q4k);
+    rows!(rows_q6k, rows_q6k_avx2, dot_q6k);
+
+    /// [`super::dot_q6k`] in AVX2: each half-block's 128 six-bit values
+    /// are rebuilt from their low nibbles and high bit pairs as unsigned
+    /// bytes (0–63) and multiplied with the activations; the offset of 32
+    /// is taken off once per block from the activations' 16-value sums.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot_q6k(weights: &[u8], x: &[u8]) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let nibble = _mm256_set1_epi8(0xF);
+        let high = _mm256_set1_epi8(0x30);
+        for (w, a) in weights.chunks_exact(210).zip(x.chunks_exact(Q8K_BYTES)) {
+            let scale = f32::from_le_bytes([a[0], a[1], a[2], a[3]]) * half_at(w, 208);
+            // SAFETY: every load stays inside the 210-byte weight block
+            // (ql 0..128, qh 128..192, scales 192..208) or the 292-byte
+            // activation block (values 4..260, sums 260..292).
+            let block = unsafe {
+                let scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.as_ptr().add(192).cast()));
+                let sums = _mm256_loadu_si256(a.as_ptr().add(260).cast());
+                let offset = _mm256_madd_epi16(scales, sums);
+                let mut total = _mm256_setzero_si256();
+                for half in 0..2 {
+                    let ql0 = _mm256_loadu_si256(w.as_ptr().add(64 * half).cast());
+                    let ql1 = _mm256_loadu_si256(w.as_ptr().add(64 * half + 32).cast());
+                    let qh = _mm256_loadu_si256(w.as_ptr().add(128 + 32 * half).cast());
+                    let values = [
+                        _mm256_or_si256(_mm256_and_si256(ql0, nibble), _mm256_and_si256(_mm256_slli_epi16::<4>(qh), high)),
+                        _mm256_or_si256(_mm256_and_si256(ql1, nibble), _mm256_and_si256(_mm256_slli_epi16::<2>(qh), high)),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), nibble), _mm256_and_si256(qh, high)),
+                        _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), nibble),
+                            _mm256_and_si256(_mm256_srli_epi16::<2>(qh), high),
+                        ),
+                    ];
+                    for (k, v) in values.into_iter().enumerate() {
+                        let group = 8 * half + 2 * k;
+                        let y = _mm256_loadu_si256(a.as_ptr().add(4 + 128 * half + 32 * k).cast());
+                        let group_scales = _mm256_set_m128i(
+                            _mm_set1_epi16(i16::from(w[192 + group + 1] as i8)),
+                            _mm_set1_epi16(i16::from(w[192 + group] as i8)),
+                        );
+                        total = _mm256_add_epi32(total, _mm256_madd_epi16(_mm256_maddubs_epi16(v, y), group_scales));
+                    }
+                }
+                _mm256_sub_epi32(total, _mm256_slli_epi32::<5>(offset))
+            };
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(block), acc);
+        }
+        horizontal(acc)
+    }
 
     /// The f16 at `bytes[at..at + 2]`, converted by the F16C instruction
     /// (the portable conversion costs more than a block's products).
@@ -683,15 +735,16 @@ mod tests {
         let (rows, cols) = (9, 768);
         let w = values(rows * cols, 2);
         let x = values(2 * cols, 3);
-        for kind in [QuantType::Q8_0, QuantType::Q4K] {
+        for kind in [QuantType::Q8_0, QuantType::Q4K, QuantType::Q6K] {
             let matrix = QMatrix::quantize(kind, &w, rows, cols).unwrap();
             let activations = Activations::quantize(kind, &x, 2, cols);
             let portable = match kind {
                 QuantType::Q8_0 => dot_q8_0,
-                _ => dot_q4k,
+                QuantType::Q4K => dot_q4k,
+                _ => dot_q6k,
             };
             for r in 0..2 {
-                // Nine rows: two quads and one row alone.
+                // Nine rows at once, as a task gives them.
                 let mut cells = vec![0.0_f32; rows];
                 (matrix.rows_kernel())(matrix.blocks(), activations.row(r), &mut cells);
                 for (o, a) in cells.iter().enumerate() {
