@@ -505,3 +505,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn inspect_model_counts_the_bytes_of_the_stored_types() {
+    // The committed Q4_K file: 16 matrices of 256-value rows in 144-byte
+    // blocks, five f32 norms of 256, and the f32 keys and values of 10
+    // positions in 2 layers of 2 kv heads of 64.
+    let path = common::root().join("tests/fixtures/gguf/q4_k.gguf");
+    let output =
+        common::phasebench().args(["inspect", "model", "--positions", "10", "--model"]).arg(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["weight_types"], serde_json::json!({ "q4_k": 16 }));
+    let config = shape();
+    let matrices: usize = config
+        .tensor_shapes()
+        .iter()
+        .filter(|(name, shape)| shape.len() == 2 && name != "model.embed_tokens.weight")
+        .map(|(_, shape)| shape[0] * shape[1] / 256 * 144)
+        .sum();
+    let norms = (2 * config.layers + 1) * config.dim * 4;
+    let cache = 2 * config.layers * config.kv_heads * config.head_dim * 10 * 4;
+    assert_eq!(report["bytes_per_token"], serde_json::json!(matrices + norms + cache));
+    // A file that is not a model: exit 2 with the reason.
+    let output = common::phasebench().args(["inspect", "model", "--model", "Cargo.toml"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a GGUF file"));
+}
