@@ -21,8 +21,17 @@ phases:
     let results = scenario.results();
     let sleep = run(&results, "sleep");
     assert_eq!(sleep.operations, 200);
+    // The engine times its own sleep and records how much longer than 2 ms
+    // it took (`overshoot`: the operating system's timer slack, which a busy
+    // machine widens). The harness's latency is that sleep plus the
+    // harness's own cost, so it is compared with the engine's clock in the
+    // same run rather than with a fixed figure: never shorter than the
+    // engine's time (a histogram keeps three digits, hence 0.2%), and longer
+    // by less than a tenth of the sleep.
     let p50 = summary(sleep, "latency").p50;
-    assert!((p50 - 0.002).abs() <= 0.002 * 0.05, "p50 {p50}s is not within 5% of 2ms");
+    let engine = 0.002 + summary(sleep, "overshoot").p50;
+    assert!(p50 >= engine * 0.998, "latency p50 {p50}s is shorter than the engine's own {engine}s");
+    assert!(p50 <= engine + 0.0002, "latency p50 {p50}s exceeds the engine's own {engine}s by more than 0.2 ms");
 }
 
 #[test]

