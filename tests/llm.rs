@@ -152,6 +152,21 @@ fn bad_models_are_refused_before_anything_runs() {
 }
 
 #[test]
+fn a_narrow_kv_cache_generates_with_both_attentions_and_an_unknown_type_is_refused() {
+    for attention in ["naive", "flash"] {
+        let yaml = format!(
+            "scenario: llm\nengines:\n  m: {{ kind: llm, model: tiny, kv_dtype: f16, attention: {attention} }}\nphases:\n  - name: p\n    workloads:\n      - name: g\n        engine: m\n        op: generate\n        with: {{ prompt_tokens: 70, max_tokens: 6 }}\n        iterations: 2\n"
+        );
+        let scenario = Scenario::new(&yaml);
+        let output = scenario.run(&[]);
+        assert_eq!(status(&output), 0, "{attention}: {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(run(&scenario.results(), "g").counters["generated_tokens"], 2 * 6, "{attention}");
+    }
+    let yaml = scenario("tiny", 8).replace("model: \"tiny\"", "model: tiny, kv_dtype: f8");
+    run_refuses(&yaml, 3, "kv_dtype");
+}
+
+#[test]
 fn generation_records_latencies_rates_and_time_shares() {
     let yaml = "scenario: llm\nengines:\n  m: { kind: llm, model: tiny, threads: 1 }\nphases:\n  - name: p\n    workloads:\n      - name: g\n        engine: m\n        op: generate\n        with: { prompt_tokens: 16, max_tokens: 8 }\n        iterations: 3\n";
     let scenario = Scenario::new(yaml);

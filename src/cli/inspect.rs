@@ -54,6 +54,17 @@ pub enum DtypeArg {
     Q4K,
 }
 
+/// How the KV cache is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KvArg {
+    /// 32-bit floats.
+    F32,
+    /// IEEE half.
+    F16,
+    /// bfloat16.
+    Bf16,
+}
+
 /// `phasebench inspect logits`.
 #[derive(Debug, Args)]
 pub struct LogitsArgs {
@@ -89,6 +100,9 @@ pub struct ModelArgs {
     /// Context positions a decoding step reads the KV cache of.
     #[arg(long, default_value_t = 160)]
     pub positions: usize,
+    /// Storage type of the KV cache.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub kv_dtype: KvArg,
 }
 
 /// Runs an inspect command.
@@ -227,8 +241,13 @@ fn storage(dtype: DtypeArg) -> llm::weights::Storage {
 
 fn model(args: &ModelArgs) -> Status {
     let loaded = llm::load_cpu_model_as(&args.model, 0, storage(args.dtype), llm::AttentionKind::Naive);
+    let kv = match args.kv_dtype {
+        KvArg::F32 => llm::KvType::F32,
+        KvArg::F16 => llm::KvType::F16,
+        KvArg::Bf16 => llm::KvType::Bf16,
+    };
     let model = match loaded {
-        Ok(model) => model,
+        Ok(model) => model.with_kv(kv),
         Err(error) => {
             eprintln!("error: --model {}: {error}", args.model);
             return Status::InvalidInput;
@@ -250,6 +269,7 @@ fn model(args: &ModelArgs) -> Status {
         "tied": config.tied,
         "weight_types": types,
         "positions": args.positions,
+        "kv_dtype": kv.name(),
         "bytes_per_token": model.bytes_per_token(args.positions),
     });
     let _ = writeln!(std::io::stdout().lock(), "{report}");

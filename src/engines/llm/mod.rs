@@ -9,6 +9,7 @@
 //! runs to `max_tokens` (end-of-sequence is ignored, as serving benchmarks
 //! do), so every call does the same amount of work.
 
+pub mod attention;
 pub mod config;
 pub mod cpu;
 pub mod cuda;
@@ -31,6 +32,7 @@ use super::{
 use crate::engines::rng::SplitMix;
 use crate::metric::names;
 use crate::quantity::Dim;
+pub use attention::KvType;
 pub use config::Config;
 pub use model::{AttentionKind, Cache, Model, Profile};
 use sampling::Sampler;
@@ -131,6 +133,13 @@ static DECL: EngineDecl = EngineDecl {
             ty: ValueType::Bool,
             default: Some("on"),
             doc: "keep keys and values between steps",
+        },
+        OptionDecl {
+            name: "kv_dtype",
+            ty: ValueType::Choice(KvType::NAMES),
+            default: Some("f32"),
+            doc: "storage type of the KV cache: f32, or f16/bf16 (half the bytes; keys and values rounded as \
+                  they are stored and widened to f32 as attention reads them; CPU only)",
         },
         OptionDecl {
             name: "threads",
@@ -332,6 +341,10 @@ fn checked_config(options: &Params) -> Result<(Config, bool), Invalid> {
 /// Why a model of these options can only run on the CPU, if it can.
 fn cpu_only(options: &Params) -> Option<String> {
     let dtype = text(options, "dtype");
+    let kv = text(options, "kv_dtype");
+    if !matches!(kv, "" | "f32") {
+        return Some(format!("`kv_dtype: {kv}` runs on the CPU (the CUDA kernels keep an f32 cache)"));
+    }
     if matches!(model_source(text(options, "model")), Ok(ModelSource::Gguf(_))) {
         return Some("GGUF models run on the CPU".into());
     }
@@ -438,7 +451,8 @@ impl EngineKind for Llm {
             }
             (Device::Cpu, storage) => {
                 let pool = thread_pool(count(options, "threads") as usize)?;
-                let model = pool.install(|| Model::load_as(config, &source, storage, attention))?;
+                let kv = KvType::parse(text(options, "kv_dtype")).unwrap_or_default();
+                let model = pool.install(|| Model::load_as(config, &source, storage, attention))?.with_kv(kv);
                 Runner::Cpu { model: Arc::new(model), pool: Arc::new(pool) }
             }
         };
