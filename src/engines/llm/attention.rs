@@ -488,11 +488,75 @@ mod avx2 {
         }
     }
 
-    /// [`super::accumulate`]: sixteen outputs at a time in two registers,
-    /// four such sums over every fourth row.
+    /// [`super::accumulate`]. A head of 32 to 64 values (a multiple of 8)
+    /// is summed whole in registers, so one broadcast weight serves the
+    /// whole row; with six registers or fewer, two sums over alternate rows
+    /// keep enough multiply-adds in flight. Other widths go sixteen outputs
+    /// at a time.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn accumulate(acc: &mut [f32], correction: f32, weights: &[f32], values: &[f32], d: usize) {
         assert!(acc.len() == d && values.len() >= weights.len() * d);
+        // SAFETY (each arm): d = 8 · N, the arm's requirement.
+        unsafe {
+            match d {
+                32 => return whole_row::<4, 2>(acc, correction, weights, values),
+                40 => return whole_row::<5, 2>(acc, correction, weights, values),
+                48 => return whole_row::<6, 2>(acc, correction, weights, values),
+                56 => return whole_row::<7, 1>(acc, correction, weights, values),
+                64 => return whole_row::<8, 1>(acc, correction, weights, values),
+                _ => {}
+            }
+        }
+        sixteen_at_a_time(acc, correction, weights, values, d)
+    }
+
+    /// Rows of `8 · N` values summed in `N` registers, `U` sums over rows
+    /// `j ≡ u (mod U)`. The caller guarantees `acc.len() == 8 · N` and
+    /// `values.len() ≥ weights.len() · 8 · N`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn whole_row<const N: usize, const U: usize>(
+        acc: &mut [f32],
+        correction: f32,
+        weights: &[f32],
+        values: &[f32],
+    ) {
+        let d = 8 * N;
+        let mut sums = [[_mm256_setzero_ps(); N]; U];
+        let base = values.as_ptr();
+        let groups = weights.len() / U;
+        for group in 0..groups {
+            for (part, sum) in sums.iter_mut().enumerate() {
+                let j = group * U + part;
+                let weight = _mm256_set1_ps(weights[j]);
+                for (lane, cell) in sum.iter_mut().enumerate() {
+                    // SAFETY: row j < weights.len() holds d values from j · d.
+                    *cell = _mm256_fmadd_ps(weight, unsafe { _mm256_loadu_ps(base.add(j * d + lane * 8)) }, *cell);
+                }
+            }
+        }
+        for (j, &weight) in weights.iter().enumerate().skip(groups * U) {
+            let weight = _mm256_set1_ps(weight);
+            for (lane, cell) in sums[0].iter_mut().enumerate() {
+                // SAFETY: as above.
+                *cell = _mm256_fmadd_ps(weight, unsafe { _mm256_loadu_ps(base.add(j * d + lane * 8)) }, *cell);
+            }
+        }
+        let correction = _mm256_set1_ps(correction);
+        for lane in 0..N {
+            let mut total = sums[0][lane];
+            for sum in &sums[1..] {
+                total = _mm256_add_ps(total, sum[lane]);
+            }
+            // SAFETY: lane · 8 + 8 ≤ d = acc.len().
+            let out = unsafe { acc.as_mut_ptr().add(lane * 8) };
+            unsafe { _mm256_storeu_ps(out, _mm256_fmadd_ps(_mm256_loadu_ps(out), correction, total)) };
+        }
+    }
+
+    /// Sixteen outputs at a time in two registers, four sums over every
+    /// fourth row, then the remaining outputs one by one.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sixteen_at_a_time(acc: &mut [f32], correction: f32, weights: &[f32], values: &[f32], d: usize) {
         let whole = d - d % LANES;
         let quads = weights.len() / 4;
         let base = values.as_ptr();
@@ -595,7 +659,7 @@ mod tests {
 
     #[test]
     fn attend_equals_the_textbook_formula_at_every_width_and_storage() {
-        for d in [48, 64, 20] {
+        for d in [48, 64, 20, 32, 40, 56, 80] {
             for positions in [1, 5, 63, 64, 65, 130, 300] {
                 let keys = random(positions * d, 1);
                 let values = random(positions * d, 2);

@@ -689,11 +689,29 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
 
 /// The SwiGLU gate in place: `gate = silu(gate) · up`, element by element,
 /// on the engine's threads when there is enough of it.
+/// The exponential is `attention::exp2`, a polynomial the compiler
+/// vectorizes (AVX2 chosen at run time), where `f32::exp` is a call per
+/// value: a 2048-token prefill of `base` gates 19 M values.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    let work = |(gate, up): (&mut [f32], &[f32])| {
+    #[inline(always)]
+    fn body(gate: &mut [f32], up: &[f32]) {
         for (g, u) in gate.iter_mut().zip(up) {
-            *g = *g / (1.0 + (-*g).exp()) * u;
+            *g = *g / (1.0 + super::attention::exp2(-*g * std::f32::consts::LOG2_E)) * u;
         }
+    }
+    let work = |(gate, up): (&mut [f32], &[f32])| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn wide(gate: &mut [f32], up: &[f32]) {
+                body(gate, up)
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                return unsafe { wide(gate, up) };
+            }
+        }
+        body(gate, up)
     };
     if gate.len() < ELEMENTWISE_PARALLEL_MIN {
         work((gate, up));
