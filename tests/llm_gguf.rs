@@ -95,6 +95,7 @@ fn shape() -> Config {
         rope_theta: 10_000.0,
         rope_scaling: None,
         rope_factors: None,
+        qkv_bias: false,
         context: 512,
         tied: false,
     }
@@ -342,8 +343,13 @@ fn broken_files_are_refused_with_the_reason_and_exit_status_2() {
         ),
         (
             "architecture",
+            set_meta(good.clone(), "general.architecture", b"gemma"),
+            "architecture `gemma` is not supported",
+        ),
+        (
+            "qwen2 with llama keys",
             set_meta(good.clone(), "general.architecture", b"qwen2"),
-            "architecture `qwen2` is not supported",
+            "metadata `qwen2.embedding_length` is missing",
         ),
         (
             "unsupported tensor type",

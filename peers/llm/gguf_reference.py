@@ -13,6 +13,10 @@ Writes into DIR, with the `gguf` package (weights from numpy's PCG64, seed 7):
   fixture-llama3.gguf             tests/fixtures/llama-tiny-llama3 (bf16,
                                   tied, multi-query) likewise, its Llama 3
                                   rope scaling as `rope_freqs.weight`;
+  qwen2.gguf                      a random Qwen2 of the test shape, F32: the
+                                  llama block with q, k and v biases and
+                                  rotary on halves, so its q and k rows are
+                                  not interleaved (numpy seed 11);
   q4_k.gguf                       f32.gguf quantized by llama.cpp itself
                                   (llama_model_quantize, Q4_K, `pure`: every
                                   matrix Q4_K) -- only when llama-cpp-python is
@@ -76,8 +80,8 @@ def interleave(w, heads):
     return w.reshape(heads, 2, rows // heads // 2, cols).swapaxes(1, 2).reshape(rows, cols)
 
 
-def writer(path, shape, vocab_size, file_type):
-    w = gguf.GGUFWriter(path, "llama")
+def writer(path, shape, vocab_size, file_type, arch="llama"):
+    w = gguf.GGUFWriter(path, arch)
     w.add_name("phasebench-gguf-test")
     w.add_context_length(shape["context"])
     w.add_embedding_length(shape["dim"])
@@ -113,10 +117,12 @@ def finish(w):
     w.close()
 
 
-def random_tensors():
-    """The random model's tensors by GGUF name, numpy (out, in), q/k interleaved."""
+def random_tensors(seed=7, interleaved=True):
+    """The random model's tensors by GGUF name, numpy (out, in), q/k
+    interleaved for llama.cpp's rotary unless told otherwise."""
     s = SHAPE
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
+    order = interleave if interleaved else (lambda w, heads: w)
     d, h, hd = s["dim"], s["hidden"], s["dim"] // s["heads"]
     kvd = s["kv_heads"] * hd
 
@@ -127,8 +133,8 @@ def random_tensors():
     for layer in range(s["layers"]):
         b = f"blk.{layer}"
         out[f"{b}.attn_norm.weight"] = (1.0 + rand(d, 0.1)).astype(np.float32)
-        out[f"{b}.attn_q.weight"] = interleave(rand((d, d), d ** -0.5), s["heads"])
-        out[f"{b}.attn_k.weight"] = interleave(rand((kvd, d), d ** -0.5), s["kv_heads"])
+        out[f"{b}.attn_q.weight"] = order(rand((d, d), d ** -0.5), s["heads"])
+        out[f"{b}.attn_k.weight"] = order(rand((kvd, d), d ** -0.5), s["kv_heads"])
         out[f"{b}.attn_v.weight"] = rand((kvd, d), d ** -0.5)
         out[f"{b}.attn_output.weight"] = rand((d, d), d ** -0.5)
         out[f"{b}.ffn_norm.weight"] = (1.0 + rand(d, 0.1)).astype(np.float32)
@@ -153,6 +159,22 @@ def write_random(path, kind):
         else:
             q = gguf.quants.quantize(t, Q.Q8_0)
             w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=Q.Q8_0)
+    finish(w)
+
+
+def write_qwen2(path):
+    """The Qwen2 file: the random model's shape (numpy seed 11), q and k
+    rows as they are (Qwen2's rotary is on halves, as Hugging Face's), and a
+    bias on q, k and v large enough to move the answer."""
+    w = writer(path, SHAPE, SHAPE["vocab"], gguf.LlamaFileType.ALL_F32, arch="qwen2")
+    tensors = random_tensors(seed=11, interleaved=False)
+    rng = np.random.default_rng(12)
+    kvd = SHAPE["kv_heads"] * SHAPE["dim"] // SHAPE["heads"]
+    for layer in range(SHAPE["layers"]):
+        for part, width in (("q", SHAPE["dim"]), ("k", kvd), ("v", kvd)):
+            tensors[f"blk.{layer}.attn_{part}.bias"] = rng.standard_normal(width, dtype=np.float32) * np.float32(0.5)
+    for name, t in tensors.items():
+        w.add_tensor(name, t)
     finish(w)
 
 
@@ -297,6 +319,8 @@ def main():
     write_fixture(files["fixture"], "llama-tiny")
     files["fixture-llama3"] = os.path.join(args.dir, "fixture-llama3.gguf")
     write_fixture(files["fixture-llama3"], "llama-tiny-llama3")
+    files["qwen2"] = os.path.join(args.dir, "qwen2.gguf")
+    write_qwen2(files["qwen2"])
     try:
         import llama_cpp  # noqa: F401
         have_llama_cpp = True

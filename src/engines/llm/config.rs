@@ -132,6 +132,8 @@ pub struct Config {
     pub context: usize,
     /// Output head shares the embedding matrix.
     pub tied: bool,
+    /// The q, k and v projections add a bias (Qwen2).
+    pub qkv_bias: bool,
 }
 
 /// Names of the built-in presets.
@@ -154,6 +156,7 @@ impl Config {
             rope_factors: None,
             context: 2048,
             tied: true,
+            qkv_bias: false,
         };
         Some(match name {
             "tiny" => plain(128, 384, 4, 4, 2048),
@@ -179,6 +182,7 @@ impl Config {
                 rope_factors: None,
                 context: 131_072,
                 tied: true,
+                qkv_bias: false,
             },
             _ => return None,
         })
@@ -257,6 +261,7 @@ impl Config {
             rope_factors: None,
             context: raw.max_position_embeddings,
             tied: raw.tie_word_embeddings,
+            qkv_bias: false,
         })
     }
 
@@ -293,6 +298,11 @@ impl Config {
                 ("mlp.down_proj", vec![self.dim, self.hidden]),
             ] {
                 shapes.push((format!("{prefix}.{name}.weight"), shape));
+            }
+            if self.qkv_bias {
+                for (name, width) in [("q_proj", q_dim), ("k_proj", kv_dim), ("v_proj", kv_dim)] {
+                    shapes.push((format!("{prefix}.self_attn.{name}.bias"), vec![width]));
+                }
             }
         }
         shapes

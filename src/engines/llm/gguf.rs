@@ -6,7 +6,8 @@
 //!
 //! What is read: GGUF versions 2 and 3, little-endian, the metadata value
 //! types of the specification, and the tensor types [`TensorType`] names.
-//! [`GgufModel`] turns a llama-architecture file into a [`Config`] and
+//! [`GgufModel`] turns a llama-architecture file (llama, mistral, or qwen2
+//! with its q, k and v biases) into a [`Config`] and
 //! serves its tensors under the Hugging Face names the model loads by.
 
 use std::collections::HashMap;
@@ -416,6 +417,9 @@ impl Gguf {
             rope_factors: None,
             context: self.int(&key("context_length"))?.unwrap_or(2048).max(1),
             tied: !self.tensors.contains_key("output.weight"),
+            // Qwen2's q, k and v projections add a bias; `check_shapes`
+            // requires the three vectors of every layer.
+            qkv_bias: arch == QWEN2,
         };
         // `float` gives finite numbers only.
         if config.eps <= 0.0 || config.rope_theta <= 0.0 {
@@ -477,8 +481,13 @@ pub fn rope_factors(path: &Path, file: &Gguf) -> Result<Option<Vec<f64>>, LlmErr
     Ok(Some(factors))
 }
 
-/// Architectures whose block is the llama one (Mistral's GGUF files say `llama`).
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "mistral"];
+/// Architectures whose block is the llama one (Mistral's GGUF files say
+/// `llama`; Qwen2's adds biases to q, k and v).
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "mistral", QWEN2];
+
+/// Qwen2: the llama block with q, k and v biases, and rotary on halves
+/// (NeoX order), so llama.cpp's converter leaves its q and k rows as they are.
+pub const QWEN2: &str = "qwen2";
 
 /// The GGUF name of a tensor the model loads by its Hugging Face name.
 pub fn gguf_name(hf: &str) -> Option<String> {
@@ -501,6 +510,9 @@ pub fn gguf_name(hf: &str) -> Option<String> {
         "self_attn.k_proj.weight" => "attn_k.weight",
         "self_attn.v_proj.weight" => "attn_v.weight",
         "self_attn.o_proj.weight" => "attn_output.weight",
+        "self_attn.q_proj.bias" => "attn_q.bias",
+        "self_attn.k_proj.bias" => "attn_k.bias",
+        "self_attn.v_proj.bias" => "attn_v.bias",
         "mlp.gate_proj.weight" => "ffn_gate.weight",
         "mlp.up_proj.weight" => "ffn_up.weight",
         "mlp.down_proj.weight" => "ffn_down.weight",

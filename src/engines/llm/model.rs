@@ -235,14 +235,30 @@ impl LayerCache {
 /// A weight matrix `(out, in)` applied as `x · Wᵀ`.
 struct Linear {
     weight: Weight,
+    /// Added to every output row (Qwen2's q, k and v), f32 `(out,)`.
+    bias: Option<Tensor>,
 }
 
 impl Linear {
     fn load(source: &WeightSource, name: &str, out: usize, input: usize, storage: Storage) -> Result<Linear, LlmError> {
-        Ok(Linear { weight: source.matrix(name, [out, input], storage)? })
+        Ok(Linear { weight: source.matrix(name, [out, input], storage)?, bias: None })
+    }
+
+    /// The layer with the bias `name` of `out` values.
+    fn with_bias(mut self, source: &WeightSource, name: &str, out: usize) -> Result<Linear, LlmError> {
+        self.bias = Some(source.get(name, &[out], DType::F32)?);
+        Ok(self)
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor, LlmError> {
+        let product = self.product(x)?;
+        match &self.bias {
+            Some(bias) => Ok(product.broadcast_add(bias)?),
+            None => Ok(product),
+        }
+    }
+
+    fn product(&self, x: &Tensor) -> Result<Tensor, LlmError> {
         let weight = match &self.weight {
             Weight::Quant(matrix) => {
                 let rows = x.dim(0)?;
@@ -414,7 +430,7 @@ impl Model {
             .collect::<Result<_, _>>()?;
         let norm = RmsNorm::load(source, "model.norm.weight", config.dim, config.eps)?;
         let head = if config.tied {
-            Linear { weight: embedding.clone() }
+            Linear { weight: embedding.clone(), bias: None }
         } else {
             Linear::load(source, "lm_head.weight", config.vocab, config.dim, storage)?
         };
@@ -458,7 +474,7 @@ impl Model {
                 let mlp = &block.mlp;
                 [&attention.q, &attention.k, &attention.v, &attention.o, &mlp.gate, &mlp.up, &mlp.down]
                     .iter()
-                    .map(|linear| linear.weight.bytes())
+                    .map(|linear| linear.weight.bytes() + linear.bias.as_ref().map_or(0, |bias| bias.elem_count() * 4))
                     .sum::<usize>()
             })
             .sum();
@@ -632,10 +648,17 @@ impl Attention {
         let (dim, q_dim, kv_dim) = (config.dim, config.heads * config.head_dim, config.kv_heads * config.head_dim);
         let linear =
             |name: &str, out, input| Linear::load(source, &format!("{prefix}.{name}.weight"), out, input, storage);
+        let biased = |name: &str, out| -> Result<Linear, LlmError> {
+            let layer = linear(name, out, dim)?;
+            match config.qkv_bias {
+                true => layer.with_bias(source, &format!("{prefix}.{name}.bias"), out),
+                false => Ok(layer),
+            }
+        };
         Ok(Attention {
-            q: linear("q_proj", q_dim, dim)?,
-            k: linear("k_proj", kv_dim, dim)?,
-            v: linear("v_proj", kv_dim, dim)?,
+            q: biased("q_proj", q_dim)?,
+            k: biased("k_proj", kv_dim)?,
+            v: biased("v_proj", kv_dim)?,
             o: linear("o_proj", dim, q_dim)?,
             heads: config.heads,
             kv_heads: config.kv_heads,

@@ -81,6 +81,9 @@ pub struct GgufSource {
     file: Gguf,
     heads: usize,
     kv_heads: usize,
+    /// Whether llama.cpp's converter interleaved the q and k rows (every
+    /// supported architecture but Qwen2, whose rotary is on halves).
+    interleaved: bool,
 }
 
 /// A source of named tensors.
@@ -115,7 +118,9 @@ impl WeightSource {
         let file = Gguf::open(path)?;
         let mut config = file.config().map_err(|why| LlmError::Checkpoint(format!("{}: {why}", path.display())))?;
         config.rope_factors = gguf::rope_factors(path, &file)?;
-        let source = GgufSource { path: path.to_path_buf(), file, heads: config.heads, kv_heads: config.kv_heads };
+        let interleaved = file.architecture().map_err(LlmError::Checkpoint)? != gguf::QWEN2;
+        let source =
+            GgufSource { path: path.to_path_buf(), file, heads: config.heads, kv_heads: config.kv_heads, interleaved };
         Ok((config, WeightSource::Gguf(source)))
     }
 
@@ -187,7 +192,9 @@ impl GgufSource {
         }
         let (rows, cols) = (shape[0], shape.get(1).copied().unwrap_or(1));
         let mut bytes = gguf::read_tensor(&self.path, info)?;
-        let heads = if gguf_name.ends_with("attn_q.weight") {
+        let heads = if !self.interleaved {
+            None
+        } else if gguf_name.ends_with("attn_q.weight") {
             Some(self.heads)
         } else if gguf_name.ends_with("attn_k.weight") {
             Some(self.kv_heads)

@@ -18,6 +18,9 @@ use crate::engines::llm::LlmError;
 
 /// Why this configuration cannot run on the GPU, if it cannot.
 pub fn unsupported(config: &Config) -> Option<String> {
+    if config.qkv_bias {
+        return Some("the CUDA path has no q, k and v biases (Qwen2)".into());
+    }
     (config.head_dim > MAX_HEAD_DIM).then(|| {
         format!("the CUDA kernels take head sizes up to {MAX_HEAD_DIM}, and this model's is {}", config.head_dim)
     })
