@@ -57,9 +57,11 @@ PROMPT = [(17 * i + 5) % 250 + 3 for i in range(24)]  # inside both vocabularies
 GREEDY = 16
 
 
-def dummy_vocab(n):
+def dummy_vocab(n, ranked=False):
     """A SentencePiece-style list llama.cpp's loader accepts: <unk>, <s>, </s>,
-    byte tokens (as many as fit, <0x0A> among them), then placeholders."""
+    byte tokens (as many as fit, <0x0A> among them), then placeholders, with
+    score 0, or (`ranked`, as make_gguf.py's benchmark files have them) the
+    placeholders scored -0, -1, -2, ... in order."""
     tokens = ["<unk>", "<s>", "</s>"]
     types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
     for b in range(min(256, n - 3)):
@@ -70,7 +72,8 @@ def dummy_vocab(n):
         tokens.append(f"\u2581t{i}")
         types.append(gguf.TokenType.NORMAL)
         i += 1
-    scores = [0.0] * len(tokens)
+    placed = len(tokens) - i
+    scores = [0.0] * placed + ([-float(k) for k in range(i)] if ranked else [0.0] * i)
     return tokens, scores, [int(t) for t in types]
 
 

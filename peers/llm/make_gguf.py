@@ -26,23 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from presets import PRESETS, kv_dim  # noqa: E402
 
 import gguf  # noqa: E402
-
-
-def dummy_vocab(n):
-    tokens, scores, types = [], [], []
-    T = gguf.TokenType
-    tokens += ["<unk>", "<s>", "</s>"]
-    types += [T.UNKNOWN, T.CONTROL, T.CONTROL]
-    for b in range(256):
-        tokens.append(f"<0x{b:02X}>")
-        types.append(T.BYTE)
-    i = 0
-    while len(tokens) < n:
-        tokens.append(f"\u2581t{i}")  # '▁' is SentencePiece's word-start marker
-        types.append(T.NORMAL)
-        i += 1
-    scores = [0.0] * 3 + [0.0] * 256 + [-float(k) for k in range(n - 259)]
-    return tokens, scores, [int(t) for t in types]
+from gguf_reference import dummy_vocab  # noqa: E402
 
 
 def main():
@@ -76,7 +60,7 @@ def main():
     w.add_vocab_size(p["vocab"])
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
 
-    tokens, scores, types = dummy_vocab(p["vocab"])
+    tokens, scores, types = dummy_vocab(p["vocab"], ranked=True)
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)
     w.add_token_scores(scores)
