@@ -3,7 +3,7 @@
 llama.cpp's decode rate on each.
 
   quant_decode.py make PRESET TYPE...   writes GGUF_DIR/PRESET-TYPE.gguf for each
-                                        TYPE (f16, q8_0, q4_k) by quantizing
+                                        TYPE (f16, q8_0, q4_0, q4_k) by quantizing
                                         PRESET-f32.gguf with llama.cpp itself
                                         (`pure`: every matrix in TYPE, as
                                         phasebench's `dtype` stores them)
@@ -25,7 +25,7 @@ import llama_cpp  # noqa: E402
 from llamacpp_peer import prompt_tokens, run_decode  # noqa: E402
 
 FTYPES = {"f16": llama_cpp.LLAMA_FTYPE_MOSTLY_F16, "q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0,
-          "q4_k": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M}
+          "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0, "q4_k": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M}
 
 
 def make(args):

@@ -16,8 +16,9 @@
 //! block, scaled once per block: the weights are read at their stored size,
 //! which is what a memory-bound decoding step's speed is, and the result
 //! is the one llama.cpp computes up to the order of float additions.
-//! Q8_0, Q4_K and Q6_K (the type of a Q4_K_M file's head and of some of its
-//! layers) have AVX2 kernels; Q4_0, portable code the compiler vectorizes.
+//! Q8_0, Q4_0, Q4_K and Q6_K (the type of a Q4_K_M file's head and of some
+//! of its layers) have AVX2 kernels, chosen at run time; the portable code
+//! is the reference they are tested against.
 
 use half::f16;
 use rayon::prelude::*;
@@ -225,9 +226,9 @@ impl QMatrix {
         {
             match self.kind {
                 QuantType::Q8_0 => return avx2::rows_q8_0,
+                QuantType::Q4_0 => return avx2::rows_q4_0,
                 QuantType::Q4K => return avx2::rows_q4k,
                 QuantType::Q6K => return avx2::rows_q6k,
-                _ => {}
             }
         }
         fn rows<const KIND: u8>(weights: &[u8], x: &[u8], out: &mut [f32]) {
@@ -522,6 +523,7 @@ mod avx2 {
     }
 
     rows!(rows_q8_0, rows_q8_0_avx2, dot_q8_0);
+    rows!(rows_q4_0, rows_q4_0_avx2, dot_q4_0);
     rows!(rows_q4k, rows_q4k_avx2, dot_q4k);
     rows!(rows_q6k, rows_q6k_avx2, dot_q6k);
 
@@ -610,6 +612,29 @@ mod avx2 {
                 (_mm256_loadu_si256(w.as_ptr().add(2).cast()), _mm256_loadu_si256(a.as_ptr().add(2).cast()))
             };
             // |w| · (a with w's sign): the unsigned-times-signed product maddubs takes.
+            let sums = products(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qa, qw));
+            let scale = _mm256_set1_ps(half_at(w, 0) * half_at(a, 0));
+            acc[index % 2] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc[index % 2]);
+        }
+        horizontal(_mm256_add_ps(acc[0], acc[1]))
+    }
+
+    /// [`super::dot_q4_0`] in AVX2: a block's 32 nibbles spread to bytes
+    /// (low nibbles the first 16 values, high the last 16), less 8, then
+    /// multiplied as Q8_0's signed bytes are.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot_q4_0(weights: &[u8], x: &[u8]) -> f32 {
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let (nibble, eight) = (_mm_set1_epi8(0x0F), _mm256_set1_epi8(8));
+        for (index, (w, a)) in weights.chunks_exact(18).zip(x.chunks_exact(34)).enumerate() {
+            // SAFETY: a weight block holds 16 bytes from offset 2, an activation block 32.
+            let (packed, qa) = unsafe {
+                (_mm_loadu_si128(w.as_ptr().add(2).cast()), _mm256_loadu_si256(a.as_ptr().add(2).cast()))
+            };
+            let low = _mm_and_si128(packed, nibble);
+            let high = _mm_and_si128(_mm_srli_epi16::<4>(packed), nibble);
+            let qw = _mm256_sub_epi8(_mm256_set_m128i(high, low), eight);
             let sums = products(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qa, qw));
             let scale = _mm256_set1_ps(half_at(w, 0) * half_at(a, 0));
             acc[index % 2] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc[index % 2]);
@@ -735,11 +760,12 @@ mod tests {
         let (rows, cols) = (9, 768);
         let w = values(rows * cols, 2);
         let x = values(2 * cols, 3);
-        for kind in [QuantType::Q8_0, QuantType::Q4K, QuantType::Q6K] {
+        for kind in [QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4K, QuantType::Q6K] {
             let matrix = QMatrix::quantize(kind, &w, rows, cols).unwrap();
             let activations = Activations::quantize(kind, &x, 2, cols);
             let portable = match kind {
                 QuantType::Q8_0 => dot_q8_0,
+                QuantType::Q4_0 => dot_q4_0,
                 QuantType::Q4K => dot_q4k,
                 _ => dot_q6k,
             };
