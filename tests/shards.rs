@@ -143,6 +143,13 @@ fn four_shards_merge_into_the_whole_run() {
         let (merged_histogram, _) = latency(merged_run);
         assert_eq!(merged_histogram.len(), whole_run.operations + whole_run.errors, "{id}");
         assert_eq!(buckets(&merged_histogram), buckets(&sum), "{id}: the merged histogram is not the shards' sum");
+        // The comparison tells a merge that lost a shard from one that did not.
+        let mut three = latency(run(&pieces[0], id)).0;
+        three.auto(true);
+        for piece in &pieces[1..3] {
+            three.add(latency(run(piece, id)).0).unwrap();
+        }
+        assert_ne!(buckets(&merged_histogram), buckets(&three), "{id}: three shards read as four");
         assert_eq!(merged_run.metrics["latency"].summary, Some(Summary::of(&sum, scale)), "{id}");
         assert!(p(merged_run, 0.5) >= 0.001, "{id}: a 1 ms sleep measured {}s", p(merged_run, 0.5));
         // The rate is the merged count over the union of the shards' windows.

@@ -11,21 +11,8 @@
 # "small base"), RESULTS_DIR (default peers/llm/results/prefill-<utc time>).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-PY="${BENCH_VENV:-/work/bench-venv}/bin/python"
-export GGUF_DIR="${GGUF_DIR:-/tmp/phasebench-gguf}"
-REPS="${REPS:-5}"
 PRESETS="${PRESETS:-small base}"
-RESULTS_DIR="${RESULTS_DIR:-$HERE/results/prefill-$(date -u +%Y%m%dT%H%M%SZ)}"
-mkdir -p "$RESULTS_DIR" "$GGUF_DIR"
-OUT="$RESULTS_DIR/lines.jsonl"
-: >"$OUT"
-log() { echo "[prefill_flash] $*" >&2; }
-
-CARGO_TARGET_DIR="$ROOT/target" cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" >&2
-BIN="$ROOT/target/release/phasebench"
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
+source "$HERE/bench_setup.sh" prefill
 
 for preset in $PRESETS; do
   file="$GGUF_DIR/$preset-f32.gguf"

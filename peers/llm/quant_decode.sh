@@ -17,24 +17,11 @@
 # "small:f32,f16,q8_0 base:f32,f16,q8_0,q4_k 1b:q4_k").
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-PY="${BENCH_VENV:-/work/bench-venv}/bin/python"
-export GGUF_DIR="${GGUF_DIR:-/tmp/phasebench-gguf}"
-REPS="${REPS:-5}"
-RESULTS_DIR="${RESULTS_DIR:-$HERE/results/quant-$(date -u +%Y%m%dT%H%M%SZ)}"
 ROWS="${ROWS:-small:f32,f16,q8_0 base:f32,f16,q8_0,q4_k 1b:q4_k}"
-mkdir -p "$RESULTS_DIR" "$GGUF_DIR"
-OUT="$RESULTS_DIR/lines.jsonl"
-: >"$OUT"
-log() { echo "[quant_decode] $*" >&2; }
-
-CARGO_TARGET_DIR="$ROOT/target" cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" >&2
-BIN="$ROOT/target/release/phasebench"
+source "$HERE/bench_setup.sh" quant
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/bench-target}/membw-native" RUSTFLAGS="-C target-cpu=native" \
   cargo build --release --quiet --manifest-path "$HERE/membw/Cargo.toml" >&2
 MEMBW="${CARGO_TARGET_DIR:-/work/bench-target}/membw-native/release/membw"
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
 
 "$MEMBW" --gib 2 --passes 11 | sed 's/"bench":"membw"/"bench":"membw","when":"before"/' >>"$OUT"
 for row in $ROWS; do
