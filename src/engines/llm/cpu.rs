@@ -93,12 +93,19 @@ pub fn gemv(x: &Tensor, weight: &Tensor) -> Result<Tensor, LlmError> {
     Ok(Tensor::from_vec(result, (rows, out), &Device::Cpu)?)
 }
 
-/// The kernels of one weight type: a dot product for one row, and a tile
-/// of [`TILE_OUTS`] weight rows by [`TILE_ROWS`] rows of `x`.
+/// The kernels of one weight type: a dot product for one row, the dot
+/// products of one row of `x` with consecutive weight rows, and a tile of
+/// [`TILE_OUTS`] weight rows by [`TILE_ROWS`] rows of `x`.
 struct Kernels<W: 'static> {
     dot: fn(&[f32], &[W]) -> f32,
+    rows: Rows<W>,
     tiles: Tiles<W>,
 }
+
+/// `out[i] = x · weights[i]` for the consecutive rows of `x.len()` in
+/// `weights`, one per cell of `out`: a decoding step's share of a product,
+/// with the CPU's features checked once rather than once per row.
+type Rows<W> = fn(&[f32], &[W], &mut [f32]);
 
 /// Products of [`TILE_OUTS`] weight rows with every pair of rows of `x`
 /// (an odd last row is left to the caller), written to `out[r][column + o]`;
@@ -106,15 +113,15 @@ struct Kernels<W: 'static> {
 type Tiles<W> = fn(&[&[f32]], &[&[W]; TILE_OUTS], &mut [&mut [f32]], usize, &[W]);
 
 impl Kernels<f32> {
-    const F32: Kernels<f32> = Kernels { dot: dot_f32, tiles: tiles_f32 };
+    const F32: Kernels<f32> = Kernels { dot: dot_f32, rows: rows_f32, tiles: tiles_f32 };
 }
 
 impl Kernels<bf16> {
-    const BF16: Kernels<bf16> = Kernels { dot: dot_bf16, tiles: tiles_bf16 };
+    const BF16: Kernels<bf16> = Kernels { dot: dot_bf16, rows: rows_bf16, tiles: tiles_bf16 };
 }
 
 impl Kernels<f16> {
-    const F16: Kernels<f16> = Kernels { dot: dot_f16, tiles: tiles_f16 };
+    const F16: Kernels<f16> = Kernels { dot: dot_f16, rows: rows_f16, tiles: tiles_f16 };
 }
 
 /// `result (rows, outs) = x (rows, input) · weightᵀ`, in tasks of
@@ -142,6 +149,10 @@ fn products<W: Sync>(x: &[f32], rows: usize, input: usize, weight: &[W], result:
         let first = index * per_task;
         let count = out.first().map_or(0, |cells| cells.len());
         let weight_row = |offset: usize| &weight[(first + offset) * input..(first + offset + 1) * input];
+        if rows == 1 {
+            (kernels.rows)(x_rows[0], &weight[first * input..(first + count) * input], &mut out[0][..count]);
+            return;
+        }
         let mut offset = 0;
         // Several rows of x (a batched decoding step): each tile loads a
         // stretch of TILE_OUTS weight rows once and multiplies it into
@@ -266,6 +277,30 @@ dispatched_tile!(tiles_f32, f32, |w: f32| w);
 dispatched_tile!(tiles_bf16, bf16, widen);
 dispatched_tile!(tiles_f16, f16, f16::to_f32);
 
+/// [`Rows`] in portable code, or in the caller's instruction set when it
+/// is inlined into a function that enables more.
+#[inline(always)]
+fn rows_body<W>(x: &[f32], weights: &[W], out: &mut [f32], dot: impl Fn(&[f32], &[W]) -> f32) {
+    for (cell, w) in out.iter_mut().zip(weights.chunks_exact(x.len())) {
+        *cell = dot(x, w);
+    }
+}
+
+/// [`Rows`] for f16 weights: AVX2 with F16C where the CPU has them.
+fn rows_f16(x: &[f32], weights: &[f16], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
+        {
+            // SAFETY: the CPU supports AVX2, FMA and F16C, checked just above.
+            return unsafe { avx2::rows_f16(x, weights, out) };
+        }
+    }
+    rows_body(x, weights, out, |a, b| dot_body(a, b, f16::to_f32))
+}
+
 /// A dot product with f16 weights: AVX2 with F16C conversions where the
 /// CPU has them (every AVX2 CPU does), portable code otherwise.
 fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
@@ -300,10 +335,21 @@ mod avx2 {
         }
     }
 
+    /// [`super::Rows`] for f16 weights, [`dot_f16`] inlined for each row.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn rows_f16(x: &[f32], weights: &[f16], out: &mut [f32]) {
+        // SAFETY: this function's own features are the ones `dot_f16` needs.
+        super::rows_body(x, weights, out, |a, b| unsafe { dot_f16(a, b) })
+    }
+
     /// `a · b` for f16 `b`, four accumulators of eight lanes.
     ///
     /// # Safety
     /// The CPU supports AVX2, FMA and F16C.
+    #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_f16(a: &[f32], b: &[f16]) -> f32 {
         let n = a.len().min(b.len());
@@ -524,8 +570,10 @@ fn dot_body<W: Copy>(a: &[f32], b: &[W], widen: impl Fn(W) -> f32) -> f32 {
 /// Defines a dot product that uses AVX2 when the CPU has it (checked once
 /// per call, a cached flag) and portable vector code otherwise, so one
 /// binary runs everywhere and is fast where it can be.
+/// With `$rows`, defines the [`Rows`] kernel of the same weight type,
+/// dispatched once for all its rows.
 macro_rules! dispatched_dot {
-    ($name:ident, $weight:ty, $widen:expr) => {
+    ($name:ident, $rows:ident, $weight:ty, $widen:expr) => {
         fn $name(a: &[f32], b: &[$weight]) -> f32 {
             #[cfg(target_arch = "x86_64")]
             {
@@ -540,10 +588,25 @@ macro_rules! dispatched_dot {
             }
             dot_body(a, b, $widen)
         }
+
+        fn $rows(x: &[f32], weights: &[$weight], out: &mut [f32]) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn wide(x: &[f32], weights: &[$weight], out: &mut [f32]) {
+                    rows_body(x, weights, out, |a, b| dot_body(a, b, $widen))
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2, checked just above.
+                    return unsafe { wide(x, weights, out) };
+                }
+            }
+            rows_body(x, weights, out, |a, b| dot_body(a, b, $widen))
+        }
     };
 }
 
-dispatched_dot!(dot_f32, f32, |w: f32| w);
+dispatched_dot!(dot_f32, rows_f32, f32, |w: f32| w);
 
 /// `scale · (query · key)` for every key in `keys` (rows of `query.len()`),
 /// prefetching each key's row of `values` and of `next_keys` as the key is
@@ -585,7 +648,7 @@ fn prefetch(data: &[f32]) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = data;
 }
-dispatched_dot!(dot_bf16, bf16, widen);
+dispatched_dot!(dot_bf16, rows_bf16, bf16, widen);
 
 /// Attention of one query head over the first keys and values of its
 /// key/value head (rows of `query.len()`, as many in both): scores,
@@ -790,6 +853,45 @@ mod tests {
     }
 
     #[test]
+    fn gemv_of_f16_weights_matches_matmul_of_the_widened_weights() {
+        for rows in [1, 2, 3, 8] {
+            let x = random(&[rows, 301], 3);
+            let w = random(&[197, 301], 4).to_dtype(DType::F16).unwrap();
+            let expected = x.matmul(&w.to_dtype(DType::F32).unwrap().t().unwrap()).unwrap();
+            assert!(worst(&gemv(&x, &w).unwrap(), &expected) < 1e-4, "{rows} rows");
+        }
+    }
+
+    #[test]
+    fn the_row_kernels_compute_each_rows_dot_product() {
+        // 301 columns: the vector loops and a tail. Each kernel writes 5
+        // rows into the first 5 of 7 cells; the other two must stay as they were.
+        let (rows, input) = (5, 301);
+        let x = random(&[input], 5).to_vec1::<f32>().unwrap();
+        let w = random(&[rows, input], 6).flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let check = |name: &str, widened: Vec<f32>, kernel: &dyn Fn(&mut [f32])| {
+            let mut out = vec![7.0_f32; rows + 2];
+            kernel(&mut out[..rows]);
+            assert_eq!(out[rows..], [7.0, 7.0], "{name} wrote past its rows");
+            for (r, row) in widened.chunks_exact(input).enumerate() {
+                let want = row.iter().zip(&x).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>() as f32;
+                assert!((out[r] - want).abs() < 1e-4, "{name}, row {r}: {} against {want}", out[r]);
+            }
+        };
+        check("f32", w.clone(), &|out| rows_f32(&x, &w, out));
+        check("portable f32", w.clone(), &|out| rows_body(&x, &w, out, |a, b| dot_body(a, b, |v: f32| v)));
+        // Narrow weights: the products are those of the rounded weights.
+        let halves: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+        let widened: Vec<f32> = halves.iter().map(|v| v.to_f32()).collect();
+        check("f16", widened.clone(), &|out| rows_f16(&x, &halves, out));
+        check("portable f16", widened, &|out| rows_body(&x, &halves, out, |a, b| dot_body(a, b, f16::to_f32)));
+        let brains: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
+        let widened: Vec<f32> = brains.iter().map(|v| v.to_f32()).collect();
+        check("bf16", widened.clone(), &|out| rows_bf16(&x, &brains, out));
+        check("portable bf16", widened, &|out| rows_body(&x, &brains, out, |a, b| dot_body(a, b, widen)));
+    }
+
+    #[test]
     fn the_portable_and_the_vector_tiles_compute_the_same_products() {
         // 5 rows (two pairs and one left to the caller), an input with a tail past the vector width.
         let (rows, input) = (5, 61);
@@ -895,3 +997,4 @@ mod tests {
         }
     }
 }
+
